@@ -1,0 +1,37 @@
+# Every install goes through constraints.txt (torch==2.13.0, the CPU build on this machine).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-all lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## demo: simulate a small cohort, prepare it into a store, inspect the store
+demo: setup
+	$(VENV)/bin/synthsleepnet simulate --nights 4 --hours 2 --seed 0 --out demo/recordings --overwrite
+	$(VENV)/bin/synthsleepnet prepare demo/recordings --out demo/store --workers 2
+	$(VENV)/bin/synthsleepnet inspect demo/store
+
+## test: the suite CI runs (slow-marked checks excluded)
+test: setup
+	$(PY) -m pytest -q -m "not slow" tests src
+
+test-all: setup
+	$(PY) -m pytest -q tests src
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/store_random_access.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

@@ -1,0 +1,5 @@
+"""``python -m synthsleepnet``: the same as the ``synthsleepnet`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""Command line: a thin layer over the Python API, one public function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._config import PreprocessingConfig, config_from_dict, load_config_file
+from ._logging import logger
+
+__all__ = ["main"]
+
+
+def _doc(func: Callable[..., Any]) -> str:
+    """First paragraph of a function's docstring, used as the subcommand's help."""
+    return (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+
+
+def _install_handler(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.handlers = [h for h in logger.handlers if isinstance(h, logging.NullHandler)] + [handler]
+    logger.setLevel(level)
+
+
+def _preprocessing(path: str | None) -> PreprocessingConfig:
+    if path is None:
+        return PreprocessingConfig()
+    data = load_config_file(path)
+    return config_from_dict(PreprocessingConfig, data.get("preprocessing", data))
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+# --- info -----------------------------------------------------------------------------------
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .io import load_channel_table, read_recording
+    from .preprocessing import describe_recording
+
+    recording = read_recording(args.file)
+    rows = describe_recording(recording, config=_preprocessing(args.config),
+                              channel_table=load_channel_table(args.channel_file))
+    if args.json:
+        _print(json.dumps({"file": str(recording.path), "start": str(recording.start),
+                           "duration_s": recording.duration_s, "channels": rows,
+                           "annotations": len(recording.annotations), "notes": recording.notes},
+                          indent=1))
+        return 0
+    _print(f"{recording.path}  start {recording.start or 'anonymised'}  "
+           f"duration {recording.duration_s:.1f} s  annotations {len(recording.annotations)}")
+    for note in recording.notes:
+        _print(f"  note: {note}")
+    width = max((len(r["label"]) for r in rows), default=5)
+    _print(f"  {'label':<{width}}  {'Hz':>7}  {'seconds':>9}  {'unit':<6}  use")
+    for r in rows:
+        _print(f"  {r['label']:<{width}}  {r['sfreq']:>7g}  {r['duration_s']:>9.1f}  "
+               f"{r['unit'] or '-':<6}  {r['use']}")
+    return 0
+
+
+# --- prepare --------------------------------------------------------------------------------
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .io import RecordingFiles
+    from .store import prepare_store
+
+    inputs: Any
+    if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
+        if args.scoring:
+            raise SystemExit("--scoring pairs files one by one; with a folder use --scoring-dir")
+        inputs = args.inputs[0]
+    else:
+        scorings = args.scoring or [None] * len(args.inputs)
+        if len(scorings) != len(args.inputs):
+            raise SystemExit(f"got {len(args.inputs)} recordings but {len(scorings)} --scoring files")
+        inputs = [RecordingFiles(Path(r), Path(s) if s else None)
+                  for r, s in zip(args.inputs, scorings, strict=True)]
+    summary = prepare_store(inputs, args.out, config=_preprocessing(args.config),
+                            scoring_dirs=args.scoring_dir, channel_file=args.channel_file,
+                            required=args.require, cohort=args.cohort,
+                            subject_pattern=args.subject_pattern, workers=args.workers,
+                            overwrite=args.overwrite, progress=not args.quiet)
+    for report in summary.reports.values():
+        _print(report)
+    _print(summary.text())
+    return 0 if summary.ok or args.keep_going else 1
+
+
+# --- inspect --------------------------------------------------------------------------------
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .store import EpochStore
+
+    summary = EpochStore(args.store).summary()
+    if args.json:
+        _print(json.dumps(summary, indent=1))
+        return 0
+    _print(f"{summary['path']}: {summary['nights']} nights, {summary.get('subjects', 0)} subjects, "
+           f"{summary['epochs']} epochs ({summary.get('hours', 0)} h)")
+    for key in ("nights_per_modality", "nights_per_channel", "stages", "splits"):
+        if key in summary:
+            _print(f"  {key.replace('_', ' ')}: " +
+                   ", ".join(f"{k} {v}" for k, v in summary[key].items()))
+    if "apnea_epochs" in summary:
+        _print(f"  apnea epochs {summary['apnea_epochs']}, hypopnea epochs {summary['hypopnea_epochs']}")
+    return 0
+
+
+# --- simulate -------------------------------------------------------------------------------
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulate import simulate_cohort
+
+    out = Path(args.out)
+    existing = sorted(out.glob("*.edf")) if out.exists() else []
+    if existing and not args.overwrite:
+        raise SystemExit(f"{out} already holds {len(existing)} EDF files; pass --overwrite to replace them")
+    paths = simulate_cohort(out, args.nights, args.hours, seed=args.seed, ahi=args.ahi,
+                            progress=not args.quiet)
+    _print(f"wrote {len(paths)} nights to {out} (EDF+ signals, NSRR XML scorings)")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from .preprocessing import describe_recording
+    from .simulate import simulate_cohort
+    from .store import EpochStore, prepare_store
+
+    parser = argparse.ArgumentParser(prog="synthsleepnet", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"synthsleepnet {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help=_doc(describe_recording), description=_doc(describe_recording))
+    p.add_argument("file", help="EDF/EDF+/BDF recording (or any format MNE reads)")
+    p.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
+    p.add_argument("--config", help="TOML/YAML/JSON file with preprocessing settings")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("prepare", help=_doc(prepare_store), description=_doc(prepare_store))
+    p.add_argument("inputs", nargs="+", help="a folder of recordings, or recording files")
+    p.add_argument("--out", required=True, help="store folder (created if needed)")
+    p.add_argument("--scoring", action="append", help="scoring file for each recording, in order")
+    p.add_argument("--scoring-dir", action="append", default=[], help="extra folder to search for scorings")
+    p.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
+    p.add_argument("--config", help="TOML/YAML/JSON file with preprocessing settings")
+    p.add_argument("--require", action="append", default=[],
+                   help="modality or canonical channel every night must have (repeatable)")
+    p.add_argument("--cohort", default="", help="cohort name for the manifest")
+    p.add_argument("--subject-pattern", help="regex with one group extracting the subject id")
+    p.add_argument("--workers", type=int, default=1, help="nights prepared in parallel")
+    p.add_argument("--overwrite", action="store_true", help="re-prepare nights already in the store")
+    p.add_argument("--keep-going", action="store_true", help="exit 0 even if some nights failed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("inspect", help=_doc(EpochStore.summary), description=_doc(EpochStore.summary))
+    p.add_argument("store", help="store folder")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("simulate", help=_doc(simulate_cohort), description=_doc(simulate_cohort))
+    p.add_argument("--nights", type=int, default=4, help="number of nights")
+    p.add_argument("--hours", type=float, default=8.0, help="time in bed per night, hours")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first night (then +1, +2...)")
+    p.add_argument("--ahi", type=float, help="apnea-hypopnea index of every night (default: drawn)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``synthsleepnet`` command; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _install_handler(logging.WARNING - 10 * min(args.verbose, 2))
+    try:
+        return int(args.func(args))
+    except (ValueError, OSError, KeyError) as err:
+        logger.error("%s", err)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

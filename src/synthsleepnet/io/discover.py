@@ -1,0 +1,102 @@
+"""Find recordings in a folder and pair each with its scoring file by the cohorts' naming rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["RecordingFiles", "find_recordings", "find_scoring", "subject_id"]
+
+RECORDING_SUFFIXES = (".edf", ".bdf", ".rec", ".vhdr", ".set", ".fif")
+_SCORING_ONLY = re.compile(r"(hypnogram|sleepscoring|scoring|annotations?|events|nsrr)$", re.I)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingFiles:
+    """A recording and its scoring file (None when none was found)."""
+
+    recording: Path
+    scoring: Path | None
+
+
+def _is_scoring_name(path: Path) -> bool:
+    return bool(_SCORING_ONLY.search(re.split(r"[-_]", path.stem)[-1]))
+
+
+def _candidates(stem: str) -> list[str]:
+    """Scoring file name patterns for a recording stem, most specific first."""
+    base = re.sub(r"[-_](psg|eeg|raw)$", "", stem, flags=re.I)
+    names = [f"{stem}-nsrr.xml", f"{base}-nsrr.xml", f"{stem}.xml", f"{base}.xml",   # NSRR
+             f"{base}_sleepscoring.edf", f"{base}_sleepscoring.txt",                     # HMC
+             f"{base}-Hypnogram.edf", f"{base}_hypnogram.edf",
+             f"{base}_events.tsv", f"{base}_events.csv",                                # BIDS
+             f"{base}.tsv", f"{base}.csv", f"{base}.txt",
+             f"{base}_hypnogram.txt", f"{base}-hypnogram.txt", f"{base}_hypnogram.csv"]
+    if re.fullmatch(r"S[CT]\d{4}[A-Z]\d", base, flags=re.I):                          # Sleep-EDF
+        names.append(f"{base[:7]}?-Hypnogram.edf")
+    return names
+
+
+def find_scoring(recording: Path, search_dirs: Iterable[Path] = ()) -> Path | None:
+    """The scoring file of ``recording`` in its folder or ``search_dirs``, by naming convention.
+
+    Conventions: NSRR ``<name>-nsrr.xml``; Sleep-EDF ``SC4001E0-PSG.edf`` ↔
+    ``SC4001E?-Hypnogram.edf``; HMC ``SN001.edf`` ↔ ``SN001_sleepscoring.edf``; BIDS
+    ``sub-01_task-sleep_eeg.edf`` ↔ ``sub-01_task-sleep_events.tsv``; otherwise the same stem
+    with ``.xml``, ``.tsv``, ``.csv`` or ``.txt``.
+    """
+    dirs = [recording.parent, *search_dirs]
+    for pattern in _candidates(recording.stem):
+        for folder in dirs:
+            hits = sorted(p for p in folder.glob(pattern) if p != recording)
+            if hits:
+                return hits[0]
+    return None
+
+
+def find_recordings(folder: str | Path, *, scoring_dirs: Iterable[str | Path] = ()) -> list[RecordingFiles]:
+    """All recordings under ``folder`` (recursively, sorted), each paired with its scoring.
+
+    Files whose names mark them as scorings (``*-Hypnogram.edf``, ``*_sleepscoring.edf``) are not
+    taken as recordings.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"not a folder: {folder}")
+    dirs = [Path(d) for d in scoring_dirs]
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in RECORDING_SUFFIXES and p.is_file() and not _is_scoring_name(p))
+    return [RecordingFiles(p, find_scoring(p, dirs)) for p in files]
+
+
+_SUBJECT_RULES = (
+    (re.compile(r"^(S[CT]\d\d\d)\d", re.I), 1),                # Sleep-EDF: SC4ssN -> SC4ss
+    (re.compile(r"^(?:shhs\d|mesa-sleep|mros-visit\d|cfs-visit\d)-(\w+?)(?:-|$)", re.I), 1),
+    (re.compile(r"^(sub-[A-Za-z0-9]+)"), 1),                   # BIDS
+)
+
+
+def subject_id(stem: str, pattern: str | None = None) -> str:
+    """The subject a recording belongs to, so splits never put one person in two sets.
+
+    With ``pattern`` (a regex with one group), that group; otherwise the cohort rules for
+    Sleep-EDF (``SC4001E0`` → ``SC400``), NSRR (``shhs1-200001`` → ``200001``) and BIDS
+    (``sub-01_...`` → ``sub-01``); otherwise the stem itself.
+
+    Examples
+    --------
+    >>> subject_id("SC4012E0-PSG"), subject_id("shhs2-200077"), subject_id("night07")
+    ('SC401', '200077', 'night07')
+    """
+    if pattern is not None:
+        match = re.search(pattern, stem)
+        if not match or not match.groups():
+            raise ValueError(f"subject pattern {pattern!r} does not match {stem!r} with a group")
+        return match.group(1)
+    for rule, group in _SUBJECT_RULES:
+        match = rule.search(stem)
+        if match:
+            return match.group(group)
+    return stem

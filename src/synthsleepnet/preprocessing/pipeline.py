@@ -1,0 +1,287 @@
+"""One night from file to model-ready epochs: read → map → condition → epoch → label."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._config import PreprocessingConfig, config_hash, config_to_dict
+from .._logging import logger, verbose
+from .._validation import ChannelNotFoundError, SignalQualityError
+from ..io.annotations import Scoring, read_scoring
+from ..io.channels import MODALITIES, ChannelTable, MappedChannel, map_channels
+from ..io.recording import Recording, read_recording
+from .labels import align_scoring
+from .signal import bandpass, check_signal_quality, fit_band, resample, robust_scale
+
+__all__ = ["NightReport", "PreparedNight", "describe_recording", "prepare_recording"]
+
+_BIOPOTENTIAL = ("eeg", "eog", "emg", "ecg")
+#: Plausible interquartile range of a biopotential in µV; outside it the unit is probably wrong.
+_PLAUSIBLE_IQR_UV = (0.2, 2000.0)
+
+
+@dataclasses.dataclass
+class NightReport:
+    """What preparing one night used, changed and left out (nothing is dropped silently)."""
+
+    source: str
+    scoring: str | None
+    channels_used: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    channels_skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    unmapped_labels: list[str] = dataclasses.field(default_factory=list)
+    modalities_missing: list[str] = dataclasses.field(default_factory=list)
+    truncated_s: float = 0.0
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        """A few lines a person reads after preparing a night."""
+        lines = [f"{self.source}: {len(self.channels_used)} channels "
+                 f"({', '.join(self.channels_used)})"]
+        lines += [f"  skipped {name}: {why}" for name, why in self.channels_skipped.items()]
+        lines += [f"  {name}: {info[key]}" for name, info in self.channels_used.items()
+                  for key in ("band_note", "unit_note", "amplitude_warning") if key in info]
+        if self.modalities_missing:
+            lines.append(f"  modalities missing: {', '.join(self.modalities_missing)}")
+        if self.truncated_s:
+            lines.append(f"  trailing partial epoch truncated: {self.truncated_s:.1f} s")
+        lines += [f"  {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class PreparedNight:
+    """A prepared night.
+
+    Attributes
+    ----------
+    signals : ndarray of float32, shape (E, C, T)
+        Epochs × canonical channels × samples (T = ``epoch_s × sfreq``).
+    channels : list of str
+        Canonical channel names, in table order.
+    modalities : list of str
+        Modality of each channel.
+    labels : ndarray of int8, shape (E, 3)
+        Stage, apnea, hypopnea per epoch (-1 unknown).
+    events : DataFrame
+        Scored events (``onset_s``, ``duration_s``, ``event``) from the recording start.
+    config : PreprocessingConfig
+        The settings used.
+    report : NightReport
+        What was used, skipped and changed.
+    """
+
+    signals: np.ndarray
+    channels: list[str]
+    modalities: list[str]
+    labels: np.ndarray
+    events: pd.DataFrame
+    config: PreprocessingConfig
+    report: NightReport
+    start_iso: str | None = None
+
+    @property
+    def n_epochs(self) -> int:
+        return int(self.signals.shape[0])
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-ready description stored with the night."""
+        return {
+            "channels": self.channels,
+            "modalities": self.modalities,
+            "n_epochs": self.n_epochs,
+            "start": self.start_iso,
+            "preprocessing": config_to_dict(self.config),
+            "preprocessing_hash": config_hash(self.config),
+            "report": self.report.to_dict(),
+        }
+
+
+def _source_data(recording: Recording, channel: MappedChannel) -> tuple[np.ndarray, float, str]:
+    first = recording.signal(channel.sources[0])
+    if not channel.derived:
+        return first.data, first.sfreq, first.unit
+    second = recording.signal(channel.sources[1])
+    if first.sfreq != second.sfreq or first.data.size != second.data.size:
+        raise SignalQualityError(
+            f"{recording.path}: cannot derive {channel.name} as {channel.sources[0]} − "
+            f"{channel.sources[1]}: rates {first.sfreq:g}/{second.sfreq:g} Hz, lengths "
+            f"{first.data.size}/{second.data.size} samples differ")
+    return first.data - second.data, first.sfreq, first.unit
+
+
+def _condition(data: np.ndarray, sfreq: float, unit: str, channel: MappedChannel,
+               config: PreprocessingConfig, source: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Check, resample, filter and scale one channel; raise SignalQualityError if unusable."""
+    label = "−".join(channel.sources)
+    check_signal_quality(data, label, source)
+    info: dict[str, Any] = {"source": list(channel.sources), "native_sfreq": sfreq, "unit": unit}
+    band, note = fit_band(config.bands_hz.get(channel.modality), sfreq, config.sfreq)
+    if note and band is None and config.bands_hz.get(channel.modality) is not None:
+        raise SignalQualityError(f"{source}: channel {label!r} ({channel.name}): {note}")
+    if note:
+        info["band_note"] = note
+    if channel.modality in _BIOPOTENTIAL:
+        if unit != "uV":
+            info["unit_note"] = f"unit {unit!r} is not a voltage; assumed µV"
+        q25, q75 = np.percentile(data, [25, 75])
+        lo, hi = _PLAUSIBLE_IQR_UV
+        if not lo <= q75 - q25 <= hi:
+            message = (f"{source}: channel {label!r} has an interquartile range of {q75 - q25:.3g} µV, "
+                       f"outside the plausible {lo:g}–{hi:g} µV; check its physical unit")
+            logger.warning("%s", message)
+            info["amplitude_warning"] = message
+    x = bandpass(resample(data, sfreq, config.sfreq), config.sfreq, band, config.filter_order)
+    info["band_hz"] = list(band) if band else None
+    if config.scaling.get(channel.modality, "robust") == "fixed":
+        offset, scale = config.fixed_scaling[channel.modality]
+        x = np.clip((x - offset) / scale, -config.clip, config.clip)
+        info["scaling"] = {"kind": "fixed", "offset": offset, "scale": scale}
+    else:
+        x, median, iqr = robust_scale(x, config.clip, label, source)
+        info["scaling"] = {"kind": "robust", "median": median, "iqr": iqr}
+    return x, info
+
+
+def _epoch_count(recording: Recording, epoch_s: float) -> tuple[int, float]:
+    duration = min(s.duration_s for s in recording.signals)
+    n_epochs = int(np.floor(duration / epoch_s + 1e-9))
+    return n_epochs, duration - n_epochs * epoch_s
+
+
+@verbose
+def prepare_recording(
+    recording: str | Path | Recording,
+    scoring: str | Path | Scoring | None = None,
+    *,
+    config: PreprocessingConfig | None = None,
+    channel_table: ChannelTable | None = None,
+    required: Iterable[str] = (),
+    verbose: bool | str | int | None = None,
+) -> PreparedNight:
+    """Prepare one night: canonical channels at 100 Hz, band-passed, scaled, in 30-s epochs.
+
+    Parameters
+    ----------
+    recording : str | Path | Recording
+        The PSG file (EDF/EDF+/BDF, or what MNE reads) or an already read Recording.
+    scoring : str | Path | Scoring | None
+        Its scoring (NSRR XML, EDF+ hypnogram, CSV/TSV); without one every label is -1.
+    config : PreprocessingConfig | None
+        Preprocessing settings; defaults to the paper's.
+    channel_table : ChannelTable | None
+        Channel aliases; the built-in table when None.
+    required : iterable of str
+        Modalities or canonical channels the night must provide after quality checks.
+    verbose : bool | str | int | None
+        Log level for this call.
+
+    Returns
+    -------
+    PreparedNight
+        Epochs, labels, events and a report of what was used, skipped, trimmed and repaired.
+
+    Raises
+    ------
+    ChannelNotFoundError
+        If a required modality or channel is missing or unusable.
+    AnnotationError
+        If the scoring cannot be read or belongs to another recording.
+    """
+    config = config or PreprocessingConfig()
+    if not isinstance(recording, Recording):
+        recording = read_recording(recording)
+    if isinstance(scoring, str | Path):
+        scoring = read_scoring(scoring, epoch_s=config.epoch_s)
+    source = str(recording.path)
+    required = tuple(required)
+    mapping = map_channels(recording.labels, channel_table, required=required, source=source)
+    report = NightReport(source, str(scoring.source) if scoring is not None else None,
+                         unmapped_labels=list(mapping.unmapped), notes=list(recording.notes))
+    for name, labels in mapping.duplicates.items():
+        report.notes.append(f"{name}: also matched {list(labels)}; the first label was used")
+    if not recording.signals:
+        raise ChannelNotFoundError(f"{source}: the recording holds no signal channels")
+    n_epochs, truncated_s = _epoch_count(recording, config.epoch_s)
+    if n_epochs == 0:
+        raise SignalQualityError(f"{source}: the recording is {recording.duration_s:.1f} s long, "
+                                 f"shorter than one {config.epoch_s:g}-s epoch")
+    report.truncated_s = round(truncated_s, 6)
+    n_samples = n_epochs * config.epoch_samples
+    columns: list[np.ndarray] = []
+    channels: list[str] = []
+    for channel in mapping.channels:
+        try:
+            data, sfreq, unit = _source_data(recording, channel)
+            conditioned, info = _condition(data, sfreq, unit, channel, config, source)
+        except SignalQualityError as err:
+            report.channels_skipped[channel.name] = str(err).removeprefix(f"{source}: ")
+            logger.warning("%s", err)
+            continue
+        columns.append(conditioned[:n_samples].astype(np.float32))
+        channels.append(channel.name)
+        report.channels_used[channel.name] = info
+    modality_of = {c.name: c.modality for c in mapping.channels}
+    modalities = [modality_of[name] for name in channels]
+    report.modalities_missing = [m for m in MODALITIES if m not in modalities]
+    for want in required:
+        if want not in modalities and want not in channels:
+            raise ChannelNotFoundError(
+                f"{source}: required {want!r} is unusable: "
+                + "; ".join(f"{k}: {v}" for k, v in report.channels_skipped.items()))
+    if not channels:
+        raise ChannelNotFoundError(f"{source}: no usable canonical channel. Labels: {recording.labels}; "
+                                   f"skipped: {report.channels_skipped}")
+    signals = np.stack(columns, axis=0).reshape(len(channels), n_epochs, config.epoch_samples)
+    signals = np.ascontiguousarray(signals.transpose(1, 0, 2))
+    aligned = align_scoring(scoring, recording.start, n_epochs, config.epoch_s,
+                            min_overlap_s=config.event_min_overlap_s, source=source)
+    report.notes.extend(aligned.notes)
+    start_iso = recording.start.isoformat() if recording.start else None
+    return PreparedNight(signals, channels, modalities, aligned.labels, aligned.events, config,
+                         report, start_iso)
+
+
+def describe_recording(
+    recording: str | Path | Recording,
+    *,
+    config: PreprocessingConfig | None = None,
+    channel_table: ChannelTable | None = None,
+) -> list[dict[str, Any]]:
+    """One row per channel of a recording: rate, duration, unit, and what preparing it would do.
+
+    ``use`` says which canonical channel and modality a label feeds, or why it is not used
+    (no alias, or a native rate too low for the modality's band).
+    """
+    config = config or PreprocessingConfig()
+    if not isinstance(recording, Recording):
+        recording = read_recording(recording)
+    mapping = map_channels(recording.labels, channel_table, source=str(recording.path))
+    feeds = mapping.by_label()
+    rows = []
+    for sig in recording.signals:
+        row: dict[str, Any] = {"label": sig.label, "sfreq": sig.sfreq, "n_samples": int(sig.data.size),
+                               "duration_s": sig.duration_s, "unit": sig.original_unit,
+                               "canonical": None, "modality": None}
+        channel = feeds.get(sig.label)
+        if channel is None:
+            row["use"] = "not used: no alias in the channel table"
+        else:
+            row.update(canonical=channel.name, modality=channel.modality)
+            band, note = fit_band(config.bands_hz.get(channel.modality), sig.sfreq, config.sfreq)
+            how = f"{channel.name} ({channel.modality})" + (
+                f" as {' − '.join(channel.sources)}" if channel.derived else "")
+            if note and band is None and config.bands_hz.get(channel.modality) is not None:
+                row["use"] = f"not used: {note}"
+            else:
+                row["use"] = how + (f"; {note}" if note else "")
+        rows.append(row)
+    return rows

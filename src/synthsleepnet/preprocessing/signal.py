@@ -1,0 +1,107 @@
+"""Signal conditioning on the continuous night: resampling, band-pass, robust scaling.
+
+Everything here runs on the whole night before epoching, so filters see no epoch edges.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from scipy import signal as sps
+
+from .._validation import SignalQualityError
+
+__all__ = ["bandpass", "check_signal_quality", "fit_band", "resample", "robust_scale"]
+
+#: Fraction of the native Nyquist frequency a filter edge may reach (the recorder's own
+#: anti-alias filter leaves little above it).
+NYQUIST_MARGIN = 0.8
+#: Fraction of the target Nyquist frequency a filter edge may reach (the paper's EMG band,
+#: 25–49 Hz at 100 Hz, is at 0.98).
+TARGET_NYQUIST_MARGIN = 0.99
+
+
+def resample(data: np.ndarray, sfreq_in: float, sfreq_out: float) -> np.ndarray:
+    """Anti-aliased polyphase resampling (``scipy.signal.resample_poly``).
+
+    The up/down ratio is the exact rational ratio of the two rates (denominator ≤ 1000).
+    """
+    if sfreq_in == sfreq_out:
+        return np.asarray(data, dtype=np.float64)
+    ratio = Fraction(sfreq_out / sfreq_in).limit_denominator(1000)
+    return sps.resample_poly(data, ratio.numerator, ratio.denominator, padtype="line")
+
+
+def _edge(value: float | None) -> str:
+    return "∞" if value is None else f"{value:g}"
+
+
+def fit_band(
+    band_hz: tuple[float | None, float | None] | None,
+    native_sfreq: float,
+    target_sfreq: float,
+) -> tuple[tuple[float | None, float | None] | None, str | None]:
+    """Fit a filter band to what a channel's native rate can carry.
+
+    Returns the band to apply and a note when it changed. A high edge above
+    ``NYQUIST_MARGIN`` × the native (or target) Nyquist frequency is lowered to it. A low edge the
+    native rate cannot reach means the channel cannot carry the band at all: the band comes back
+    as ``None`` together with the reason, and the caller drops the channel.
+    """
+    if band_hz is None:
+        return None, None
+    low, high = band_hz
+    limit = min(NYQUIST_MARGIN * native_sfreq / 2, TARGET_NYQUIST_MARGIN * target_sfreq / 2)
+    if low is not None and low >= limit:
+        return None, (f"native rate {native_sfreq:g} Hz (Nyquist {native_sfreq / 2:g} Hz) is too low "
+                      f"for the band {low:g}–{_edge(high)} Hz")
+    if high is not None and high > limit:
+        return (low, round(limit, 3)), (f"band high edge lowered from {high:g} to {limit:.3g} Hz: the "
+                                        f"native rate is {native_sfreq:g} Hz")
+    return band_hz, None
+
+
+def bandpass(data: np.ndarray, sfreq: float, band_hz: tuple[float | None, float | None] | None,
+             order: int = 4) -> np.ndarray:
+    """Zero-phase Butterworth filter (second-order sections, forward and backward)."""
+    if band_hz is None:
+        return data
+    low, high = band_hz
+    if low is not None and high is not None:
+        sos = sps.butter(order, [low, high], btype="bandpass", fs=sfreq, output="sos")
+    elif low is not None:
+        sos = sps.butter(order, low, btype="highpass", fs=sfreq, output="sos")
+    elif high is not None:
+        sos = sps.butter(order, high, btype="lowpass", fs=sfreq, output="sos")
+    else:
+        return data
+    return sps.sosfiltfilt(sos, data)
+
+
+def check_signal_quality(data: np.ndarray, label: str, source: str) -> None:
+    """Refuse NaN/infinite or flat channels, naming the file and channel."""
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - finite.sum())
+        raise SignalQualityError(f"{source}: channel {label!r} has {bad} NaN or infinite samples "
+                                 f"({100 * bad / data.size:.1f} %)")
+    if data.size == 0 or np.ptp(data) == 0:
+        value = float(data[0]) if data.size else float("nan")
+        raise SignalQualityError(f"{source}: channel {label!r} is flat (every sample is {value:g})")
+
+
+def robust_scale(data: np.ndarray, clip: float, label: str = "channel", source: str = "recording"
+                 ) -> tuple[np.ndarray, float, float]:
+    """Per-night robust scaling: ``(x - median) / IQR``, clipped to ``±clip``.
+
+    Returns the scaled signal with the median and IQR used (in the input's unit), so the
+    scaling can be reported and undone.
+    """
+    q25, median, q75 = np.percentile(data, [25, 50, 75])
+    iqr = float(q75 - q25)
+    if iqr <= 0:
+        raise SignalQualityError(f"{source}: channel {label!r} has an interquartile range of 0 "
+                                 "(mostly constant); it cannot be scaled")
+    scaled = np.clip((data - median) / iqr, -clip, clip)
+    return scaled, float(median), iqr

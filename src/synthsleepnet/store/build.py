@@ -1,0 +1,182 @@
+"""Prepare a cohort into an epoch store: parallel across nights, resumable, atomic per night."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import re
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .._config import PreprocessingConfig, config_hash
+from .._logging import logger, verbose
+from ..io.channels import load_channel_table
+from ..io.discover import RecordingFiles, find_recordings, subject_id
+from ..preprocessing.pipeline import prepare_recording
+from .epoch_store import create_store, rebuild_manifest
+from .night_files import remove_partial_nights, write_night_files
+
+__all__ = ["PrepareSummary", "night_id_for", "prepare_store"]
+
+
+@dataclasses.dataclass
+class PrepareSummary:
+    """Outcome of preparing a cohort: which nights were written, skipped or failed, and why."""
+
+    store: Path
+    prepared: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    reports: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def text(self) -> str:
+        lines = [f"store {self.store}: {len(self.prepared)} prepared, {len(self.skipped)} skipped "
+                 f"(already there), {len(self.failed)} failed"]
+        lines += [f"  FAILED {name}: {why}" for name, why in self.failed.items()]
+        return "\n".join(lines)
+
+
+def night_id_for(recording: Path) -> str:
+    """Folder-safe night id from a recording's file name (``SC4001E0-PSG.edf`` → ``SC4001E0-PSG``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", recording.stem)
+
+
+def _prepare_one(item: RecordingFiles, store: Path, night_id: str, config: PreprocessingConfig,
+                 channel_file: str | None, required: tuple[str, ...], subject: str, cohort: str
+                 ) -> tuple[str, str | None, str]:
+    """Worker: prepare and write one night. Returns (night_id, error or None, report text)."""
+    try:
+        night = prepare_recording(item.recording, item.scoring, config=config,
+                                  channel_table=load_channel_table(channel_file), required=required)
+    except (ValueError, OSError) as err:  # our errors subclass ValueError; each names the file
+        return night_id, f"{type(err).__name__}: {err}", ""
+    meta = night.metadata()
+    meta.update(subject=subject, cohort=cohort, source=str(item.recording),
+                scoring=str(item.scoring) if item.scoring else None)
+    write_night_files(store / "nights" / night_id, night.signals, night.labels, night.events, meta,
+                      config.store_dtype)
+    return night_id, None, night.report.summary()
+
+
+def _done(store: Path, night_id: str, digest: str) -> bool:
+    import json
+
+    meta = store / "nights" / night_id / "meta.json"
+    return meta.exists() and json.loads(meta.read_text("utf-8")).get("preprocessing_hash") == digest
+
+
+@verbose
+def prepare_store(
+    inputs: str | Path | Sequence[RecordingFiles | str | Path],
+    store: str | Path,
+    *,
+    config: PreprocessingConfig | None = None,
+    scoring_dirs: Iterable[str | Path] = (),
+    channel_file: str | Path | None = None,
+    required: Iterable[str] = (),
+    cohort: str = "",
+    subject_pattern: str | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    verbose: bool | str | int | None = None,
+) -> PrepareSummary:
+    """Prepare recordings into an epoch store, one night per folder, in parallel.
+
+    Nights already in the store with the same preprocessing are skipped, so an interrupted run
+    resumes where it stopped; a crash mid-night leaves no half night (see ``night_files``).
+
+    Parameters
+    ----------
+    inputs : str | Path | sequence
+        A folder (searched recursively; scorings paired by naming convention), or a list of
+        recordings or :class:`RecordingFiles`.
+    store : str | Path
+        The store folder; created if needed.
+    config : PreprocessingConfig | None
+        Preprocessing settings; must match those of an existing store.
+    scoring_dirs : iterable of path
+        Extra folders to search for scoring files (NSRR keeps them apart from the EDFs).
+    channel_file : str | Path | None
+        A TOML/YAML file of extra channel aliases.
+    required : iterable of str
+        Modalities or channels every night must have; nights without them fail.
+    cohort : str
+        Cohort name written into the manifest.
+    subject_pattern : str | None
+        Regex with one group that extracts the subject from a file name (see ``subject_id``).
+    workers : int
+        Processes preparing nights at once.
+    overwrite : bool
+        Re-prepare nights already in the store.
+    progress : bool
+        Show a progress bar.
+    verbose : bool | str | int | None
+        Log level for this call.
+
+    Returns
+    -------
+    PrepareSummary
+        Nights prepared, skipped and failed (with the reason, naming the file).
+    """
+    config = config or PreprocessingConfig()
+    store = create_store(store, config)
+    for name in remove_partial_nights(store / "nights"):
+        logger.warning("removed a half-written night left by an interrupted run: %s", name)
+    if isinstance(inputs, str | Path):
+        items = find_recordings(inputs, scoring_dirs=scoring_dirs)
+    else:
+        items = [i if isinstance(i, RecordingFiles) else RecordingFiles(Path(i), None) for i in inputs]
+    if not items:
+        raise FileNotFoundError(f"no recordings found in {inputs}")
+    ids = [night_id_for(i.recording) for i in items]
+    clashes = sorted({n for n in ids if ids.count(n) > 1})
+    if clashes:
+        raise ValueError(f"recordings share night id(s) {clashes}; rename the files or prepare "
+                         "them into separate stores")
+    summary = PrepareSummary(store)
+    digest = config_hash(config)
+    todo = []
+    for item, night_id in zip(items, ids, strict=True):
+        if not overwrite and _done(store, night_id, digest):
+            summary.skipped.append(night_id)
+        else:
+            todo.append((item, night_id))
+    channel = str(channel_file) if channel_file else None
+    required = tuple(required)
+    args = [(item, store, night_id, config, channel, required,
+             subject_id(item.recording.stem, subject_pattern), cohort) for item, night_id in todo]
+    bar = tqdm(total=len(args), desc="prepare", unit="night", disable=not progress or not args)
+    try:
+        for night_id, error, report in _run(args, workers):
+            if error is None:
+                summary.prepared.append(night_id)
+                summary.reports[night_id] = report
+                logger.info("%s", report)
+            else:
+                summary.failed[night_id] = error
+                logger.error("%s failed: %s", night_id, error)
+            bar.update()
+    finally:
+        bar.close()
+        rebuild_manifest(store)
+    return summary
+
+
+def _run(args: list[tuple[Any, ...]], workers: int) -> Iterable[tuple[str, str | None, str]]:
+    if workers <= 1 or len(args) <= 1:
+        for a in args:
+            yield _prepare_one(*a)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures: list[Future[tuple[str, str | None, str]]] = [pool.submit(_prepare_one, *a) for a in args]
+        for future in as_completed(futures):
+            yield future.result()

@@ -1,0 +1,143 @@
+"""Scoring files: real Sleep-EDF/HMC/YASA hypnograms, NSRR XML, CSV/TSV/BIDS, bad labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthsleepnet import AnnotationError, read_scoring
+from synthsleepnet.io.annotations import UNSCORED, parse_stage_label
+
+# R&K / AASM description -> our stage name, for the independent count through MNE
+_MNE_STAGE = {"Sleep stage W": "W", "Sleep stage 1": "N1", "Sleep stage 2": "N2", "Sleep stage 3": "N3",
+              "Sleep stage 4": "N3", "Sleep stage R": "R", "Sleep stage ?": "UNS", "Movement time": "UNS",
+              "Sleep stage N1": "N1", "Sleep stage N2": "N2", "Sleep stage N3": "N3"}
+
+
+def _mne_counts(path: Path) -> dict[str, int]:
+    mne = pytest.importorskip("mne")
+    counts = dict.fromkeys(("W", "N1", "N2", "N3", "R", "UNS"), 0)
+    for ann in mne.read_annotations(path):
+        desc = ann["description"]
+        if desc in _MNE_STAGE:
+            counts[_MNE_STAGE[desc]] += int(round(ann["duration"] / 30))
+    return counts
+
+
+def test_twenty_sleep_edf_hypnograms_match_mne(real_data: Path) -> None:
+    files = sorted((real_data / "sleep-edf" / "hypnograms").glob("SC4*-Hypnogram.edf"))
+    assert len(files) == 20
+    for path in files:
+        assert read_scoring(path).stage_counts() == _mne_counts(path), path.name
+
+
+def test_hmc_scoring_matches_mne_and_reads_lights(real_data: Path) -> None:
+    path = real_data / "hmc" / "SN001_sleepscoring.edf"
+    scoring = read_scoring(path)
+    assert scoring.n_epochs == 854
+    assert scoring.stage_counts() == _mne_counts(path)
+    assert scoring.lights_off_s == pytest.approx(33.43) and scoring.lights_on_s is not None
+
+
+def test_yasa_integer_and_letter_hypnograms(real_data: Path) -> None:
+    ints = read_scoring(real_data / "yasa" / "data_full_6hrs_100Hz_hypno_30s.txt")
+    assert ints.n_epochs == 720 and ints.stage_counts()["R"] > 0  # 4 means REM in YASA files
+    letters = read_scoring(real_data / "yasa" / "sub-02_hypno_30s.txt")
+    assert letters.n_epochs == 98 and letters.stage_counts()["W"] == 36
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("Sleep stage W", 0), ("Sleep stage 1", 1), ("Sleep stage 3", 3), ("Sleep stage 4", 3),
+    ("Sleep stage R", 4), ("Sleep stage N2", 2), ("Sleep stage ?", UNSCORED), ("Movement time", UNSCORED),
+    ("Stage 4 sleep|4", 3), ("REM sleep|5", 4), ("Wake|0", 0), ("Unscored|9", UNSCORED),
+    ("Lights off", None), ("Obstructive apnea|Obstructive Apnea", None),
+])
+def test_stage_labels_rk_to_aasm(text: str, code: int | None) -> None:
+    assert parse_stage_label(text) == code
+
+
+def test_unscored_is_never_wake() -> None:
+    assert parse_stage_label("Sleep stage ?") == UNSCORED != 0
+    assert parse_stage_label("Movement time") == UNSCORED
+
+
+def test_unknown_stage_label_is_refused() -> None:
+    with pytest.raises(AnnotationError, match=r"night\.tsv: unknown stage label 'Sleep stage 7'"):
+        parse_stage_label("Sleep stage 7", source="night.tsv")
+
+
+NSRR = """<?xml version="1.0" encoding="UTF-8"?>
+<PSGAnnotation><EpochLength>30</EpochLength><ScoredEvents>
+<ScoredEvent><EventType/><EventConcept>Recording Start Time</EventConcept><Start>0</Start><Duration>300</Duration></ScoredEvent>
+<ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>Wake|0</EventConcept><Start>0</Start><Duration>60.0</Duration></ScoredEvent>
+<ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>Stage 2 sleep|2</EventConcept><Start>60</Start><Duration>90.0</Duration></ScoredEvent>
+<ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>Stage 4 sleep|4</EventConcept><Start>150</Start><Duration>60.0</Duration></ScoredEvent>
+<ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>REM sleep|5</EventConcept><Start>210</Start><Duration>90.0</Duration></ScoredEvent>
+<ScoredEvent><EventType>Respiratory|Respiratory</EventType><EventConcept>Obstructive apnea|Obstructive Apnea</EventConcept><Start>95.5</Start><Duration>12.5</Duration></ScoredEvent>
+<ScoredEvent><EventType>Respiratory|Respiratory</EventType><EventConcept>Central apnea|Central Apnea</EventConcept><Start>160</Start><Duration>11</Duration></ScoredEvent>
+<ScoredEvent><EventType>Respiratory|Respiratory</EventType><EventConcept>Mixed apnea|Mixed Apnea</EventConcept><Start>200</Start><Duration>15</Duration></ScoredEvent>
+<ScoredEvent><EventType>Respiratory|Respiratory</EventType><EventConcept>Hypopnea|Hypopnea</EventConcept><Start>230</Start><Duration>20</Duration></ScoredEvent>
+<ScoredEvent><EventType>Respiratory|Respiratory</EventType><EventConcept>SpO2 desaturation|SpO2 desaturation</EventConcept><Start>240</Start><Duration>25</Duration></ScoredEvent>
+<ScoredEvent><EventType>Arousals|Arousals</EventType><EventConcept>Arousal|Arousal ()</EventConcept><Start>108</Start><Duration>5</Duration></ScoredEvent>
+</ScoredEvents></PSGAnnotation>
+"""
+
+
+def test_nsrr_xml_stages_and_events(tmp_path: Path) -> None:
+    path = tmp_path / "shhs1-200001-nsrr.xml"
+    path.write_text(NSRR)
+    scoring = read_scoring(path)
+    np.testing.assert_array_equal(scoring.stages, [0, 0, 2, 2, 2, 3, 3, 4, 4, 4])
+    events = scoring.events
+    assert list(events["event"]) == ["apnea_obstructive", "arousal", "apnea_central", "apnea_mixed",
+                                     "hypopnea", "desaturation"]
+    assert events.loc[0, "onset_s"] == 95.5 and events.loc[0, "duration_s"] == 12.5
+    assert scoring.respiratory_scored
+
+
+def test_nsrr_xml_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.xml"
+    path.write_text("<PSGAnnotation><ScoredEvents>")
+    with pytest.raises(AnnotationError, match=r"bad\.xml: not well-formed XML"):
+        read_scoring(path)
+    path.write_text(NSRR.replace("Stage 2 sleep|2", "Stage 7 sleep|7"))
+    with pytest.raises(AnnotationError, match=r"bad\.xml: unknown stage label 'Stage 7 sleep\|7'"):
+        read_scoring(path)
+    path.write_text("<Other/>")
+    with pytest.raises(AnnotationError, match="no ScoredEvents"):
+        read_scoring(path)
+
+
+def test_bids_events_tsv(tmp_path: Path) -> None:
+    path = tmp_path / "sub-01_task-sleep_events.tsv"
+    path.write_text("onset\tduration\ttrial_type\n0\t30\tW\n30\t30\tN1\n60\t60\tN2\n"
+                    "70\t15\thypopnea\n120\t30\tR\n")
+    scoring = read_scoring(path)
+    np.testing.assert_array_equal(scoring.stages, [0, 1, 2, 2, 4])
+    assert list(scoring.events["event"]) == ["hypopnea"]
+
+
+def test_csv_events_need_a_label_column(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("onset,duration,foo\n0,30,W\n")
+    with pytest.raises(AnnotationError, match=r"events\.csv: an events table needs a label column"):
+        read_scoring(path)
+
+
+def test_per_epoch_file_with_unknown_label(tmp_path: Path) -> None:
+    path = tmp_path / "hyp.txt"
+    path.write_text("W\nN1\nN5\n")
+    with pytest.raises(AnnotationError, match=r"hyp\.txt, line 3: unknown stage label 'N5'"):
+        read_scoring(path)
+    path.write_text("0\n1\n7\n")
+    with pytest.raises(AnnotationError, match=r"hyp\.txt, line 3: unknown stage code '7'"):
+        read_scoring(path)
+
+
+def test_unknown_format(tmp_path: Path) -> None:
+    path = tmp_path / "scores.docx"
+    path.write_bytes(b"x")
+    with pytest.raises(AnnotationError, match=r"unknown scoring format '\.docx'"):
+        read_scoring(path)

@@ -1,0 +1,68 @@
+"""The command line, run in-process through main(argv)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthsleepnet.cli import main
+
+
+def test_info_maps_sleep_edf_channels_and_reports_1hz(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(real_data / "sleep-edf" / "short_psg.edf")]) == 0
+    out = capsys.readouterr().out
+    assert "EEG Fpz-Cz" in out and "Fpz-Cz (eeg)" in out
+    assert "Pz-Oz (eeg)" in out and "EOG-H (eog)" in out
+    emg_line = next(line for line in out.splitlines() if "EMG submental" in line)
+    assert " 1 " in emg_line and "not used: native rate 1 Hz" in emg_line
+    assert "Temp rectal" in out and "no alias" in out
+
+
+def test_info_json(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--json", str(real_data / "sleep-edf" / "short_psg.edf")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["label"]: r for r in data["channels"]}
+    assert rows["EEG Fpz-Cz"]["canonical"] == "Fpz-Cz" and rows["Resp oro-nasal"]["sfreq"] == 1
+
+
+def test_prepare_sleep_edf_with_hypnogram(real_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prepare", str(real_data / "sleep-edf" / "short_psg.edf"), "--scoring",
+                 str(real_data / "sleep-edf" / "hypnograms" / "SC4001EC-Hypnogram.edf"),
+                 "--out", str(tmp_path / "st"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "hypnogram trimmed" in out
+    assert main(["inspect", str(tmp_path / "st"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs"] == 10 and summary["stages"]["W"] == 10
+
+
+def test_prepare_exit_status_on_failure(sim_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.edf"
+    junk.write_bytes(b"x" * 300)
+    args = ["prepare", str(sim_dir / "sim-0011.edf"), str(junk), "--out", str(tmp_path / "st"), "--quiet"]
+    assert main(args) == 1
+    assert "FAILED junk" in capsys.readouterr().out
+    assert main([*args, "--keep-going"]) == 0
+
+
+def test_simulate_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["simulate", "--nights", "1", "--hours", "0.2", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    with pytest.raises(SystemExit, match="pass --overwrite"):
+        main(args)
+    assert main([*args, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("command", ["info", "prepare", "inspect", "simulate"])
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert len(capsys.readouterr().out) > 100
+
+
+def test_errors_exit_2_with_a_message(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["inspect", str(tmp_path)]) == 2
+    assert "is not an epoch store" in caplog.text

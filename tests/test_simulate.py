@@ -1,0 +1,97 @@
+"""The PSG simulator: real files, determinism, sleep architecture, event physiology."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthsleepnet.simulate import SubjectProfile, simulate_hypnogram, simulate_night, write_night
+from synthsleepnet.simulate.respiration import place_events
+
+
+def test_same_seed_same_bytes_other_seed_other_night(tmp_path: Path) -> None:
+    a = write_night(simulate_night(5, 0.25), tmp_path / "a")
+    b = write_night(simulate_night(5, 0.25), tmp_path / "b")
+    c = write_night(simulate_night(6, 0.25), tmp_path / "c")
+    assert a[0].read_bytes() == b[0].read_bytes() and a[1].read_bytes() == b[1].read_bytes()
+    assert a[0].read_bytes() != c[0].read_bytes()
+
+
+def test_independent_readers_see_channels_rates_units_and_events(sim_dir: Path) -> None:
+    mne = pytest.importorskip("mne")
+    edf = sim_dir / "sim-0011.edf"
+    raw = mne.io.read_raw_edf(edf, preload=False, verbose="error")
+    assert raw.ch_names == ["EEG C4-M1", "EEG C3-M2", "EOG E1-M2", "EOG E2-M2", "EMG Chin", "ECG",
+                            "Airflow", "Thor", "Abdo", "SpO2"]
+    assert raw.n_times / raw.info["sfreq"] == pytest.approx(40 * 60)
+    import edfio
+
+    rates = {s.label: s.sampling_frequency for s in edfio.read_edf(edf).signals}
+    assert rates == {"EEG C4-M1": 256, "EEG C3-M2": 256, "EOG E1-M2": 256, "EOG E2-M2": 256,
+                     "EMG Chin": 512, "ECG": 256, "Airflow": 32, "Thor": 32, "Abdo": 32, "SpO2": 1}
+    units = {s.label: s.physical_dimension for s in edfio.read_edf(edf).signals}
+    assert units["EEG C4-M1"] == "uV" and units["SpO2"] == "%"
+    root = ET.parse(sim_dir / "sim-0011-nsrr.xml").getroot()
+    concepts = [e.findtext("EventConcept") for e in root.iter("ScoredEvent")]
+    assert "Stage 2 sleep|2" in concepts and any("apnea" in (c or "").lower() for c in concepts)
+    starts = [float(e.findtext("Start") or 0) for e in root.iter("ScoredEvent")]
+    assert min(starts) >= 0 and max(starts) < 40 * 60
+
+
+def test_stage_proportions_over_twenty_nights() -> None:
+    rows = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        hyp = simulate_hypnogram(SubjectProfile.random(rng), 8.0, rng)
+        sleep = hyp[hyp > 0]
+        rows.append([np.mean(sleep == k) for k in (1, 2, 3, 4)] + [np.mean(hyp > 0)])
+    n1, n2, n3, rem, efficiency = np.mean(rows, axis=0)
+    assert 0.02 <= n1 <= 0.10 and 0.45 <= n2 <= 0.60 and 0.10 <= n3 <= 0.25 and 0.18 <= rem <= 0.27
+    assert 0.80 <= efficiency <= 0.97
+
+
+def test_hypnogram_structure() -> None:
+    rng = np.random.default_rng(3)
+    profile = SubjectProfile.random(rng)
+    hyp = simulate_hypnogram(profile, 8.0, rng)
+    onset = int(np.argmax(hyp > 0))
+    assert onset == pytest.approx(profile.sol_min * 2, abs=1)  # lights-off wake, then sleep onset
+    n3 = np.flatnonzero(hyp == 3)
+    rem = np.flatnonzero(hyp == 4)
+    assert np.median(n3) < hyp.size / 2 < np.median(rem)  # N3 early, REM late
+
+
+@pytest.mark.parametrize("ahi", [5.0, 30.0])
+def test_event_rate_follows_ahi(ahi: float) -> None:
+    counts = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        profile = SubjectProfile.random(rng, ahi=ahi)
+        hyp = simulate_hypnogram(profile, 8.0, rng)
+        events = place_events(hyp, profile, rng)
+        counts.append(len(events) / (np.sum(hyp > 0) * 30 / 3600))
+        assert (np.diff(events["onset_s"]) > 0).all() if len(events) > 1 else True
+        assert (events["duration_s"] >= 10).all()
+    assert np.mean(counts) == pytest.approx(ahi, rel=0.2)
+
+
+def test_apnea_physiology() -> None:
+    night = simulate_night(21, 1.0, ahi=40.0)
+    flow, fs = night.signals["Airflow"][0], night.signals["Airflow"][1]
+    thor = night.signals["Thor"][0]
+    spo2 = night.signals["SpO2"][0]
+    events = night.events
+    apneas = events[events["event"] == "apnea_obstructive"]
+    assert len(apneas) > 0
+    for onset, duration in zip(apneas["onset_s"], apneas["duration_s"], strict=True):
+        inside = slice(int((onset + 2) * fs), int((onset + duration - 1) * fs))
+        before = slice(int((onset - 40) * fs), int((onset - 10) * fs))
+        if before.start < 0:
+            continue
+        assert np.std(flow[inside]) < 0.1 * np.std(flow[before])   # airflow drop ≥ 90 %
+        assert np.std(thor[inside]) > 0.5 * np.std(thor[before])   # effort continues
+        at_onset = spo2[int(onset) + 15]  # before the circulatory lag has passed
+        assert spo2[int(onset + duration):int(onset + duration) + 40].min() <= at_onset - 3  # desaturation
