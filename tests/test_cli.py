@@ -55,7 +55,7 @@ def test_simulate_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFix
     assert main([*args, "--overwrite"]) == 0
 
 
-@pytest.mark.parametrize("command", ["info", "prepare", "inspect", "simulate"])
+@pytest.mark.parametrize("command", ["info", "prepare", "inspect", "simulate", "models"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -66,3 +66,15 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 def test_errors_exit_2_with_a_message(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert main(["inspect", str(tmp_path)]) == 2
     assert "is not an epoch store" in caplog.text
+
+
+def test_models_lists_presets_with_sizes_and_flops(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--json"]) == 0
+    rows = {r["preset"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"paper", "small", "tiny"}
+    paper = rows["paper"]
+    assert paper["neuronet_params"] == pytest.approx(71.6e6, rel=0.01)
+    assert paper["synthsleepnet_params"] == pytest.approx(296e6, rel=0.01)
+    assert paper["synthsleepnet_trainable"] == pytest.approx(28e6, rel=0.02)
+    assert paper["gflops_per_epoch_per_modality"]["total"] == pytest.approx(8.9, rel=0.03)
+    assert rows["tiny"]["neuronet_params"] < rows["small"]["neuronet_params"] < paper["neuronet_params"]

@@ -112,6 +112,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- models ---------------------------------------------------------------------------------
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import describe_presets
+
+    rows = describe_presets()
+    if args.json:
+        _print(json.dumps(rows, indent=1))
+        return 0
+    _print(f"{'preset':<7} {'NeuroNet':>10} {'SynthSleepNet (4 ch)':>22} {'trainable':>10} "
+           f"{'temporal':>9}  GFLOP/epoch/modality (conv + frame MLP + transformer)")
+    for r in rows:
+        g = r["gflops_per_epoch_per_modality"]
+        _print(f"{r['preset']:<7} {r['neuronet_params'] / 1e6:>9.1f}M {r['synthsleepnet_params'] / 1e6:>21.1f}M "
+               f"{r['synthsleepnet_trainable'] / 1e6:>9.1f}M {r['temporal_params'] / 1e6:>8.2f}M  "
+               f"{g['total']:.2f} = {g['conv']:.2f} + {g['frame_mlp']:.2f} + {g['transformer']:.2f}")
+    return 0
+
+
 # --- simulate -------------------------------------------------------------------------------
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_cohort
@@ -164,6 +182,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="store folder")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_inspect)
+
+    models_help = ("Parameter counts and encoder GFLOPs per 30-s epoch per modality, for every preset "
+                   "(see synthsleepnet.models.describe_presets).")
+    p = sub.add_parser("models", help=models_help, description=models_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("simulate", help=_doc(simulate_cohort), description=_doc(simulate_cohort))
     p.add_argument("--nights", type=int, default=4, help="number of nights")

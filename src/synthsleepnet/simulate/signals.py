@@ -86,15 +86,18 @@ def simulate_eeg(hyp: np.ndarray, profile: SubjectProfile, arousals: Arousals, s
     def env(table: dict[int, float]) -> np.ndarray:
         return epoch_envelope(_by_stage(hyp, table), n, sfreq, epoch_s)
 
-    common = (env({W: 7, N1: 9, N2: 11, N3: 12, REM: 8}) * colored_noise(n, sfreq, 1.0, rng)
-              + env({W: 5, N1: 9, N2: 14, N3: 16, REM: 7}) * colored_noise(n, sfreq, 2.0, rng))
+    common = (env({W: 7, N1: 9, N2: 10, N3: 11, REM: 8}) * colored_noise(n, sfreq, 1.0, rng)
+              + env({W: 7, N1: 12, N2: 17, N3: 20, REM: 11}) * colored_noise(n, sfreq, 2.0, rng))
     a = profile.alpha_uv
-    alpha_env = env({W: a, N1: 0.25 * a, N2: 0.08 * a, N3: 0.05 * a, REM: 0.3 * a})
+    # relaxed wake alternates eyes closed (alpha) and open (little alpha): a per-epoch factor
+    eyes = np.where(hyp == W, rng.choice([0.25, 1.0], size=hyp.size, p=[0.4, 0.6]), 1.0)
+    alpha_env = epoch_envelope(_by_stage(hyp, {W: 0.7 * a, N1: 0.2 * a, N2: 0.05 * a, N3: 0.03 * a,
+                                                REM: 0.1 * a}) * eyes, n, sfreq, epoch_s)
     arousal = _arousal_envelope(arousals, n, sfreq)
-    common += (alpha_env + 1.4 * a * arousal) * band_noise(n, sfreq, 8, 12, rng, peak_hz=rng.uniform(9, 10.5))
-    common += (env({W: 4, N1: 2.5, N2: 2, N3: 1.5, REM: 3}) + 10 * arousal) * band_noise(n, sfreq, 16, 30, rng)
-    common += env({W: 4, N1: 12, N2: 9, N3: 8, REM: 11}) * band_noise(n, sfreq, 4, 7.5, rng)
-    delta = env({W: 3, N1: 6, N2: 15 * youth, N3: 45 * youth, REM: 5})
+    common += (alpha_env + 0.8 * a * arousal) * band_noise(n, sfreq, 8, 12, rng, peak_hz=rng.uniform(9, 10.5))
+    common += (env({W: 6, N1: 3, N2: 2, N3: 1.5, REM: 3}) + 10 * arousal) * band_noise(n, sfreq, 16, 30, rng)
+    common += env({W: 3, N1: 8, N2: 5, N3: 5, REM: 8}) * band_noise(n, sfreq, 4, 7.5, rng)
+    delta = env({W: 3, N1: 7, N2: 14 * youth, N3: 38 * youth, REM: 7})
     common += delta * band_noise(n, sfreq, 0.5, 2.0, rng, peak_hz=0.9)
     transients = np.zeros(n)
     _place(transients, poisson_onsets(_stage_rate(hyp, {W: 0, N1: 0.3, N2: 6, N3: 2, REM: 0}, epoch_s),
@@ -135,8 +138,8 @@ def simulate_eog(hyp: np.ndarray, eeg: np.ndarray, sfreq: float, rng: np.random.
 
     # REMs come in phasic clusters: a per-epoch burstiness factor
     phasic = rng.gamma(0.6, 1 / 0.6, hyp.size)
-    rem_rate = rate({W: 0, N1: 0, N2: 0, N3: 0, REM: 14}) * phasic
-    horizontal = _saccades(poisson_onsets(rem_rate, epoch_s, rng), n, sfreq, rng, (60, 160), 0.08, 0.6)
+    rem_rate = rate({W: 0, N1: 0, N2: 0, N3: 0, REM: 18}) * phasic
+    horizontal = _saccades(poisson_onsets(rem_rate, epoch_s, rng), n, sfreq, rng, (80, 250), 0.08, 0.6)
     horizontal += _saccades(poisson_onsets(rate({W: 10, N1: 1, N2: 0, N3: 0, REM: 0}), epoch_s, rng),
                             n, sfreq, rng, (30, 90), 0.05, 1.0)
     sem = epoch_envelope(_by_stage(hyp, {W: 5, N1: 45, N2: 8, N3: 2, REM: 6}), n, sfreq, epoch_s)
@@ -158,7 +161,7 @@ def simulate_emg(hyp: np.ndarray, arousals: Arousals, sfreq: float, rng: np.rand
     tone = _by_stage(hyp, {W: 14, N1: 7, N2: 5, N3: 4.5, REM: 1.6})
     tone *= rng.lognormal(0, 0.15, hyp.size) * rng.uniform(0.7, 1.3)
     env = epoch_envelope(tone, n, sfreq, epoch_s, smooth_s=5.0)
-    env += 25 * _arousal_envelope(arousals, n, sfreq)
+    env += 8 * _arousal_envelope(arousals, n, sfreq)
     twitch = np.zeros(n)
     for onset in poisson_onsets(_stage_rate(hyp, {W: 0, N1: 0, N2: 0, N3: 0, REM: 5}, epoch_s), epoch_s, rng):
         length = int(rng.uniform(0.1, 0.3) * sfreq)

@@ -1,0 +1,142 @@
+"""NeuroNet: a single-modality self-supervised encoder of 30-s epochs.
+
+Frame features from the frame backbone are embedded, given a CLS token and fixed sin-cos
+positions, and encoded by a transformer. Pretext (Lee et al., NeuroNet, arXiv:2404.17585): two
+independent random maskings (paper ratio 0.8) of the same epoch; an MAE decoder reconstructs the
+masked frame features of each view; the two CLS tokens are projected for an NT-Xent loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from .blocks import TransformerBlock, init_vit_weights, projection_mlp, sincos_positions
+from .frame_backbone import FrameBackbone, make_frames
+from .masking import random_masking, unshuffle
+
+__all__ = ["NeuroNet", "NeuroNetEncoder", "NeuroNetPretext"]
+
+
+class NeuroNetEncoder(nn.Module):
+    """Epoch (B, T) → tokens (B, 1 + F, embed_dim), CLS first.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate in Hz (paper: 100).
+    epoch_s : float
+        Epoch length in s (paper: 30).
+    frame_s, frame_step_s : float
+        Frame window and step in s (paper: 4 and 1, so 27 frames).
+    backbone : dict
+        Keyword arguments of :class:`FrameBackbone` other than ``frame_samples``.
+    embed_dim, depth, n_heads : int
+        Transformer width, blocks and heads (paper: 768, 4, 8).
+    """
+
+    def __init__(self, *, sfreq: float = 100.0, epoch_s: float = 30.0, frame_s: float = 4.0,
+                 frame_step_s: float = 1.0, backbone: dict[str, Any] | None = None,
+                 embed_dim: int = 768, depth: int = 4, n_heads: int = 8) -> None:
+        super().__init__()
+        self.sfreq, self.epoch_s = sfreq, epoch_s
+        self.frame_samples = int(round(frame_s * sfreq))
+        self.step_samples = int(round(frame_step_s * sfreq))
+        self.epoch_samples = int(round(epoch_s * sfreq))
+        self.n_frames = (self.epoch_samples - self.frame_samples) // self.step_samples + 1
+        self.embed_dim = embed_dim
+        self.backbone = FrameBackbone(frame_samples=self.frame_samples, **(backbone or {}))
+        self.patch_embed = nn.Linear(self.backbone.n_features, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.register_buffer("pos_embed", sincos_positions(self.n_frames + 1, embed_dim)[None], persistent=False)
+        self.blocks = nn.ModuleList(TransformerBlock(embed_dim, n_heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        init_vit_weights(self)
+        nn.init.normal_(self.cls_token, std=0.02)
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T) → (B, F, n_features)."""
+        if x.shape[-1] != self.epoch_samples:
+            raise ValueError(f"expected epochs of {self.epoch_samples} samples "
+                             f"({self.epoch_s:g} s at {self.sfreq:g} Hz), got {x.shape[-1]}")
+        return self.backbone(make_frames(x, self.frame_samples, self.step_samples))
+
+    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Prepend CLS and run the transformer on already embedded, positioned tokens."""
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(tokens.shape[0], -1, -1)
+        x = torch.cat([cls, tokens], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Frame features → embedded tokens with positions (no CLS)."""
+        return self.patch_embed(features) + self.pos_embed[:, 1:]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_tokens(self.embed(self.frame_features(x)))
+
+
+class NeuroNetPretext(NamedTuple):
+    """Everything the NeuroNet losses need: targets, two reconstructions, masks, projections."""
+
+    target: torch.Tensor
+    predictions: tuple[torch.Tensor, torch.Tensor]
+    masks: tuple[torch.Tensor, torch.Tensor]
+    projections: tuple[torch.Tensor, torch.Tensor]
+
+
+class NeuroNet(nn.Module):
+    """NeuroNet encoder with its MAE decoder and contrastive projector (pretraining model).
+
+    Parameters
+    ----------
+    encoder : dict
+        Keyword arguments of :class:`NeuroNetEncoder`.
+    decoder_dim, decoder_depth, decoder_heads : int
+        MAE decoder width, blocks and heads (paper: 256, 3, 8).
+    projection : tuple of int
+        Projector sizes after the encoder width (paper: 1024, 512).
+    mask_ratio : float
+        Fraction of frames masked in each view (paper: 0.8).
+    """
+
+    def __init__(self, *, encoder: dict[str, Any] | None = None, decoder_dim: int = 256,
+                 decoder_depth: int = 3, decoder_heads: int = 8,
+                 projection: tuple[int, ...] = (1024, 512), mask_ratio: float = 0.8) -> None:
+        super().__init__()
+        self.encoder = NeuroNetEncoder(**(encoder or {}))
+        n_frames, n_features = self.encoder.n_frames, self.encoder.backbone.n_features
+        self.mask_ratio = mask_ratio
+        self.decoder_embed = nn.Linear(self.encoder.embed_dim, decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
+        self.register_buffer("decoder_pos", sincos_positions(n_frames, decoder_dim)[None], persistent=False)
+        self.decoder = nn.ModuleList(TransformerBlock(decoder_dim, decoder_heads) for _ in range(decoder_depth))
+        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
+        self.decoder_pred = nn.Linear(decoder_dim, n_features)
+        self.projector = projection_mlp([self.encoder.embed_dim, *projection])
+        init_vit_weights(self.decoder)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens without masking, (B, 1 + F, embed_dim)."""
+        return self.encoder(x)
+
+    def _view(self, features: torch.Tensor, generator: torch.Generator | None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        masked = random_masking(self.encoder.embed(features), self.mask_ratio, generator)
+        latent = self.encoder.encode_tokens(masked.kept)
+        x = unshuffle(self.decoder_embed(latent[:, 1:]), self.mask_token, masked.ids_restore)
+        x = x + self.decoder_pos
+        for block in self.decoder:
+            x = block(x)
+        return self.decoder_pred(self.decoder_norm(x)), masked.mask, self.projector(latent[:, 0])
+
+    def pretext(self, x: torch.Tensor, generator: torch.Generator | None = None) -> NeuroNetPretext:
+        """Two masked views of epochs (B, T): reconstructions, masks and CLS projections."""
+        features = self.encoder.frame_features(x)
+        pred1, mask1, z1 = self._view(features, generator)
+        pred2, mask2, z2 = self._view(features, generator)
+        return NeuroNetPretext(features, (pred1, pred2), (mask1, mask2), (z1, z2))

@@ -1,0 +1,304 @@
+"""Models: shapes, paper sizes, masking, losses, fusion slicing, Mamba2, LoRA, checkpoints."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthsleepnet.models import (
+    MODELS,
+    Mamba2,
+    build_model,
+    check_compatible,
+    count_parameters,
+    encoder_gflops,
+    load_checkpoint,
+    merge_lora,
+    model_from_preset,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
+from synthsleepnet.models.frame_backbone import make_frames
+from synthsleepnet.models.lora import LoRALinear
+from synthsleepnet.models.mamba2 import ssd_chunked, ssd_sequential
+from synthsleepnet.models.masking import random_masking
+from synthsleepnet.training import masked_mse, neuronet_loss, nt_xent, synthsleepnet_loss
+
+CHANNELS = ["C4-M1", "E1-M2", "Chin"]
+
+
+def _epochs(batch: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, 3000, generator=torch.Generator().manual_seed(seed))
+
+
+# one case per registered model: the completeness gate below fails when a model has none
+CASES = {
+    "neuronet": (lambda: model_from_preset("neuronet", "tiny"), lambda b: _epochs(b), (28, 64)),
+    "neuronet_encoder": (lambda: model_from_preset("neuronet_encoder", "tiny"), lambda b: _epochs(b), (28, 64)),
+    "synthsleepnet": (lambda: model_from_preset("synthsleepnet", "tiny", channels=CHANNELS),
+                      lambda b: {c: _epochs(b, i) for i, c in enumerate(CHANNELS)}, (81, 64)),
+    "temporal": (lambda: model_from_preset("temporal", "tiny", n_outputs=5),
+                 lambda b: torch.randn(b, 20, 64), (20, 5)),
+    "epoch_head": (lambda: model_from_preset("epoch_head", "tiny", n_outputs=2), lambda b: torch.randn(b, 64), (2,)),
+}
+
+
+def test_every_registered_model_has_a_test_case() -> None:
+    assert set(CASES) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("batch", [1, 2])
+def test_output_shapes(name: str, batch: int) -> None:
+    make, inputs, shape = CASES[name]
+    model = make().eval()
+    with torch.no_grad():
+        out = model(inputs(batch))
+    assert out.shape == (batch, *shape)
+    assert torch.isfinite(out).all()
+
+
+def test_unknown_model_and_preset_list_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown model 'resnet'; registered models: \['epoch_head'"):
+        build_model("resnet")
+    with pytest.raises(ValueError, match=r"unknown model preset 'huge'; presets: \['paper', 'small', 'tiny'\]"):
+        model_from_preset("neuronet", "huge")
+
+
+def test_paper_neuronet_size_and_flops() -> None:
+    model = model_from_preset("neuronet", "paper")
+    total, _ = count_parameters(model)
+    assert total == pytest.approx(71.6e6, rel=0.01)  # authors' configuration: 71.6 M
+    assert model.encoder.n_frames == 27 and model.encoder.backbone.n_features == 3328
+    flops = encoder_gflops(model.encoder)
+    assert flops["total"] == pytest.approx(8.9, rel=0.03)
+    assert flops["conv"] == pytest.approx(5.4, rel=0.03) and flops["frame_mlp"] == pytest.approx(1.8, rel=0.03)
+
+
+def test_paper_synthsleepnet_size() -> None:
+    model = model_from_preset("synthsleepnet", "paper", channels=["C4-M1", "E1-M2", "Chin", "ECG"])
+    total, trainable = count_parameters(model)
+    assert total == pytest.approx(296e6, rel=0.01) and trainable == pytest.approx(28e6, rel=0.02)
+
+
+def test_frames_are_an_unfold_of_the_epoch() -> None:
+    x = torch.arange(3000.0)[None]
+    frames = make_frames(x, 400, 100)
+    assert frames.shape == (1, 27, 400)
+    assert frames[0, 26, 0] == 2600 and frames[0, 26, -1] == 2999
+
+
+def test_backbone_eval_output_does_not_depend_on_chunk_size() -> None:
+    encoder = model_from_preset("neuronet_encoder", "tiny").eval()
+    x = _epochs(3)
+    with torch.no_grad():
+        a = encoder(x)
+        encoder.backbone.chunk_frames = 7
+        b = encoder(x)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("length", "ratio", "kept"), [(27, 0.8, 5), (27, 0.4, 16), (27, 0.0, 27), (3, 0.9, 1)])
+def test_masking_ratio(length: int, ratio: float, kept: int) -> None:
+    x = torch.randn(4, length, 8)
+    out = random_masking(x, ratio, torch.Generator().manual_seed(0))
+    assert out.kept.shape == (4, kept, 8)
+    assert (out.mask.sum(1) == length - kept).all()
+    # kept tokens are exactly the unmasked ones
+    for i in range(4):
+        unmasked = x[i][out.mask[i] == 0]
+        assert torch.equal(torch.sort(unmasked, dim=0).values, torch.sort(out.kept[i], dim=0).values)
+
+
+def test_masked_mse_counts_only_masked_tokens() -> None:
+    target, pred = torch.zeros(2, 5, 3), torch.ones(2, 5, 3)
+    mask = torch.tensor([[1, 0, 0, 1, 0], [0, 0, 0, 0, 1]], dtype=torch.float32)
+    base = masked_mse(pred, target, mask)
+    pred2 = pred.clone()
+    pred2[mask == 0] = 100.0  # errors on visible tokens must not count
+    assert masked_mse(pred2, target, mask) == base == 1.0
+
+
+def test_nt_xent_against_hand_computation() -> None:
+    rng = np.random.default_rng(0)
+    z1, z2 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    tau = 0.5
+    z = np.concatenate([z1, z2])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    losses = []
+    for i in range(6):
+        partner = (i + 3) % 6
+        sims = np.array([z[i] @ z[k] / tau for k in range(6) if k != i])
+        pos = z[i] @ z[partner] / tau
+        losses.append(-pos + math.log(np.exp(sims).sum()))
+    got = nt_xent(torch.tensor(z1), torch.tensor(z2), tau)
+    assert got.item() == pytest.approx(np.mean(losses), rel=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [4, 8, 16, 64])
+@pytest.mark.parametrize("length", [1, 20, 37])
+def test_mamba2_chunked_equals_sequential(chunk: int, length: int) -> None:
+    g = torch.Generator().manual_seed(length)
+    b, h, p, groups, n = 2, 4, 8, 2, 16
+    x = torch.randn(b, length, h, p, generator=g, dtype=torch.float64)
+    dt = torch.rand(b, length, h, generator=g, dtype=torch.float64)
+    a = -torch.rand(h, generator=g, dtype=torch.float64) * 4
+    bb = torch.randn(b, length, groups, n, generator=g, dtype=torch.float64)
+    cc = torch.randn(b, length, groups, n, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(ssd_chunked(x, dt, a, bb, cc, chunk), ssd_sequential(x, dt, a, bb, cc))
+
+
+def test_mamba2_is_causal() -> None:
+    torch.manual_seed(0)
+    mixer = Mamba2(32, headdim=16)
+    x = torch.randn(1, 12, 32)
+    y = mixer(x)
+    x2 = x.clone()
+    x2[:, 8:] += 5.0
+    y2 = mixer(x2)
+    torch.testing.assert_close(y[:, :8], y2[:, :8])
+    assert not torch.allclose(y[:, 8:], y2[:, 8:])
+
+
+@pytest.mark.parametrize("mixer", ["mamba2", "gru", "transformer"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_temporal_module_variants(mixer: str, bidirectional: bool) -> None:
+    model = build_model("temporal", in_dim=64, n_outputs=5, mixer=mixer, bidirectional=bidirectional).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 20, 64)).shape == (2, 20, 5)
+
+
+def test_bidirectional_sees_the_future() -> None:
+    torch.manual_seed(0)
+    model = build_model("temporal", in_dim=64, n_outputs=5, bidirectional=True).eval()
+    x = torch.randn(1, 20, 64)
+    x2 = x.clone()
+    x2[:, 15:] += 3
+    with torch.no_grad():
+        assert not torch.allclose(model(x)[:, :10], model(x2)[:, :10])
+
+
+def test_lora_starts_as_identity_trains_only_adapters_and_merges() -> None:
+    model = model_from_preset("synthsleepnet", "tiny", channels=CHANNELS).eval()
+    encoder = model.encoders["C4_M1"]
+    wrapped = [m for m in encoder.modules() if isinstance(m, LoRALinear)]
+    assert len(wrapped) == 2  # one attention output projection per block
+    trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(n.endswith(("lora_a", "lora_b")) for n in trainable)
+    x = {c: _epochs(2, i) for i, c in enumerate(CHANNELS)}
+    with torch.no_grad():
+        for m in wrapped:
+            m.lora_b.normal_()
+        before = model.embed(x)
+        merge_lora(model)
+        after = model.embed(x)
+    assert not any(isinstance(m, LoRALinear) for m in model.modules())
+    torch.testing.assert_close(before, after, rtol=1e-4, atol=1e-5)
+
+
+def test_each_decoder_sees_exactly_its_own_block() -> None:
+    model = model_from_preset("synthsleepnet", "tiny", channels=CHANNELS)
+    seen: list[torch.Tensor] = []
+    fused: list[torch.Tensor] = []
+    model.decoder_embed.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    model.fusion_norm.register_forward_hook(lambda m, inp, out: fused.append(out))
+    model.pretext({c: _epochs(2, i) for i, c in enumerate(CHANNELS)}, torch.Generator().manual_seed(0))
+    kept = int(27 * (1 - model.mask_ratio))
+    assert [s.shape[1] for s in seen] == [kept] * 3
+    for i, block in enumerate(seen):
+        assert torch.equal(block, fused[0][:, i * kept:(i + 1) * kept])
+
+
+def test_absent_modalities_contribute_nothing() -> None:
+    model = model_from_preset("synthsleepnet", "tiny", channels=CHANNELS).eval()
+    x = {"C4-M1": _epochs(2, 0), "E1-M2": _epochs(2, 1)}
+    with torch.no_grad():
+        before = model.embed(x)
+        for p in model.encoders["Chin"].parameters():
+            p.add_(torch.randn_like(p))
+        for p in model.token_proj["Chin"].parameters():
+            p.add_(1.0)
+        after = model.embed(x)
+    torch.testing.assert_close(before, after)
+    with pytest.raises(ValueError, match=r"subset of the model's channels \['C4-M1', 'E1-M2', 'Chin'\]"):
+        model.embed({"ECG": _epochs(1)})
+
+
+def _optimise(model: torch.nn.Module, step: object, n: int = 25) -> tuple[dict[str, float], dict[str, float]]:
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    first: dict[str, float] = {}
+    for i in range(n):
+        losses = step(torch.Generator().manual_seed(i % 2))  # type: ignore[operator]
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+        if i == 0:
+            first = {k: float(v.detach()) for k, v in losses.items()}
+    with torch.no_grad():
+        last = {k: float(v) for k, v in step(torch.Generator().manual_seed(0)).items()}  # type: ignore[operator]
+    return first, last
+
+
+def test_neuronet_losses_decrease() -> None:
+    torch.manual_seed(0)
+    model = model_from_preset("neuronet", "tiny")
+    x = _epochs(8)
+    first, last = _optimise(model, lambda g: neuronet_loss(model.pretext(x, g)))
+    assert last["reconstruction"] < first["reconstruction"] and last["contrastive"] < first["contrastive"]
+
+
+def test_synthsleepnet_losses_decrease() -> None:
+    torch.manual_seed(0)
+    model = model_from_preset("synthsleepnet", "tiny", channels=CHANNELS)
+    x = {c: _epochs(8, i) for i, c in enumerate(CHANNELS)}
+    first, last = _optimise(model, lambda g: synthsleepnet_loss(model.pretext(x, g)))
+    assert last["reconstruction"] < first["reconstruction"] and last["contrastive"] < first["contrastive"]
+
+
+def test_temporal_cross_entropy_decreases() -> None:
+    torch.manual_seed(0)
+    model = model_from_preset("temporal", "tiny", n_outputs=5)
+    x, y = torch.randn(4, 20, 64), torch.randint(0, 5, (4, 20))
+    ce = torch.nn.functional.cross_entropy
+    first, last = _optimise(model, lambda g: {"loss": ce(model(x).reshape(-1, 5), y.reshape(-1))})
+    assert last["loss"] < first["loss"]
+
+
+def test_synthsleepnet_loads_a_pretrained_neuronet_encoder() -> None:
+    neuronet = model_from_preset("neuronet", "tiny")
+    fusion = model_from_preset("synthsleepnet", "tiny", channels=CHANNELS).eval()
+    fusion.load_encoder("C4-M1", neuronet.encoder.state_dict())
+    x = _epochs(2)
+    with torch.no_grad():
+        torch.testing.assert_close(fusion.encoders["C4_M1"](x), neuronet.encoder.eval()(x))
+
+
+def test_checkpoint_round_trip_and_metadata(tmp_path: Path) -> None:
+    model = model_from_preset("synthsleepnet", "tiny", channels=CHANNELS).eval()
+    path = save_checkpoint(tmp_path / "m.safetensors", model, preset="tiny", channels=CHANNELS,
+                           preprocessing_hash="abc", seed=7)
+    loaded, meta = load_checkpoint(path)
+    assert meta["preset"] == "tiny" and meta["seed"] == 7 and meta["channels"] == CHANNELS
+    x = {c: _epochs(2, i) for i, c in enumerate(CHANNELS)}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval().embed(x), model.embed(x))
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # atomic write left nothing
+
+
+def test_checkpoint_rejections(tmp_path: Path) -> None:
+    model = model_from_preset("epoch_head", "tiny", n_outputs=5)
+    path = save_checkpoint(tmp_path / "h.safetensors", model, preprocessing_hash="abc", channels=["C4-M1"])
+    meta = read_checkpoint_metadata(path)
+    with pytest.raises(ValueError, match="trained on data prepared with preprocessing abc, but this data used xyz"):
+        check_compatible(meta, preprocessing_hash="xyz")
+    with pytest.raises(ValueError, match=r"no encoder for channel\(s\) \['ECG'\]; it knows \['C4-M1'\]"):
+        check_compatible(meta, channels=["ECG"])
+    bad = tmp_path / "pickle.pt"
+    torch.save({"x": 1}, bad)
+    with pytest.raises(ValueError, match=r"pickle\.pt is not a SynthSleepNet checkpoint"):
+        read_checkpoint_metadata(bad)
