@@ -44,6 +44,8 @@ CASES = {
     "temporal": (lambda: model_from_preset("temporal", "tiny", n_outputs=5),
                  lambda b: torch.randn(b, 20, 64), (20, 5)),
     "epoch_head": (lambda: model_from_preset("epoch_head", "tiny", n_outputs=2), lambda b: torch.randn(b, 64), (2,)),
+    "sleep_classifier": (lambda: model_from_preset("sleep_classifier", "tiny", channels=CHANNELS, n_outputs=5),
+                         lambda b: {c: _epochs(b, i) for i, c in enumerate(CHANNELS)}, (5,)),
 }
 
 
@@ -302,3 +304,17 @@ def test_checkpoint_rejections(tmp_path: Path) -> None:
     torch.save({"x": 1}, bad)
     with pytest.raises(ValueError, match=r"pickle\.pt is not a SynthSleepNet checkpoint"):
         read_checkpoint_metadata(bad)
+
+
+def test_sequence_classifier_predicts_a_whole_night() -> None:
+    from synthsleepnet.models.registry import sleep_classifier_kwargs
+
+    model = build_model("sleep_classifier", **sleep_classifier_kwargs("tiny", CHANNELS[:2], 5, context="sequence"))
+    night = {c: np.random.default_rng(i).standard_normal((47, 3000)).astype(np.float32)
+             for i, c in enumerate(CHANNELS[:2])}
+    probs = model.predict_proba(night)
+    assert probs.shape == (47, 5)  # 47 is not a multiple of 20: the last window is end-aligned
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(".backbone.mlp.0.lora_a" in n for n in trainable) and any("fusion.fusion.0.mlp.fc1.lora" in n for n in trainable)
+    assert not any(n.endswith("attn.proj.lora_a") for n in trainable)  # pretrained adapters stay frozen

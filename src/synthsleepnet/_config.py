@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["PreprocessingConfig", "SimulationConfig", "config_from_dict", "config_hash", "config_to_dict",
+__all__ = ["STAGE_DEFAULTS", "PreprocessingConfig", "SimulationConfig", "TrainConfig", "config_from_dict", "config_hash", "config_to_dict",
            "load_config_file"]
 
 T = TypeVar("T")
@@ -101,6 +101,60 @@ class SimulationConfig:
     electrode_pops_per_hour: float = 2.0
     movements_per_hour: float = 3.0
     spontaneous_arousals_per_hour: float = 6.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one training stage (AdamW, cosine schedule with warm-up).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training items.
+    batch_size : int
+        Items per optimiser micro-batch (per process under DDP: divided by the world size).
+    accumulate : int
+        Micro-batches per optimiser step.
+    base_lr : float
+        Learning rate for an effective batch of 256; the rate used is
+        ``base_lr × batch_size × accumulate / 256`` (the paper's scaling rule).
+    weight_decay : float
+        AdamW weight decay.
+    warmup_frac : float
+        Fraction of the steps with a linear warm-up before the cosine decay.
+    grad_clip : float
+        Gradient-norm clip (paper: 2).
+    seed : int
+        Seeds data order, masking, dropout, splits and label sampling; stored in checkpoints.
+    bf16 : bool
+        bfloat16 autocast on CPUs that support it (1.4–1.8x faster encoders here).
+    max_steps_per_epoch : int | None
+        Cap on optimiser steps per epoch (quick runs, CI); None runs full epochs.
+    """
+
+    epochs: int = 20
+    batch_size: int = 256
+    accumulate: int = 1
+    base_lr: float = 1e-4
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.05
+    grad_clip: float = 2.0
+    seed: int = 0
+    bf16: bool = True
+    max_steps_per_epoch: int | None = None
+
+    @property
+    def lr(self) -> float:
+        return self.base_lr * self.batch_size * self.accumulate / 256
+
+
+#: Paper defaults per stage (DESIGN.md §5).
+STAGE_DEFAULTS: dict[str, TrainConfig] = {
+    "pretrain_unimodal": TrainConfig(epochs=20, batch_size=256, base_lr=1e-4),
+    "pretrain_multimodal": TrainConfig(epochs=100, batch_size=256, base_lr=1e-4),
+    "probe": TrainConfig(epochs=50, batch_size=512, base_lr=1e-4, weight_decay=0.01),  # lr 2e-4
+    "finetune": TrainConfig(epochs=30, batch_size=32, accumulate=4, base_lr=5e-4, weight_decay=0.01),
+}
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Command line: a thin layer over the Python API, one public function per subcommand."""
+"""SynthSleepNet command line: read, prepare, pretrain, adapt and score polysomnography.
+
+Each subcommand is a thin layer over one public Python function.
+"""
 
 from __future__ import annotations
 
@@ -112,6 +115,109 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- training -------------------------------------------------------------------------------
+_TRAIN_FLAGS = ("epochs", "batch_size", "accumulate", "base_lr", "weight_decay", "seed", "max_steps_per_epoch")
+
+
+def _train_config(args: argparse.Namespace, stage: str) -> Any:
+    """Stage defaults, then the config file's [train] table, then command-line flags."""
+    import dataclasses
+
+    from ._config import STAGE_DEFAULTS, TrainConfig
+
+    values = config_to_plain(STAGE_DEFAULTS[stage])
+    if args.config:
+        values.update(load_config_file(args.config).get("train", {}))
+    values.update({k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None})
+    if args.no_bf16:
+        values["bf16"] = False
+    config = config_from_dict(TrainConfig, values)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1), encoding="utf-8")
+    return config
+
+
+def config_to_plain(config: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(config)
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True, help="epoch store folder")
+    p.add_argument("--out", required=True, help="output folder (checkpoint, log.csv, tensorboard/)")
+    p.add_argument("--config", help="TOML/YAML/JSON file with a [train] table")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--accumulate", type=int, help="micro-batches per optimiser step")
+    p.add_argument("--base-lr", type=float, help="learning rate per 256 items")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (quick runs)")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _print_fit(result: Any) -> None:
+    last = result.history[-1] if result.history else {}
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float))
+    _print(f"saved {result.checkpoint}" + (f" (best validation epoch {result.best_epoch})" if result.best_epoch else ""))
+    if shown:
+        _print(f"last epoch: {shown}")
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from .training import pretrain_multimodal, pretrain_unimodal
+
+    if args.kind == "unimodal":
+        result = pretrain_unimodal(args.store, args.modality, args.out, preset=args.preset,
+                                   config=_train_config(args, "pretrain_unimodal"), resume=args.resume,
+                                   progress=not args.quiet)
+    else:
+        encoders = {}
+        for item in args.encoders:
+            modality, sep, path = item.partition("=")
+            if not sep:
+                raise SystemExit(f"--encoders takes MODALITY=CHECKPOINT, got {item!r}")
+            encoders[modality] = path
+        result = pretrain_multimodal(args.store, encoders, args.out, channels=args.channels,
+                                     config=_train_config(args, "pretrain_multimodal"), resume=args.resume,
+                                     progress=not args.quiet)
+    _print_fit(result)
+    return 0
+
+
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from .training import finetune, probe
+
+    if (args.fusion is None) == (not args.scratch):
+        raise SystemExit("give --fusion CHECKPOINT (pretrained) or --scratch (same architecture, random start)")
+    func = probe if args.command == "probe" else finetune
+    result = func(args.store, args.task, args.labels, args.out, fusion_checkpoint=args.fusion,
+                  preset=args.preset, channels=args.channels, config=_train_config(args, args.command),
+                  resume=args.resume, progress=not args.quiet)
+    _print_fit(result)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .training import evaluate
+
+    metrics = evaluate(args.checkpoint, args.store, split=args.split)
+    if args.json:
+        _print(json.dumps(metrics, indent=1, default=float))
+        return 0
+    _print(f"{metrics['task']} on {metrics['nights']} {metrics['split']} nights ({metrics['n_epochs']} epochs): "
+           f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, kappa {metrics['kappa']:.3f}")
+    _print("  per-class F1: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["f1"].items()))
+    for key in ("auroc", "auprc", "event_f1"):
+        if key in metrics:
+            _print(f"  {key}: {metrics[key]:.3f}")
+    return 0
+
+
 # --- models ---------------------------------------------------------------------------------
 def _cmd_models(args: argparse.Namespace) -> int:
     from .models import describe_presets
@@ -148,6 +254,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from .preprocessing import describe_recording
     from .simulate import simulate_cohort
     from .store import EpochStore, prepare_store
+    from .training import evaluate, finetune, pretrain_multimodal, pretrain_unimodal, probe
 
     parser = argparse.ArgumentParser(prog="synthsleepnet", description=__doc__)
     parser.add_argument("--version", action="version", version=f"synthsleepnet {__version__}")
@@ -182,6 +289,39 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="store folder")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining (unimodal NeuroNet, multimodal fusion)")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    q = kinds.add_parser("unimodal", help=_doc(pretrain_unimodal), description=_doc(pretrain_unimodal))
+    q.add_argument("--modality", required=True, choices=["eeg", "eog", "emg", "ecg", "resp", "spo2"])
+    q.add_argument("--preset", default="tiny", help="model size: paper, small or tiny")
+    _add_train_flags(q)
+    q.set_defaults(func=_cmd_pretrain)
+    q = kinds.add_parser("multimodal", help=_doc(pretrain_multimodal), description=_doc(pretrain_multimodal))
+    q.add_argument("--encoders", nargs="+", required=True, metavar="MODALITY=CKPT",
+                   help="unimodal checkpoints, e.g. eeg=runs/eeg/model.safetensors")
+    q.add_argument("--channels", nargs="+", help="canonical channels (default: one per modality)")
+    _add_train_flags(q)
+    q.set_defaults(func=_cmd_pretrain)
+
+    for name, func in (("probe", probe), ("finetune", finetune)):
+        q = sub.add_parser(name, help=_doc(func), description=_doc(func))
+        q.add_argument("--task", required=True, choices=["stage", "apnea", "hypopnea"])
+        q.add_argument("--labels", type=float, default=1.0,
+                       help="fraction of the labelled-train epochs used (0.01, 0.05, 1.0)")
+        q.add_argument("--fusion", help="multimodal checkpoint to start from")
+        q.add_argument("--scratch", action="store_true", help="random start: the scratch baseline")
+        q.add_argument("--preset", default="tiny", help="model size for --scratch")
+        q.add_argument("--channels", nargs="+", help="canonical channels (scratch default: one per modality)")
+        _add_train_flags(q)
+        q.set_defaults(func=_cmd_adapt)
+
+    q = sub.add_parser("evaluate", help=_doc(evaluate), description=_doc(evaluate))
+    q.add_argument("checkpoint", help="probe or fine-tune checkpoint")
+    q.add_argument("--store", required=True, help="epoch store folder")
+    q.add_argument("--split", default="test", choices=["pretrain", "train", "val", "test"])
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_evaluate)
 
     models_help = ("Parameter counts and encoder GFLOPs per 30-s epoch per modality, for every preset "
                    "(see synthsleepnet.models.describe_presets).")

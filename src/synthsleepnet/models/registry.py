@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .classifier import SleepClassifier
 from .neuronet import NeuroNet, NeuroNetEncoder
 from .presets import get_preset
 from .synthsleepnet import SynthSleepNet
 from .temporal import EpochHead, TemporalContextModule
 
 __all__ = ["MODELS", "build_model", "count_parameters", "describe_presets", "encoder_gflops", "get_config",
-           "model_from_preset"]
+           "model_from_preset", "sleep_classifier_kwargs"]
 
 MODELS: dict[str, type[nn.Module]] = {
     "neuronet": NeuroNet,
@@ -23,6 +24,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "synthsleepnet": SynthSleepNet,
     "temporal": TemporalContextModule,
     "epoch_head": EpochHead,
+    "sleep_classifier": SleepClassifier,
 }
 
 
@@ -60,9 +62,24 @@ def model_from_preset(name: str, preset: str, *, channels: Sequence[str] = (), n
     elif name == "epoch_head":
         kwargs = {"in_dim": in_dim or p["fusion"]["fusion_dim"], "n_outputs": n_outputs,
                   "hidden": p["temporal"]["hidden"], "dropout": p["temporal"]["dropout"]}
+    elif name == "sleep_classifier":
+        kwargs = sleep_classifier_kwargs(preset, channels, n_outputs, context="epoch")
     else:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
     return build_model(name, **_jsonable(kwargs))
+
+
+def sleep_classifier_kwargs(preset: str, channels: Sequence[str], n_outputs: int, *, context: str
+                            ) -> dict[str, Any]:
+    """Constructor arguments of a :class:`SleepClassifier` at a preset's size."""
+    p = get_preset(preset)
+    fusion = {"channels": list(channels), "encoder": p["encoder"], **p["fusion"]}
+    if context == "epoch":
+        head = {"hidden": p["temporal"]["hidden"], "dropout": p["temporal"]["dropout"]}
+        return _jsonable({"fusion": fusion, "n_outputs": n_outputs, "context": "epoch", "head": head})
+    head = {k: v for k, v in p["temporal"].items()}
+    return _jsonable({"fusion": fusion, "n_outputs": n_outputs, "context": "sequence", "head": head,
+                      "finetune_lora": {"rank": 4, "alpha": 8.0}})
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

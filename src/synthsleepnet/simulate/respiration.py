@@ -48,7 +48,9 @@ def place_events(hyp: np.ndarray, profile: SubjectProfile, rng: np.random.Genera
         duration = float(rng.uniform(10, 40) if kind != "hypopnea" else rng.uniform(10, 35))
         onset = round(float((epoch + rng.random()) * epoch_s), 1)
         end = onset + duration
-        last = min(int(end // epoch_s), hyp.size - 1)
+        if end + 15 > hyp.size * epoch_s:  # the event and its recovery fit in the recording
+            continue
+        last = int(end // epoch_s)
         if not asleep[epoch:last + 1].all():
             continue
         if any(onset < b + 15 and end + 15 > a for a, b in busy):

@@ -1,0 +1,161 @@
+"""PyTorch datasets over an epoch store: single epochs per channel, multichannel epochs, windows.
+
+Items are read on demand with ``pread``; nothing is loaded up front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..store.epoch_store import EpochStore
+
+__all__ = ["ChannelEpochs", "MultiChannelEpochs", "TASKS", "Windows", "class_weights", "inverse_frequency_weights"]
+
+#: task → (label column, number of classes, class names)
+TASKS: dict[str, tuple[int, int, tuple[str, ...]]] = {
+    "stage": (0, 5, ("W", "N1", "N2", "N3", "R")),
+    "apnea": (1, 2, ("none", "apnea")),
+    "hypopnea": (2, 2, ("none", "hypopnea")),
+}
+
+
+class ChannelEpochs(Dataset[torch.Tensor]):
+    """One channel of one epoch per item, pooling every channel of a modality (unimodal pretraining)."""
+
+    def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str]) -> None:
+        self.store = store
+        items = []
+        for night in nights:
+            have = store.night(night).channels
+            for ch in channels:
+                if ch in have:
+                    c = have.index(ch)
+                    items += [(night, e, c) for e in range(store.night(night).n_epochs)]
+        if not items:
+            raise ValueError(f"no epochs of channels {list(channels)} in nights {list(nights)[:5]}")
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        night, epoch, channel = self.items[i]
+        return torch.from_numpy(self.store.night(night).read([epoch])[0, channel])
+
+
+class MultiChannelEpochs(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
+    """Epochs as ``{channel: (T,)}`` with their (3,) labels; only nights with every channel."""
+
+    def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str],
+                 epochs: dict[str, np.ndarray] | None = None) -> None:
+        self.store, self.channels = store, list(channels)
+        self.items: list[tuple[str, int]] = []
+        self._index: dict[str, list[int]] = {}
+        skipped = []
+        for night in nights:
+            have = store.night(night).channels
+            if not all(c in have for c in channels):
+                skipped.append(night)
+                continue
+            if epochs is None:
+                chosen = np.arange(store.night(night).n_epochs)
+            elif night in epochs:
+                chosen = epochs[night]
+            else:
+                continue
+            self._index[night] = [have.index(c) for c in channels]
+            self.items += [(night, int(e)) for e in chosen]
+        self.skipped_nights = skipped
+        if not self.items:
+            raise ValueError(f"no nights with all of {self.channels} among {list(nights)[:5]}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def labels(self) -> np.ndarray:
+        """(N, 3) labels of all items, without reading signals."""
+        return np.stack([self.store.night(n).labels[e] for n, e in self.items])
+
+    def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        night, epoch = self.items[i]
+        x = self.store.night(night).read([epoch])[0]
+        idx = self._index[night]
+        return ({c: torch.from_numpy(x[j]) for c, j in zip(self.channels, idx, strict=True)},
+                torch.from_numpy(self.store.night(night).labels[epoch].astype(np.int64)))
+
+
+class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
+    """Windows of ``length`` consecutive epochs: ``{channel: (S, T)}`` and (S, 3) labels.
+
+    Training windows use ``stride`` 10 (overlapping); evaluation uses ``stride == length`` and a
+    last window aligned to the end, so every epoch is covered. With ``epochs`` (a label-fraction
+    sample) only windows holding at least one chosen epoch are kept, and unchosen epochs get
+    label -1 so the loss ignores them.
+    """
+
+    def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str], *,
+                 length: int = 20, stride: int = 10, epochs: dict[str, np.ndarray] | None = None) -> None:
+        self.store, self.channels, self.length = store, list(channels), length
+        self.items: list[tuple[str, int]] = []
+        self._index: dict[str, list[int]] = {}
+        self._mask: dict[str, np.ndarray] = {}
+        for night in nights:
+            nf = store.night(night)
+            if not all(c in nf.channels for c in channels) or nf.n_epochs < length:
+                continue
+            self._index[night] = [nf.channels.index(c) for c in channels]
+            keep = np.ones(nf.n_epochs, dtype=bool)
+            if epochs is not None:
+                keep[:] = False
+                keep[epochs.get(night, np.zeros(0, dtype=int))] = True
+            self._mask[night] = keep
+            starts = list(range(0, nf.n_epochs - length + 1, stride))
+            if starts[-1] != nf.n_epochs - length:
+                starts.append(nf.n_epochs - length)
+            self.items += [(night, s) for s in starts if keep[s:s + length].any()]
+        if not self.items:
+            raise ValueError(f"no {length}-epoch windows with all of {self.channels} in {list(nights)[:5]}")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        night, start = self.items[i]
+        nf = self.store.night(night)
+        x = nf.read_window(start, self.length)
+        labels = nf.labels[start:start + self.length].astype(np.int64)
+        labels[~self._mask[night][start:start + self.length]] = -1
+        idx = self._index[night]
+        return ({c: torch.from_numpy(np.ascontiguousarray(x[:, j])) for c, j in zip(self.channels, idx, strict=True)},
+                torch.from_numpy(labels))
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency class weights (mean 1 over present classes); -1 labels are ignored.
+
+    The reference code passed frequencies, which up-weights the majority class; these are
+    ``N / (K · count_k)``.
+    """
+    labels = np.asarray(labels)
+    counts = np.bincount(labels[labels >= 0].astype(int), minlength=n_classes).astype(float)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def inverse_frequency_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-sample weights ∝ 1 / frequency of the sample's class, for a weighted sampler.
+
+    Each class then contributes equally in expectation; unlabelled samples (-1) get weight 0.
+    """
+    labels = np.asarray(labels).astype(int)
+    out = np.zeros(labels.size)
+    valid = labels >= 0
+    counts = np.bincount(labels[valid])
+    out[valid] = 1.0 / counts[labels[valid]]
+    return out / out.sum() if out.sum() > 0 else out

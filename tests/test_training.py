@@ -1,0 +1,213 @@
+"""Training: splits, label fractions, class balance, metrics against scikit-learn, the loop
+(resume, DDP), and every command end to end on tiny simulated nights."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from synthsleepnet import EpochStore, prepare_store
+from synthsleepnet.cli import main
+from synthsleepnet.simulate import simulate_cohort
+from synthsleepnet.training import (
+    assign_splits,
+    class_weights,
+    classification_metrics,
+    event_f1,
+    inverse_frequency_weights,
+    sample_labelled_epochs,
+    split_nights,
+)
+from synthsleepnet.training.metrics import auprc, auroc
+
+QUICK = ["--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten simulated 25-minute nights of five subjects (two nights each), prepared."""
+    root = tmp_path_factory.mktemp("cohort")
+    for i, (edf, xml) in enumerate(simulate_cohort(root / "sim", 10, 25 / 60, seed=40, ahi=35.0, progress=False)):
+        name = f"subj{4 + i // 2}_night{i % 2}"
+        (root / "rec").mkdir(exist_ok=True)
+        edf.rename(root / "rec" / f"{name}.edf")
+        xml.rename(root / "rec" / f"{name}-nsrr.xml")
+    summary = prepare_store(root / "rec", root / "store", subject_pattern=r"subj(\d)_night", progress=False)
+    assert summary.ok
+    return root
+
+
+@pytest.fixture()
+def store(cohort: Path, tmp_path: Path) -> Path:
+    """A private copy of the cohort's store (tests write splits and runs into it)."""
+    shutil.copytree(cohort / "store", tmp_path / "store")
+    return tmp_path / "store"
+
+
+def test_splits_are_by_subject_disjoint_deterministic_and_saved(store: Path) -> None:
+    fractions = {"pretrain": 0.4, "train": 0.2, "val": 0.2, "test": 0.2}
+    first = assign_splits(store, fractions=fractions, seed=1)
+    assert set(first) == {"4", "5", "6", "7", "8"}  # subjects, not nights
+    assert sorted(first.values()) == ["pretrain", "pretrain", "test", "train", "val"]
+    st = EpochStore(store)
+    by_split = {s: set(st.manifest.loc[st.manifest["split"] == s, "subject"]) for s in ("pretrain", "train", "val", "test")}
+    for a in by_split:
+        for b in by_split:
+            assert a == b or not by_split[a] & by_split[b]
+    nights = split_nights(st, "test")
+    assert len(nights) == 2 and {st.manifest.set_index("night_id").loc[n, "subject"] for n in nights} == by_split["test"]
+    assert assign_splits(store, seed=99) == first  # kept unless overwrite
+    shutil.rmtree(store / "nights" / ".." / "splits.json", ignore_errors=True)
+    (store / "splits.json").unlink(missing_ok=True)
+    assert assign_splits(store, fractions=fractions, seed=1) == first  # same seed, same split
+
+
+def test_split_fractions_are_checked(store: Path) -> None:
+    with pytest.raises(ValueError, match="must be non-negative, sum to 1"):
+        assign_splits(store, fractions={"train": 0.5, "test": 0.6}, overwrite=True)
+
+
+def test_label_fraction_sampling(store: Path) -> None:
+    assign_splits(store, seed=0)
+    st = EpochStore(store)
+    nights = st.night_ids[:4]
+    total = sum(int((st.night(n).labels[:, 0] >= 0).sum()) for n in nights)
+    a = sample_labelled_epochs(st, nights, 0.05, task_column=0, seed=3)
+    b = sample_labelled_epochs(st, nights, 0.05, task_column=0, seed=3)
+    c = sample_labelled_epochs(st, nights, 0.05, task_column=0, seed=4)
+    assert {k: v.tolist() for k, v in a.items()} == {k: v.tolist() for k, v in b.items()}
+    assert {k: v.tolist() for k, v in a.items()} != {k: v.tolist() for k, v in c.items()}
+    n = sum(v.size for v in a.values())
+    assert n == round(0.05 * total)
+    for night, idx in a.items():
+        assert len(set(idx.tolist())) == idx.size  # without replacement
+        assert (st.night(night).labels[idx, 0] >= 0).all()
+    with pytest.raises(ValueError, match=r"label fraction must be in \(0, 1\]"):
+        sample_labelled_epochs(st, nights, 0.0, task_column=0, seed=0)
+
+
+def test_class_weights_are_inverse_frequencies() -> None:
+    labels = np.array([0] * 90 + [1] * 10 + [-1] * 5)
+    w = class_weights(labels, 2)
+    assert w[1] / w[0] == pytest.approx(9.0)  # rare class up-weighted, not the frequent one
+    sample = inverse_frequency_weights(labels)
+    assert sample[-1] == 0 and sample[labels == 0].sum() == pytest.approx(sample[labels == 1].sum())
+    draws = np.random.default_rng(0).choice(labels.size, size=20000, p=sample)
+    assert np.mean(labels[draws] == 1) == pytest.approx(0.5, abs=0.02)
+
+
+def test_metrics_match_scikit_learn() -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y = rng.integers(-1, 5, 500)
+    p = np.where(rng.random(500) < 0.6, y, rng.integers(0, 5, 500)).clip(0)
+    got = classification_metrics(y, p, 5)
+    keep = y >= 0
+    assert got["accuracy"] == pytest.approx(sk.accuracy_score(y[keep], p[keep]))
+    assert got["macro_f1"] == pytest.approx(sk.f1_score(y[keep], p[keep], average="macro"))
+    assert got["kappa"] == pytest.approx(sk.cohen_kappa_score(y[keep], p[keep]))
+    assert got["confusion"] == sk.confusion_matrix(y[keep], p[keep], labels=range(5)).tolist()
+    assert list(got["f1"].values()) == pytest.approx(list(sk.f1_score(y[keep], p[keep], average=None)))
+    yb, score = rng.integers(0, 2, 300), rng.random(300)
+    score[:50] = 0.5  # ties
+    assert auroc(yb, score) == pytest.approx(sk.roc_auc_score(yb, score))
+    assert auprc(yb, score) == pytest.approx(sk.average_precision_score(yb, score))
+
+
+def test_event_f1_overlap_rule() -> None:
+    true = [(100.0, 20.0), (400.0, 15.0), (900.0, 30.0)]
+    pred = [(90.0, 30.0), (600.0, 30.0), (905.0, 5.0)]
+    got = event_f1(true, pred)
+    assert got["event_recall"] == pytest.approx(2 / 3) and got["event_precision"] == pytest.approx(2 / 3)
+    strict = event_f1(true, pred, min_overlap=0.5)  # 5 s of a 30-s event is not a match at 50 %
+    assert strict["event_recall"] == pytest.approx(1 / 3)
+
+
+def test_every_command_end_to_end(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    encoders = []
+    for modality in ("eeg", "eog", "emg", "ecg"):
+        assert main(["pretrain", "unimodal", "--store", str(store), "--modality", modality,
+                     "--out", str(runs / modality), *QUICK]) == 0
+        encoders.append(f"{modality}={runs / modality / 'model.safetensors'}")
+    assert main(["pretrain", "multimodal", "--store", str(store), "--encoders", *encoders,
+                 "--out", str(runs / "fusion"), *QUICK]) == 0
+    fusion = runs / "fusion" / "model.safetensors"
+    assert main(["probe", "--store", str(store), "--task", "stage", "--labels", "0.5", "--fusion", str(fusion),
+                 "--out", str(runs / "probe"), "--epochs", "2", "--quiet"]) == 0
+    assert main(["finetune", "--store", str(store), "--task", "apnea", "--labels", "1.0", "--fusion", str(fusion),
+                 "--out", str(runs / "ft"), "--epochs", "1", "--batch-size", "2", "--max-steps-per-epoch", "2",
+                 "--quiet"]) == 0
+    assert main(["finetune", "--store", str(store), "--task", "stage", "--labels", "0.05", "--scratch",
+                 "--out", str(runs / "scratch"), "--epochs", "1", "--batch-size", "2", "--max-steps-per-epoch",
+                 "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(runs / "probe" / "model.safetensors"), "--store", str(store), "--json"]) == 0
+    stage = json.loads(capsys.readouterr().out)
+    assert stage["split"] == "test" and stage["stage"] == "probe" and len(stage["confusion"]) == 5
+    assert main(["evaluate", str(runs / "ft" / "model.safetensors"), "--store", str(store), "--json"]) == 0
+    apnea = json.loads(capsys.readouterr().out)
+    assert {"auroc", "auprc", "event_f1"} <= set(apnea) and apnea["pretrained"] is True
+    log = (runs / "probe" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,lr,loss") and "val_macro_f1" in log[0] and len(log) == 3
+    assert json.loads((runs / "probe" / "config.json").read_text())["epochs"] == 2
+    # the test subjects were never used for training or selection
+    st = EpochStore(store)
+    meta = json.loads(json.dumps(__import__("synthsleepnet.models", fromlist=["x"]).read_checkpoint_metadata(
+        runs / "probe" / "model.safetensors")))
+    test_nights = set(split_nights(st, "test"))
+    assert not test_nights & set(meta["nights"]) and not test_nights & set(meta["val_nights"])
+
+
+def test_rerunning_into_a_used_folder_needs_resume(store: Path, tmp_path: Path) -> None:
+    args = ["pretrain", "unimodal", "--store", str(store), "--modality", "eeg", "--out", str(tmp_path / "r"), *QUICK]
+    assert main(args) == 0
+    assert main(args) == 2  # FileExistsError, reported
+    assert main([*args, "--resume"]) == 0
+
+
+def test_kill_and_resume_gives_the_same_weights(store: Path, tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "synthsleepnet", "pretrain", "unimodal", "--store", str(store), "--modality",
+            "eeg", "--epochs", "3", "--batch-size", "8", "--max-steps-per-epoch", "6", "--quiet"]
+    subprocess.run([*base, "--out", str(tmp_path / "straight")], check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*base, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "train_state.pt").exists():
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = torch.load(killed / "train_state.pt", weights_only=True)
+    assert state["epoch"] < 2, "the run finished before it could be killed; make epochs longer"
+    subprocess.run([*base, "--out", str(killed), "--resume"], check=True, capture_output=True)
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(killed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_two_processes_agree_with_one(tmp_path: Path) -> None:
+    script = Path(__file__).with_name("ddp_fit.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), str(tmp_path / "one")], check=True, env=env, capture_output=True)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", str(script),
+                    str(tmp_path / "two")], check=True, env=env, capture_output=True, timeout=300)
+    ranks = torch.load(tmp_path / "two" / "ranks.pt", weights_only=True)
+    torch.testing.assert_close(ranks[0], ranks[1], rtol=0, atol=0)  # replicas stay identical
+    one = load_file(str(tmp_path / "one" / "model.safetensors"))
+    two = load_file(str(tmp_path / "two" / "model.safetensors"))
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], rtol=1e-5, atol=1e-6)
