@@ -13,11 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-## demo: simulate a small cohort, prepare it into a store, inspect the store
+## demo: simulate a cohort, prepare, pretrain, fine-tune (tiny), score a held-out night
 demo: setup
-	$(VENV)/bin/synthsleepnet simulate --nights 4 --hours 2 --seed 0 --out demo/recordings --overwrite
-	$(VENV)/bin/synthsleepnet prepare demo/recordings --out demo/store --workers 2
-	$(VENV)/bin/synthsleepnet inspect demo/store
+	rm -rf demo
+	$(VENV)/bin/synthsleepnet demo --out demo
 
 ## test: the suite CI runs (slow-marked checks excluded)
 test: setup

@@ -218,6 +218,76 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- scoring --------------------------------------------------------------------------------
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .export import export_all
+    from .report import write_report
+    from .scoring import score_recording
+
+    out = Path(args.out)
+    if (out / "summary.json").exists() and not args.overwrite:
+        raise SystemExit(f"{out} already holds a scored night; pass --overwrite to replace it")
+    result = score_recording(args.recording, args.model, annotations=args.annotations,
+                             channel_file=args.channel_file, threshold=args.threshold)
+    export_all(result, out, overwrite=args.overwrite)
+    _, html_path = write_report(result, out)
+    stats, resp = result.sleep_statistics(), result.ahi()
+    _print(f"{args.recording}: {result.n_epochs} epochs; modalities used {', '.join(result.modalities_used)} "
+           f"({', '.join(result.channels_used)})")
+    if result.channels_missing:
+        _print(f"  not in this recording: {', '.join(result.channels_missing)}")
+    for note in result.notes:
+        _print(f"  note: {note}")
+    _print(f"  TST {stats['TST_min']:.1f} min, SE {stats['SE_pct']:.1f} %, SOL {stats['SOL_min']:.1f} min, "
+           f"WASO {stats['WASO_min']:.1f} min; AHI {resp['ahi']:.1f}/h ({resp['severity']})")
+    agreement = result.agreement()
+    if agreement:
+        _print(f"  agreement with {args.annotations}: accuracy {agreement['accuracy']:.3f}, kappa {agreement['kappa']:.3f}")
+    _print(f"  wrote {out}/epochs.csv, summary.json, annotations.edf, events.tsv, annotations_edfbrowser.txt, "
+           f"report.png; open {html_path}")
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from .io import read_scoring
+    from .stats import sleep_statistics
+
+    scoring = read_scoring(args.hypnogram)
+    stats = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=scoring.lights_off_s,
+                             lights_on_s=scoring.lights_on_s)
+    if args.json:
+        _print(json.dumps(stats, indent=1))
+        return 0
+    _print(f"{args.hypnogram}: {scoring.n_epochs} epochs of {scoring.epoch_s:g} s")
+    for key, value in stats.items():
+        _print(f"  {key:<16} {value:9.2f}")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from .scoring import embed_epochs, write_embeddings
+
+    table = embed_epochs(args.source, args.model)
+    path = write_embeddings(table, args.out, overwrite=args.overwrite)
+    _print(f"wrote {len(table)} epochs × {table.shape[1] - 3} dimensions to {path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    result = run_demo(args.out, nights=args.nights, hours=args.hours, steps=args.steps, progress=not args.quiet,
+                      verbose=logger.level if args.verbose else "info")
+    agreement = result["agreement"]
+    _print(f"demo finished in {sum(result['timings_s'].values()):.0f} s: " +
+           ", ".join(f"{k} {v:.0f} s" for k, v in result["timings_s"].items()))
+    _print(f"held-out night {result['night']}: agreement with its ground truth: accuracy "
+           f"{agreement['accuracy']:.3f}, kappa {agreement['kappa']:.3f} (tiny model, {args.steps} steps per stage)")
+    _print(f"AHI estimate {result['respiratory']['ahi']:.1f}/h ({result['respiratory']['severity']})")
+    _print(f"report: {result['report']}")
+    return 0
+
+
 # --- models ---------------------------------------------------------------------------------
 def _cmd_models(args: argparse.Namespace) -> int:
     from .models import describe_presets
@@ -322,6 +392,41 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", default="test", choices=["pretrain", "train", "val", "test"])
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_cmd_evaluate)
+
+    from .demo import run_demo
+    from .scoring import embed_epochs, score_recording
+    from .stats import sleep_statistics
+
+    q = sub.add_parser("score", help=_doc(score_recording), description=_doc(score_recording))
+    q.add_argument("recording", help="EDF/EDF+/BDF recording")
+    q.add_argument("--model", action="append", required=True,
+                   help="probe or fine-tune checkpoint; repeat for stage, apnea and hypopnea models")
+    q.add_argument("--annotations", help="reference scoring to compare with")
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
+    q.add_argument("--threshold", type=float, default=0.5, help="event probability threshold")
+    q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    q.set_defaults(func=_cmd_score)
+
+    q = sub.add_parser("stats", help=_doc(sleep_statistics), description=_doc(sleep_statistics))
+    q.add_argument("hypnogram", help="any scoring file the data layer reads")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_cmd_stats)
+
+    q = sub.add_parser("embed", help=_doc(embed_epochs), description=_doc(embed_epochs))
+    q.add_argument("source", help="a recording or an epoch store")
+    q.add_argument("--model", required=True, help="multimodal, probe or fine-tune checkpoint")
+    q.add_argument("--out", required=True, help="Parquet file")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    q.set_defaults(func=_cmd_embed)
+
+    q = sub.add_parser("demo", help=_doc(run_demo), description=_doc(run_demo))
+    q.add_argument("--out", default="demo", help="output folder")
+    q.add_argument("--nights", type=int, default=8)
+    q.add_argument("--hours", type=float, default=1.5)
+    q.add_argument("--steps", type=int, default=25, help="optimiser steps per stage")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_cmd_demo)
 
     models_help = ("Parameter counts and encoder GFLOPs per 30-s epoch per modality, for every preset "
                    "(see synthsleepnet.models.describe_presets).")

@@ -103,9 +103,7 @@ class SleepClassifier(nn.Module):
                 chunks = [torch.softmax(self({c: x[i:i + batch_size] for c, x in inputs.items()}).float(), -1)
                           for i in range(0, n_epochs, batch_size)]
                 return torch.cat(chunks).numpy()
-            length = self.head.seq_len  # type: ignore[union-attr]
-            if n_epochs < length:
-                raise ValueError(f"a sequence model needs at least {length} epochs, the night has {n_epochs}")
+            length = min(self.head.seq_len, n_epochs)  # type: ignore[union-attr]  # short nights: one window
             starts = list(range(0, n_epochs - length + 1, length))
             if starts[-1] != n_epochs - length:
                 starts.append(n_epochs - length)

@@ -136,27 +136,41 @@ def probe(
     labelled = sample_labelled_epochs(st, train_nights, label_fraction, task_column=column, seed=config.seed)
     data = MultiChannelEpochs(st, train_nights, model.channels, epochs=labelled)
     logger.info("probing %s with %d labelled epochs (%.0f %% of train)", task, len(data), 100 * label_fraction)
-    embeddings, labels = [], []
-    with torch.inference_mode():
-        for i in range(0, len(data), 64):
-            batch = torch.utils.data.default_collate([data[j] for j in range(i, min(i + 64, len(data)))])
-            embeddings.append(model.embed(batch[0]).float())
-            labels.append(batch[1][:, column])
-    x, y = torch.cat(embeddings), torch.cat(labels)
+    x, y = _embeddings(model, data, column)
+    val = MultiChannelEpochs(st, val_nights, model.channels)
+    val_x, val_y = _embeddings(model, val, column)
     weights = class_weights(y.numpy(), n_classes)
+    _, _, names = TASKS[task]
 
     def step(m: torch.nn.Module, batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
         net = getattr(m, "module", m)
         logits = net.head(batch[0])
         return {"loss": F.cross_entropy(logits.float(), batch[1], weight=weights, ignore_index=-1)}
 
+    def validate(m: torch.nn.Module) -> dict[str, Any]:
+        with torch.inference_mode():
+            p = torch.softmax(m.head(val_x).float(), -1).numpy()  # type: ignore[operator]
+        metrics = classification_metrics(val_y.numpy(), p.argmax(1), n_classes, names, scores=p)
+        return {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
+
     meta = {"stage": "probe", "task": task, "label_fraction": label_fraction, "label_unit": "epochs",
             "n_labelled_epochs": len(data), **origin, **store_identity(st, train_nights),
             "val_nights": val_nights}
     cfg = config if config.batch_size <= len(data) else _with(config, batch_size=len(data))
     return fit(model, TensorDataset(x, y), step, config=cfg, out_dir=out_dir, checkpoint_meta=meta,
-               validate=_validation(st, val_nights, task), resume=resume, progress=progress,
-               description=f"probe {task}")
+               validate=validate, resume=resume, progress=progress, description=f"probe {task}")
+
+
+def _embeddings(model: SleepClassifier, data: MultiChannelEpochs, column: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen-encoder embeddings and one task's labels of every item (computed once)."""
+    embeddings, labels = [], []
+    use_bf16 = torch.backends.mkldnn.is_available()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+        for i in range(0, len(data), 64):
+            batch = torch.utils.data.default_collate([data[j] for j in range(i, min(i + 64, len(data)))])
+            embeddings.append(model.embed(batch[0]).float())
+            labels.append(batch[1][:, column])
+    return torch.cat(embeddings), torch.cat(labels)
 
 
 def _with(config: TrainConfig, **changes: Any) -> TrainConfig:

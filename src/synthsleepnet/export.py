@@ -1,0 +1,93 @@
+"""Write a scored night in the formats other tools read; writes are atomic and validated."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .scoring.result import ScoringResult
+
+__all__ = ["export_all", "write_bids_events", "write_edf_annotations", "write_edfbrowser_annotations",
+           "write_epochs_csv", "write_summary_json"]
+
+
+def _atomic(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_epochs_csv(result: ScoringResult, path: str | Path) -> Path:
+    """Per epoch: onset, time, stage, five stage probabilities, confidence, apnea/hypopnea."""
+    return _atomic(Path(path), result.to_dataframe().to_csv(index=False, float_format="%.4f").encode())
+
+
+def write_summary_json(result: ScoringResult, path: str | Path) -> Path:
+    """Statistics, AHI, agreement, channels and model identity (strict JSON: NaN becomes null)."""
+    return _atomic(Path(path), json.dumps(_jsonable(result.summary()), indent=1).encode())
+
+
+def write_bids_events(result: ScoringResult, path: str | Path) -> Path:
+    """BIDS ``events.tsv``: onset and duration in seconds, ``trial_type``."""
+    events = result.as_events().rename(columns={"onset_s": "onset", "duration_s": "duration",
+                                                "description": "trial_type"})
+    return _atomic(Path(path), events.to_csv(sep="\t", index=False, float_format="%.3f").encode())
+
+
+def write_edfbrowser_annotations(result: ScoringResult, path: str | Path) -> Path:
+    """A CSV text file EDFbrowser imports (Tools → Import annotations → ASCII/CSV): onset in
+    seconds from the recording start, duration in seconds, description."""
+    events = result.as_events()
+    lines = ["Onset,Duration,Annotation"] + [f"{o:.3f},{d:.3f},{t}" for o, d, t in events.itertuples(index=False)]
+    return _atomic(Path(path), ("\n".join(lines) + "\n").encode())
+
+
+def write_edf_annotations(result: ScoringResult, path: str | Path) -> Path:
+    """An EDF+ file holding only annotations (stage runs, respiratory events), same start time."""
+    import edfio
+
+    events = result.as_events()
+    start = result.start
+    edf = edfio.Edf(
+        [],
+        recording=edfio.Recording(startdate=start.date(), equipment_code="synthsleepnet"),
+        starttime=start.time().replace(tzinfo=None),
+        annotations=[edfio.EdfAnnotation(float(o), float(d), str(t)) for o, d, t in events.itertuples(index=False)],
+    )
+    buffer = io.BytesIO()
+    edf.write(buffer)
+    return _atomic(Path(path), buffer.getvalue())
+
+
+def export_all(result: ScoringResult, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+    """Every export into ``out_dir``; refuses to replace existing outputs unless ``overwrite``."""
+    out = Path(out_dir)
+    targets = {"epochs": out / "epochs.csv", "summary": out / "summary.json", "edf": out / "annotations.edf",
+               "bids": out / "events.tsv", "edfbrowser": out / "annotations_edfbrowser.txt",
+               "result": out / "result.json"}
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds {existing}; pass overwrite=True (--overwrite) to replace them")
+    write_epochs_csv(result, targets["epochs"])
+    write_summary_json(result, targets["summary"])
+    write_edf_annotations(result, targets["edf"])
+    write_bids_events(result, targets["bids"])
+    write_edfbrowser_annotations(result, targets["edfbrowser"])
+    _atomic(targets["result"], result.to_json().encode())
+    return targets

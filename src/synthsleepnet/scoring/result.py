@@ -1,0 +1,244 @@
+"""The result of scoring one night: stages, probabilities, respiratory events, statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..stats import sleep_statistics
+
+__all__ = ["STAGE_LABELS", "ScoringResult", "severity_band"]
+
+#: Stage strings by code; unscored epochs are "UNS".
+STAGE_LABELS: tuple[str, ...] = ("W", "N1", "N2", "N3", "R")
+_CODES = {name: code for code, name in enumerate(STAGE_LABELS)} | {"UNS": -1, "ART": -1}
+#: AHI severity bands (events per hour): AASM / ICSD-3.
+SEVERITY = ((5.0, "normal"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
+
+
+def severity_band(ahi: float) -> str:
+    """``normal`` (< 5), ``mild`` (5–15), ``moderate`` (15–30) or ``severe`` (≥ 30)."""
+    if ahi != ahi:
+        return "unknown"
+    return next(name for limit, name in SEVERITY if ahi < limit)
+
+
+def _runs(flags: np.ndarray, epoch_s: float) -> list[tuple[float, float]]:
+    edges = np.diff(np.r_[0, flags.astype(int), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [(float(a * epoch_s), float((b - a) * epoch_s)) for a, b in zip(starts, stops, strict=True)]
+
+
+@dataclasses.dataclass
+class ScoringResult:
+    """One scored night.
+
+    Attributes
+    ----------
+    stages : list of str
+        Per epoch: W, N1, N2, N3, R (UNS where no stage model ran).
+    stage_proba : ndarray (E, 5) | None
+        Stage probabilities in the order of ``STAGE_LABELS``; rows sum to 1.
+    apnea_proba, hypopnea_proba : ndarray (E,) | None
+        Probability that an apnea / hypopnea overlaps each epoch.
+    epoch_s : float
+        Epoch length in seconds.
+    start : datetime
+        Start of the first epoch, timezone-aware (EDF clock time, labelled with ``timezone``).
+    source : str
+        The scored recording.
+    models : list of dict
+        Each model's task, checkpoint, preset, stage and package version.
+    channels_used, channels_missing : list of str
+        Canonical channels the models used, and those they know but the night lacked.
+    modalities_used : list of str
+        Modalities used.
+    preprocessing_hash : str
+        Identity of the preprocessing (matches the models').
+    reference : list of str | None
+        Reference stages from the scoring given with ``--annotations``.
+    threshold : float
+        Probability above which an epoch is flagged for an event.
+    spo2 : list of float | None
+        SpO2 (%) at 1 Hz when the recording has it (for the report).
+    notes : list of str
+        What preparing the night changed or left out.
+    """
+
+    stages: list[str]
+    stage_proba: np.ndarray | None
+    apnea_proba: np.ndarray | None
+    hypopnea_proba: np.ndarray | None
+    epoch_s: float
+    start: dt.datetime
+    source: str
+    models: list[dict[str, Any]]
+    channels_used: list[str]
+    channels_missing: list[str]
+    modalities_used: list[str]
+    preprocessing_hash: str
+    reference: list[str] | None = None
+    threshold: float = 0.5
+    spo2: list[float] | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def n_epochs(self) -> int:
+        return len(self.stages)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """Probability of the chosen stage per epoch (NaN without a stage model)."""
+        if self.stage_proba is None:
+            return np.full(self.n_epochs, np.nan)
+        return self.stage_proba.max(axis=1)
+
+    def as_int(self, mapping: dict[str, int] | None = None) -> np.ndarray:
+        """Stage codes per epoch with an explicit mapping (default W 0, N1 1, N2 2, N3 3, R 4, UNS −1)."""
+        mapping = mapping or _CODES
+        return np.array([mapping[s] for s in self.stages], dtype=int)
+
+    def flags(self, kind: str) -> np.ndarray | None:
+        """0/1 per epoch for ``apnea`` or ``hypopnea`` (probability > threshold)."""
+        proba = {"apnea": self.apnea_proba, "hypopnea": self.hypopnea_proba}[kind]
+        return None if proba is None else (proba > self.threshold).astype(int)
+
+    def respiratory_events(self) -> pd.DataFrame:
+        """Estimated events: each run of consecutive flagged epochs is one event (onset, duration).
+
+        With epoch-level detection two events inside one run of flagged epochs count once, so the
+        count is a lower bound when events cluster.
+        """
+        rows = []
+        for kind in ("apnea", "hypopnea"):
+            flags = self.flags(kind)
+            if flags is not None:
+                rows += [(o, d, kind) for o, d in _runs(flags, self.epoch_s)]
+        table = pd.DataFrame(rows, columns=["onset_s", "duration_s", "event"])
+        return table.sort_values("onset_s", kind="stable").reset_index(drop=True)
+
+    def sleep_statistics(self) -> dict[str, float]:
+        """AASM statistics of the predicted hypnogram (see :func:`synthsleepnet.stats.sleep_statistics`)."""
+        return sleep_statistics(self.as_int(), self.epoch_s)
+
+    def ahi(self) -> dict[str, Any]:
+        """Respiratory events per hour of total sleep time, and its severity band.
+
+        Events are counted by onset (one per run of flagged epochs; see ``respiratory_events``).
+        Only events starting in a sleep epoch count. NaN when no apnea/hypopnea model ran or
+        there is no sleep.
+        """
+        if self.apnea_proba is None and self.hypopnea_proba is None:
+            return {"ahi": float("nan"), "severity": "unknown", "n_events": 0,
+                    "note": "no apnea/hypopnea model was given"}
+        codes = self.as_int()
+        events = self.respiratory_events()
+        in_sleep = [codes[min(int(o // self.epoch_s), codes.size - 1)] > 0 for o in events["onset_s"]]
+        n = int(np.sum(in_sleep)) if len(events) else 0
+        tst_h = float(np.count_nonzero(codes > 0)) * self.epoch_s / 3600
+        value = n / tst_h if tst_h > 0 else float("nan")
+        by_kind = events[np.asarray(in_sleep, dtype=bool)]["event"].value_counts().to_dict() if n else {}
+        return {"ahi": value, "severity": severity_band(value), "n_events": n, "tst_hours": tst_h,
+                "events_by_type": {k: int(v) for k, v in by_kind.items()}}
+
+    def agreement(self) -> dict[str, Any] | None:
+        """Accuracy and κ against the reference hypnogram, over epochs both scored."""
+        if self.reference is None:
+            return None
+        from ..training.metrics import classification_metrics
+
+        ref = np.array([_CODES[s] for s in self.reference])
+        pred = self.as_int()
+        pred = np.where(pred < 0, 0, pred)
+        metrics = classification_metrics(ref, pred, 5, STAGE_LABELS)
+        return {k: metrics[k] for k in ("n_epochs", "accuracy", "kappa", "macro_f1", "f1", "confusion")}
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per epoch: onset, clock time, stage, probabilities, confidence, events."""
+        onset = np.arange(self.n_epochs) * self.epoch_s
+        table: dict[str, Any] = {"epoch": np.arange(self.n_epochs), "onset_s": onset,
+                                 "time": [(self.start + dt.timedelta(seconds=float(o))).isoformat() for o in onset],
+                                 "stage": self.stages}
+        for i, name in enumerate(STAGE_LABELS):
+            table[f"p_{name}"] = self.stage_proba[:, i] if self.stage_proba is not None else np.nan
+        table["confidence"] = self.confidence
+        for kind in ("apnea", "hypopnea"):
+            proba = getattr(self, f"{kind}_proba")
+            table[f"p_{kind}"] = proba if proba is not None else np.nan
+            flags = self.flags(kind)
+            table[f"{kind}_flag"] = flags if flags is not None else pd.array([pd.NA] * self.n_epochs, dtype="Int64")
+        if self.reference is not None:
+            table["reference_stage"] = self.reference
+        return pd.DataFrame(table)
+
+    def as_events(self) -> pd.DataFrame:
+        """Stage runs and respiratory events as (onset_s, duration_s, description), in seconds."""
+        rows = []
+        codes = self.as_int()
+        change = np.flatnonzero(np.diff(codes)) + 1
+        for a, b in zip(np.r_[0, change], np.r_[change, codes.size], strict=True):
+            rows.append((a * self.epoch_s, (b - a) * self.epoch_s, f"Sleep stage {self.stages[a]}"))
+        for onset, duration, kind in self.respiratory_events().itertuples(index=False):
+            rows.append((onset, duration, kind.capitalize()))
+        return pd.DataFrame(rows, columns=["onset_s", "duration_s", "description"]).sort_values(
+            "onset_s", kind="stable").reset_index(drop=True)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything ``summary.json`` holds."""
+        return {"source": self.source, "start": self.start.isoformat(), "epoch_s": self.epoch_s,
+                "n_epochs": self.n_epochs, "statistics": self.sleep_statistics(), "respiratory": self.ahi(),
+                "agreement_with_reference": self.agreement(), "channels_used": self.channels_used,
+                "channels_missing": self.channels_missing, "modalities_used": self.modalities_used,
+                "models": self.models, "preprocessing_hash": self.preprocessing_hash, "notes": self.notes}
+
+    # --- serialisation ---
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Serialise everything (round-trips through :meth:`from_json`)."""
+        data = dataclasses.asdict(self)
+        data["start"] = self.start.isoformat()
+        for key in ("stage_proba", "apnea_proba", "hypopnea_proba"):
+            value = getattr(self, key)
+            data[key] = None if value is None else np.asarray(value).tolist()
+        text = json.dumps(data, allow_nan=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> ScoringResult:
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text(encoding="utf-8")
+        data = json.loads(text)
+        data["start"] = dt.datetime.fromisoformat(data["start"])
+        for key in ("stage_proba", "apnea_proba", "hypopnea_proba"):
+            if data[key] is not None:
+                data[key] = np.asarray(data[key], dtype=float)
+        return cls(**data)
+
+    # --- other tools ---
+    def to_mne_annotations(self) -> Any:
+        """``mne.Annotations`` of stage runs and respiratory events, with ``orig_time`` = start."""
+        import mne
+
+        events = self.as_events()
+        return mne.Annotations(events["onset_s"].to_numpy(), events["duration_s"].to_numpy(),
+                               events["description"].tolist(), orig_time=self.start)
+
+    def to_yasa(self) -> Any:
+        """A ``yasa.Hypnogram`` (needs YASA installed; it is not a dependency)."""
+        try:
+            import yasa
+        except ImportError as err:
+            raise ImportError("to_yasa needs YASA: pip install yasa") from err
+        values = ["WAKE" if s == "W" else "REM" if s == "R" else "UNS" if s == "UNS" else s for s in self.stages]
+        return yasa.Hypnogram(values, n_stages=5, freq=f"{int(self.epoch_s)}s",
+                              start=self.start.replace(tzinfo=None),
+                              proba=None if self.stage_proba is None else pd.DataFrame(
+                                  self.stage_proba, columns=["WAKE", "N1", "N2", "N3", "REM"]))

@@ -1,0 +1,215 @@
+"""Scoring a night: the result object, AASM statistics, exports, report, and the commands."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from synthsleepnet import PreprocessingConfig
+from synthsleepnet._config import config_hash, config_to_dict
+from synthsleepnet.cli import main
+from synthsleepnet.export import export_all
+from synthsleepnet.models import build_model, save_checkpoint
+from synthsleepnet.models.registry import sleep_classifier_kwargs
+from synthsleepnet.report import write_report
+from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording, severity_band
+from synthsleepnet.stats import sleep_statistics
+
+CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
+
+
+@pytest.fixture(scope="module")
+def scorers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Untrained tiny stage (sequence), apnea and hypopnea (epoch) checkpoints: scoring mechanics only."""
+    out = tmp_path_factory.mktemp("scorers")
+    config = PreprocessingConfig()
+    meta = {"preprocessing": config_to_dict(config), "preprocessing_hash": config_hash(config), "preset": "tiny",
+            "channels": CHANNELS, "nights": [], "val_nights": []}
+    paths = []
+    for task, context, n in (("stage", "sequence", 5), ("apnea", "epoch", 2), ("hypopnea", "epoch", 2)):
+        torch.manual_seed(len(paths))
+        model = build_model("sleep_classifier", **sleep_classifier_kwargs("tiny", CHANNELS, n, context=context))
+        stage = "finetune" if context == "sequence" else "probe"
+        paths.append(save_checkpoint(out / f"{task}.safetensors", model, stage=stage, task=task, **meta))
+    return paths
+
+
+# --- AASM statistics, clause by clause -----------------------------------------------------
+H = np.array([0, 0, 0, 1, 2, 2, 0, 0, 2, 3, 3, 4, 4, 0, 2, -1, 2, 0, 0])
+
+
+def test_tst_counts_sleep_stages_only() -> None:
+    assert sleep_statistics(H)["TST_min"] == 10 * 0.5  # N1 1 + N2 5 + N3 2 + R 2; unscored is not sleep
+
+
+def test_sleep_onset_latency_is_time_to_first_sleep_epoch() -> None:
+    assert sleep_statistics(H)["SOL_min"] == 1.5
+
+
+def test_waso_is_wake_between_sleep_onset_and_last_sleep() -> None:
+    s = sleep_statistics(H)
+    assert s["WASO_min"] == 1.5 and s["SPT_min"] == 14 * 0.5 and s["awakenings"] == 2
+
+
+def test_rem_latency_is_measured_from_sleep_onset() -> None:
+    assert sleep_statistics(H)["REM_latency_min"] == (11 - 3) * 0.5
+
+
+def test_efficiency_and_stage_percentages() -> None:
+    s = sleep_statistics(H)
+    assert s["SE_pct"] == pytest.approx(100 * 5 / 9.5)
+    assert s["N2_pct"] == pytest.approx(50.0) and s["unscored_min"] == 0.5
+    assert s["N1_pct"] + s["N2_pct"] + s["N3_pct"] + s["REM_pct"] == pytest.approx(100)
+
+
+def test_lights_marks_bound_time_in_bed() -> None:
+    s = sleep_statistics(H, lights_off_s=60, lights_on_s=16 * 30)
+    assert s["TIB_min"] == 7.0 and s["SOL_min"] == 0.5
+
+
+def test_all_wake_night_gives_nan_not_zero() -> None:
+    s = sleep_statistics(np.zeros(100, dtype=int))
+    assert s["TST_min"] == 0 and s["SE_pct"] == 0
+    assert all(math.isnan(s[k]) for k in ("SOL_min", "WASO_min", "REM_latency_min", "N2_pct"))
+
+
+def test_absent_rem_gives_nan_latency() -> None:
+    assert math.isnan(sleep_statistics(np.array([0, 1, 2, 3, 2, 0]))["REM_latency_min"])
+
+
+def test_bad_stage_codes_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"stage codes must be .* got \[7\]"):
+        sleep_statistics(np.array([0, 7]))
+
+
+@pytest.mark.parametrize(("ahi", "band"), [(0, "normal"), (4.99, "normal"), (5, "mild"), (15, "moderate"),
+                                            (29.9, "moderate"), (30, "severe"), (float("nan"), "unknown")])
+def test_severity_bands(ahi: float, band: str) -> None:
+    assert severity_band(ahi) == band
+
+
+def test_stats_on_real_hypnograms_follow_the_definitions(real_data: Path) -> None:
+    from synthsleepnet import read_scoring
+
+    for path in [real_data / "hmc" / "SN001_sleepscoring.edf",
+                 *sorted((real_data / "sleep-edf" / "hypnograms").glob("*.edf"))[:5]]:
+        scoring = read_scoring(path)
+        s = sleep_statistics(scoring.stages)
+        sleep = np.flatnonzero(scoring.stages > 0)
+        assert s["TST_min"] == pytest.approx(sleep.size / 2)
+        assert s["SOL_min"] == pytest.approx(sleep[0] / 2)
+        spt = scoring.stages[sleep[0]:sleep[-1] + 1]
+        assert s["WASO_min"] == pytest.approx(np.sum(spt == 0) / 2)
+
+
+# --- scoring ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def scored(scorers: list[Path], sim_dir: Path) -> ScoringResult:
+    return score_recording(sim_dir / "sim-0011.edf", scorers, annotations=sim_dir / "sim-0011-nsrr.xml")
+
+
+def test_scoring_result_is_consistent(scored: ScoringResult) -> None:
+    assert scored.n_epochs == 80  # 40 min × 2 epochs per minute: epochs × 30 s = recording length
+    np.testing.assert_allclose(scored.stage_proba.sum(1), 1.0, rtol=1e-5)
+    assert set(scored.stages) <= {"W", "N1", "N2", "N3", "R"}
+    assert scored.channels_used == CHANNELS and scored.modalities_used == ["eeg", "eog", "emg", "ecg"]
+    resp = scored.ahi()
+    tst_h = np.count_nonzero(scored.as_int() > 0) * 30 / 3600
+    assert resp["ahi"] == pytest.approx(resp["n_events"] / tst_h) if tst_h else math.isnan(resp["ahi"])
+    assert scored.agreement()["n_epochs"] == 80
+
+
+def test_json_round_trip_keeps_everything(scored: ScoringResult) -> None:
+    again = ScoringResult.from_json(scored.to_json())
+    assert again.start == scored.start and again.start.tzinfo is not None
+    assert again.models == scored.models and again.stages == scored.stages and again.notes == scored.notes
+    np.testing.assert_array_equal(again.stage_proba, scored.stage_proba)
+    np.testing.assert_array_equal(again.apnea_proba, scored.apnea_proba)
+    assert again.summary() == scored.summary()
+
+
+def test_as_int_with_explicit_mapping(scored: ScoringResult) -> None:
+    custom = {"W": 0, "N1": 1, "N2": 2, "N3": 3, "R": 5, "UNS": -2}
+    codes = scored.as_int(custom)
+    assert set(codes) <= {0, 1, 2, 3, 5}
+    assert (codes[np.array(scored.stages) == "R"] == 5).all()
+
+
+def test_stats_method_delegates_to_the_function(scored: ScoringResult) -> None:
+    assert scored.sleep_statistics() == sleep_statistics(scored.as_int(), scored.epoch_s)
+
+
+def test_exports_exist_and_agree(scored: ScoringResult, tmp_path: Path) -> None:
+    mne = pytest.importorskip("mne")
+    paths = export_all(scored, tmp_path)
+    epochs = pd.read_csv(paths["epochs"])
+    assert len(epochs) == scored.n_epochs and list(epochs["stage"]) == scored.stages
+    assert {"p_W", "p_N1", "p_N2", "p_N3", "p_R", "confidence", "p_apnea", "apnea_flag"} <= set(epochs)
+    summary = json.loads(paths["summary"].read_text())  # strict JSON
+    assert summary["statistics"]["TST_min"] == pytest.approx((epochs["stage"] != "W").sum() / 2)
+    bids = pd.read_csv(paths["bids"], sep="\t")
+    assert list(bids.columns) == ["onset", "duration", "trial_type"]
+    stage_rows = bids[bids["trial_type"].str.startswith("Sleep stage")]
+    assert stage_rows["duration"].sum() == pytest.approx(scored.n_epochs * 30)
+    annotations = mne.read_annotations(paths["edf"])
+    assert len(annotations) == len(bids)
+    lines = paths["edfbrowser"].read_text().splitlines()
+    assert lines[0] == "Onset,Duration,Annotation" and len(lines) == len(bids) + 1
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        export_all(scored, tmp_path)
+
+
+def test_report_png_and_self_contained_html(scored: ScoringResult, tmp_path: Path) -> None:
+    png, html = write_report(scored, tmp_path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = html.read_text()
+    assert "data:image/png;base64," in text and "Total sleep time" in text and "AHI" in text
+    assert "agreement" in text.lower() and "src=\"http" not in text
+
+
+def test_mne_annotations(scored: ScoringResult) -> None:
+    pytest.importorskip("mne")
+    annotations = scored.to_mne_annotations()
+    assert annotations.orig_time is not None and annotations.description[0].startswith("Sleep stage")
+
+
+def test_sleep_edf_file_still_scores_and_says_what_it_could_not_use(scorers: list[Path], real_data: Path) -> None:
+    result = score_recording(real_data / "sleep-edf" / "short_psg.edf", scorers,
+                             annotations=real_data / "sleep-edf" / "hypnograms" / "SC4001EC-Hypnogram.edf")
+    assert result.n_epochs == 10 and result.reference == ["W"] * 10
+    assert result.modalities_used == ["eeg", "eog"]
+    assert set(result.channels_missing) == {"Chin", "ECG"}
+    notes = " ".join(result.notes)
+    assert "Fpz-Cz used in place of C4-M1" in notes and "too low" in notes
+
+
+def test_score_stats_and_embed_commands(scorers: list[Path], sim_dir: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str], real_data: Path) -> None:
+    args = ["score", str(sim_dir / "sim-0012.edf"), *[a for p in scorers for a in ("--model", str(p))],
+            "--annotations", str(sim_dir / "sim-0012-nsrr.xml"), "--out", str(tmp_path / "scored")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "modalities used eeg, eog, emg, ecg" in out and "agreement with" in out and "report.html" in out
+    with pytest.raises(SystemExit, match="pass --overwrite"):
+        main(args)
+    assert main(["stats", str(real_data / "hmc" / "SN001_sleepscoring.edf"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["TST_min"] == pytest.approx((854 - 151) / 2, abs=30)  # lights marks bound TIB
+    assert main(["embed", str(sim_dir / "sim-0013.edf"), "--model", str(scorers[0]),
+                 "--out", str(tmp_path / "emb.parquet")]) == 0
+    table = pd.read_parquet(tmp_path / "emb.parquet")
+    assert len(table) == 80 and table.shape[1] == 3 + 64
+
+
+def test_embed_a_store(scorers: list[Path], sim_dir: Path, tmp_path: Path) -> None:
+    from synthsleepnet import prepare_store
+
+    prepare_store([sim_dir / "sim-0011.edf"], tmp_path / "store", progress=False)
+    table = embed_epochs(tmp_path / "store", scorers[1])
+    assert list(table["night"].unique()) == ["sim-0011"] and len(table) == 80
