@@ -5,22 +5,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from ._atomic import atomic_write_bytes as _atomic
 from .scoring.result import ScoringResult
 
 __all__ = ["export_all", "write_bids_events", "write_edf_annotations", "write_edfbrowser_annotations",
            "write_epochs_csv", "write_summary_json"]
-
-
-def _atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_write_bytes, atomic_write_text
 from .scoring.result import STAGE_LABELS, ScoringResult
 
 __all__ = ["plot_report", "write_report"]
@@ -104,10 +104,8 @@ def write_report(result: ScoringResult, out_dir: str | Path) -> tuple[Path, Path
     plt.close(fig)
     png = buffer.getvalue()
     png_path, html_path = out / "report.png", out / "report.html"
-    for path, data in ((png_path, png), (html_path, _html(result, png).encode())):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+    atomic_write_bytes(png_path, png)
+    atomic_write_text(html_path, _html(result, png))
     return png_path, html_path
 
 

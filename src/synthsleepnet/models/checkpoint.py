@@ -8,13 +8,13 @@ package version; :func:`check_compatible` refuses data prepared differently.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .._atomic import atomic_path
 from .registry import build_model, get_config
 
 __all__ = ["CHECKPOINT_FORMAT_VERSION", "check_compatible", "load_checkpoint", "read_checkpoint_metadata",
@@ -34,9 +34,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, **metadata: Any) -> Path
     header = {"format_version": str(CHECKPOINT_FORMAT_VERSION), "package_version": __version__,
               "model": json.dumps(get_config(model)), "metadata": json.dumps(metadata, default=str)}
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(state, str(tmp), metadata=header)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=header)
     return path
 
 

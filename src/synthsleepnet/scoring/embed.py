@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._atomic import atomic_path
 from .._config import PreprocessingConfig, config_from_dict
 from .._logging import verbose
 from ..models.checkpoint import check_compatible, load_checkpoint
@@ -73,13 +74,9 @@ def embed_epochs(source: str | Path, checkpoint: str | Path, *, verbose: bool | 
 
 def write_embeddings(table: pd.DataFrame, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write embeddings to Parquet (atomically; refuses to replace a file unless ``overwrite``)."""
-    import os
-
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
     return path

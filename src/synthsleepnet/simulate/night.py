@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_write_bytes
 from .._config import SimulationConfig
 from .._logging import verbose
 from .architecture import SubjectProfile, W, simulate_hypnogram
@@ -134,12 +134,6 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None,
     return SimulatedNight(name or f"sim-{seed:04d}", profile, start, hyp, events, signals, config.epoch_s)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _nsrr_xml(night: SimulatedNight) -> bytes:
     root = ET.Element("PSGAnnotation")
     ET.SubElement(root, "SoftwareVersion").text = "synthsleepnet simulate"
@@ -204,8 +198,8 @@ def write_night(night: SimulatedNight, out_dir: str | Path) -> tuple[Path, Path]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     edf_path, xml_path = out_dir / f"{night.name}.edf", out_dir / f"{night.name}-nsrr.xml"
-    _atomic_write(edf_path, _edf_bytes(night))
-    _atomic_write(xml_path, _nsrr_xml(night))
+    atomic_write_bytes(edf_path, _edf_bytes(night))
+    atomic_write_bytes(xml_path, _nsrr_xml(night))
     return edf_path, xml_path
 
 

@@ -15,7 +15,6 @@ always be rebuilt from the nights themselves.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_write_text
 from .._config import PreprocessingConfig, config_from_dict, config_hash, config_to_dict
 from ..io.annotations import STAGE_NAMES, UNSCORED
 from .night_files import NightFiles
@@ -34,14 +34,6 @@ __all__ = ["STORE_FORMAT_VERSION", "EpochStore", "create_store", "rebuild_manife
 STORE_FORMAT_VERSION = 1
 _MANIFEST = "manifest.csv"
 _SPLITS = "splits.json"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def create_store(path: str | Path, config: PreprocessingConfig) -> Path:
@@ -65,7 +57,7 @@ def create_store(path: str | Path, config: PreprocessingConfig) -> Path:
     (path / "nights").mkdir(parents=True, exist_ok=True)
     info = {"format_version": STORE_FORMAT_VERSION, "preprocessing": config_to_dict(config),
             "preprocessing_hash": config_hash(config)}
-    _atomic_write_text(info_file, json.dumps(info, indent=1))
+    atomic_write_text(info_file, json.dumps(info, indent=1))
     return path
 
 
@@ -104,7 +96,7 @@ def rebuild_manifest(path: str | Path) -> pd.DataFrame:
     splits = _read_splits(path)
     if len(manifest):
         manifest["split"] = [splits.get(str(subject), "") for subject in manifest["subject"]]
-    _atomic_write_text(path / _MANIFEST, manifest.to_csv(index=False))
+    atomic_write_text(path / _MANIFEST, manifest.to_csv(index=False))
     return manifest
 
 

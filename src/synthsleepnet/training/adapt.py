@@ -8,6 +8,7 @@ fusion checkpoint they train the same architecture from random weights: the scra
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ def probe(
     meta = {"stage": "probe", "task": task, "label_fraction": label_fraction, "label_unit": "epochs",
             "n_labelled_epochs": len(data), **origin, **store_identity(st, train_nights),
             "val_nights": val_nights}
-    cfg = config if config.batch_size <= len(data) else _with(config, batch_size=len(data))
+    cfg = config if config.batch_size <= len(data) else dataclasses.replace(config, batch_size=len(data))
     return fit(model, TensorDataset(x, y), step, config=cfg, out_dir=out_dir, checkpoint_meta=meta,
                validate=validate, resume=resume, progress=progress, description=f"probe {task}")
 
@@ -171,12 +172,6 @@ def _embeddings(model: SleepClassifier, data: MultiChannelEpochs, column: int) -
             embeddings.append(model.embed(batch[0]).float())
             labels.append(batch[1][:, column])
     return torch.cat(embeddings), torch.cat(labels)
-
-
-def _with(config: TrainConfig, **changes: Any) -> TrainConfig:
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
 
 
 @verbose
@@ -223,7 +218,7 @@ def finetune(
     meta = {"stage": "finetune", "task": task, "label_fraction": label_fraction, "label_unit": "epochs",
             "n_labelled_epochs": int(all_labels.size), **origin, **store_identity(st, train_nights),
             "val_nights": val_nights}
-    cfg = config if config.batch_size <= len(data) else _with(config, batch_size=len(data))
+    cfg = config if config.batch_size <= len(data) else dataclasses.replace(config, batch_size=len(data))
     return fit(model, data, step, config=cfg, out_dir=out_dir, checkpoint_meta=meta,
                validate=_validation(st, val_nights, task), resume=resume, progress=progress,
                description=f"finetune {task}")

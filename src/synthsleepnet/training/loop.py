@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_path
 from .._config import TrainConfig, config_to_dict
 from .._logging import logger
 from ..models.checkpoint import save_checkpoint
@@ -80,12 +81,6 @@ def _epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> n
     if weights is None:
         return rng.permutation(n)
     return rng.choice(n, size=n, replace=True, p=weights)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _collate(batch: Sequence[Any]) -> Any:
@@ -222,9 +217,10 @@ def fit(
             if validate is None or improved:
                 save_checkpoint(best_file, model, **meta, epoch=epoch + 1,
                                 **({f"val_{selection}": best_score} if validate is not None else {}))
-            _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
-                                "best_score": best_score, "best_epoch": best_epoch}, state_file)
+            with atomic_path(state_file) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
+                            "best_score": best_score, "best_epoch": best_epoch}, tmp)
             _log_row(out_dir, row, writer)
             logger.info("%s epoch %d: %s", description, epoch + 1,
                         ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))

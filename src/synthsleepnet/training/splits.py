@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store.epoch_store import EpochStore, _atomic_write_text, rebuild_manifest
+from .._atomic import atomic_write_text
+from ..store.epoch_store import EpochStore, rebuild_manifest
 
 __all__ = ["DEFAULT_FRACTIONS", "SPLITS", "assign_splits", "sample_labelled_epochs", "split_nights"]
 
@@ -54,7 +55,7 @@ def assign_splits(store: str | Path, *, fractions: Mapping[str, float] | None = 
         for i in order[start:start + counts[name]]:
             assignment[subjects[i]] = name
         start += counts[name]
-    _atomic_write_text(file, json.dumps(assignment, indent=1, sort_keys=True))
+    atomic_write_text(file, json.dumps(assignment, indent=1, sort_keys=True))
     rebuild_manifest(path)
     return assignment
 
