@@ -121,27 +121,15 @@ _TRAIN_FLAGS = ("epochs", "batch_size", "accumulate", "base_lr", "weight_decay",
 
 def _train_config(args: argparse.Namespace, stage: str) -> Any:
     """Stage defaults, then the config file's [train] table, then command-line flags."""
-    import dataclasses
+    from ._config import STAGE_DEFAULTS, TrainConfig, config_to_dict
 
-    from ._config import STAGE_DEFAULTS, TrainConfig
-
-    values = config_to_plain(STAGE_DEFAULTS[stage])
+    values = config_to_dict(STAGE_DEFAULTS[stage])
     if args.config:
         values.update(load_config_file(args.config).get("train", {}))
     values.update({k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None})
     if args.no_bf16:
         values["bf16"] = False
-    config = config_from_dict(TrainConfig, values)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1), encoding="utf-8")
-    return config
-
-
-def config_to_plain(config: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(config)
+    return config_from_dict(TrainConfig, values)
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, atomic_write_text
 from .._config import TrainConfig, config_to_dict
 from .._logging import logger
 from ..models.checkpoint import save_checkpoint
@@ -143,6 +144,8 @@ def fit(
     if state_file.exists() and not resume:
         raise FileExistsError(f"{out_dir} already holds a training run; pass resume=True (--resume) to "
                               "continue it, or choose another output folder")
+    if is_main_process():  # the resolved settings, next to the outputs
+        atomic_write_text(out_dir / "config.json", json.dumps(config_to_dict(config), indent=1))
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
