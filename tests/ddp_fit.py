@@ -32,7 +32,6 @@ def main(out: str) -> None:
     config = TrainConfig(epochs=2, batch_size=16, base_lr=0.05, bf16=False, seed=3)
     result = fit(model, TensorDataset(x, y), step, config=config, out_dir=out, checkpoint_meta={}, progress=False)
     if torch.distributed.is_initialized():
-        torch.distributed.barrier()
         weights = torch.cat([p.detach().flatten() for p in model.parameters()])
         gathered = [torch.zeros_like(weights) for _ in range(torch.distributed.get_world_size())]
         torch.distributed.all_gather(gathered, weights)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -202,8 +203,14 @@ def test_two_processes_agree_with_one(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(script), str(tmp_path / "one")], check=True, env=env, capture_output=True)
     torchrun = Path(sys.executable).with_name("torchrun")
-    subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", str(script),
-                    str(tmp_path / "two")], check=True, env=env, capture_output=True, timeout=300)
+    with socket.socket() as probe:  # a free port: parallel CI jobs on one host must not collide
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # loopback only, so neither c10d nor gloo needs the host name to resolve
+    two = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                          str(port), str(script), str(tmp_path / "two")],
+                         env={**env, "GLOO_SOCKET_IFNAME": "lo"}, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-4000:]
     ranks = torch.load(tmp_path / "two" / "ranks.pt", weights_only=True)
     torch.testing.assert_close(ranks[0], ranks[1], rtol=0, atol=0)  # replicas stay identical
     one = load_file(str(tmp_path / "one" / "model.safetensors"))

@@ -229,4 +229,6 @@ def fit(
                         ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
     if writer is not None:
         writer.close()
+    if dist.is_initialized():  # every rank returns once rank 0 has written the checkpoint
+        dist.barrier()
     return FitResult(best_file, history, best_epoch, best_score)
