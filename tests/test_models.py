@@ -318,3 +318,14 @@ def test_sequence_classifier_predicts_a_whole_night() -> None:
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any(".backbone.mlp.0.lora_a" in n for n in trainable) and any("fusion.fusion.0.mlp.fc1.lora" in n for n in trainable)
     assert not any(n.endswith("attn.proj.lora_a") for n in trainable)  # pretrained adapters stay frozen
+
+
+def test_a_new_classifier_embeds_each_epoch_independently_of_its_batch() -> None:
+    # the probe embeds the labelled epochs before any training: the frozen fusion must already
+    # use its stored BatchNorm statistics and no dropout, or the head learns batch artefacts
+    model = model_from_preset("sleep_classifier", "tiny", channels=CHANNELS[:2], n_outputs=5)
+    x = {c: torch.randn(6, 3000, generator=torch.Generator().manual_seed(i)) for i, c in enumerate(CHANNELS[:2])}
+    with torch.no_grad():
+        whole = model.embed(x)
+        part = model.embed({c: v[:2] for c, v in x.items()})
+    torch.testing.assert_close(whole[:2], part, rtol=1e-5, atol=1e-5)

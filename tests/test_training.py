@@ -31,6 +31,7 @@ from synthsleepnet.training import (
     sample_labelled_epochs,
     split_nights,
 )
+from synthsleepnet.training.data import Windows
 from synthsleepnet.training.metrics import auprc, auroc
 
 QUICK = ["--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "2", "--quiet"]
@@ -106,6 +107,28 @@ def test_class_weights_are_inverse_frequencies() -> None:
     assert sample[-1] == 0 and sample[labels == 0].sum() == pytest.approx(sample[labels == 1].sum())
     draws = np.random.default_rng(0).choice(labels.size, size=20000, p=sample)
     assert np.mean(labels[draws] == 1) == pytest.approx(0.5, abs=0.02)
+
+
+def test_class_weights_follow_the_sampler() -> None:
+    windows = np.array([[0, 0, 0, 0]] * 8 + [[0, 1, 1, -1]] * 2)  # event windows are rare
+    sampling = inverse_frequency_weights((windows == 1).any(axis=1).astype(int))
+    assert sampling[8:].sum() == pytest.approx(0.5)  # half of the draws hold an event
+    # per draw, expected epochs: "none" 0.5 * 4 + 0.5 * 1 = 2.5, event 0.5 * 2 = 1
+    w = class_weights(windows, 2, sampling)
+    assert w[1] / w[0] == pytest.approx(2.5)
+    assert class_weights(windows, 2)[1] / class_weights(windows, 2)[0] == pytest.approx(34 / 4)
+
+
+def test_window_labels_hide_epochs_outside_the_sample(store: Path) -> None:
+    st = EpochStore(store)
+    night = st.night_ids[0]
+    chosen = {night: np.array([3, 25])}
+    windows = Windows(st, [night], st.night(night).channels[:1], length=20, stride=10, epochs=chosen)
+    labels = windows.labels(0)
+    assert labels.shape == (len(windows), 20)
+    for (_, start), row, (_, y) in zip(windows.items, labels, (windows[i] for i in range(len(windows))), strict=True):
+        np.testing.assert_array_equal(row, y[:, 0].numpy())  # what training sees
+        assert set(np.flatnonzero(row >= 0) + start) <= {3, 25}
 
 
 def test_metrics_match_scikit_learn() -> None:

@@ -51,6 +51,7 @@ class SleepClassifier(nn.Module):
         self.context = context
         self.fusion = SynthSleepNet(**fusion)
         self.fusion.requires_grad_(False)
+        self.fusion.eval()  # frozen from the start: an epoch's embedding never depends on its batch
         if finetune_lora:
             last = f"fusion.{len(self.fusion.fusion) - 1}.mlp"
             add_lora(self.fusion, FINETUNE_LORA_TARGETS + (f"{last}.fc1", f"{last}.fc2"),

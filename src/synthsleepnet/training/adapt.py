@@ -24,13 +24,13 @@ from ..models.checkpoint import check_compatible, load_checkpoint, read_checkpoi
 from ..models.classifier import SleepClassifier
 from ..models.registry import build_model, sleep_classifier_kwargs
 from ..store.epoch_store import EpochStore
-from .data import TASKS, MultiChannelEpochs, Windows, class_weights
+from .data import TASKS, MultiChannelEpochs, Windows, class_weights, inverse_frequency_weights
 from .loop import FitResult, fit
 from .metrics import classification_metrics
 from .pretrain import default_channels, store_identity
 from .splits import assign_splits, sample_labelled_epochs, split_nights
 
-__all__ = ["build_classifier", "finetune", "night_inputs", "probe"]
+__all__ = ["build_classifier", "calibrate_batchnorm", "finetune", "night_inputs", "probe"]
 
 
 def _load_fusion_weights(classifier: SleepClassifier, state: Mapping[str, torch.Tensor]) -> None:
@@ -72,6 +72,29 @@ def build_classifier(task: str, context: str, *, fusion_checkpoint: str | Path |
                                                                             context=context))
         origin = {"fusion_checkpoint": None, "pretrained": False}
     return model, {"preset": preset, "channels": list(channels), **origin}  # type: ignore[return-value]
+
+
+def calibrate_batchnorm(model: SleepClassifier, data: torch.utils.data.Dataset, *, n_items: int = 8,
+                        seed: int = 0) -> None:
+    """Estimate the frozen fusion's BatchNorm statistics from training inputs (no labels).
+
+    A pretrained fusion brings statistics from pretraining; random weights bring only the
+    defaults (mean 0, variance 1), under which a frozen random encoder maps every epoch to
+    nearly the same embedding. The scratch baseline would then measure that, not the value of
+    pretraining, so it first gets statistics from ``n_items`` seeded training items.
+    """
+    norms = [m for m in model.fusion.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    picks = np.random.default_rng(seed).choice(len(data), size=min(n_items, len(data)), replace=False)  # type: ignore[arg-type]
+    batch = torch.utils.data.default_collate([data[int(i)] for i in picks])[0]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the chunks of frames
+        norm.train()
+    with torch.no_grad():
+        model.embed(batch)
+    for norm in norms:
+        norm.momentum = 0.1
+        norm.eval()
 
 
 def night_inputs(store: EpochStore, night: str, channels: Sequence[str]) -> dict[str, np.ndarray]:
@@ -136,6 +159,8 @@ def probe(
                                      preprocessing_hash=st.info["preprocessing_hash"])
     labelled = sample_labelled_epochs(st, train_nights, label_fraction, task_column=column, seed=config.seed)
     data = MultiChannelEpochs(st, train_nights, model.channels, epochs=labelled)
+    if not origin["pretrained"]:
+        calibrate_batchnorm(model, data, n_items=160, seed=config.seed)
     logger.info("probing %s with %d labelled epochs (%.0f %% of train)", task, len(data), 100 * label_fraction)
     x, y = _embeddings(model, data, column)
     val = MultiChannelEpochs(st, val_nights, model.channels)
@@ -193,7 +218,9 @@ def finetune(
 
     New adapters (rank 4, alpha 8) on each encoder's frame-feature MLP and the last fusion
     block's MLP train together with the Mamba2 temporal module and head; epochs outside the
-    label-fraction sample are ignored by the loss.
+    label-fraction sample are ignored by the loss. Stage classes are balanced by the loss
+    weights; for apnea and hypopnea a sampler also draws windows holding an event as often as
+    windows without, and the loss weights are computed under that sampler.
     """
     config = config or STAGE_DEFAULTS["finetune"]
     st, train_nights, val_nights = _prepare(store, task, config)
@@ -205,9 +232,15 @@ def finetune(
     labelled = sample_labelled_epochs(st, train_nights, label_fraction, task_column=column, seed=config.seed)
     seq_len = model.head.seq_len  # type: ignore[union-attr]
     data = Windows(st, train_nights, model.channels, length=seq_len, stride=seq_len // 2, epochs=labelled)
-    all_labels = np.concatenate([st.night(n).labels[idx, column] for n, idx in labelled.items()])
-    weights = class_weights(all_labels, n_classes)
-    logger.info("fine-tuning %s on %d windows (%d labelled epochs)", task, len(data), all_labels.size)
+    if not origin["pretrained"]:
+        calibrate_batchnorm(model, data, n_items=8, seed=config.seed)
+    n_labelled = sum(len(idx) for idx in labelled.values())
+    window_labels = data.labels(column)
+    sampling = None
+    if task != "stage":  # rare events: half of the windows drawn hold a labelled event epoch
+        sampling = inverse_frequency_weights((window_labels == 1).any(axis=1).astype(int))
+    weights = class_weights(window_labels, n_classes, sampling)
+    logger.info("fine-tuning %s on %d windows (%d labelled epochs)", task, len(data), n_labelled)
 
     def step(m: torch.nn.Module, batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
         logits = m(batch[0])
@@ -216,9 +249,9 @@ def finetune(
                                         weight=weights, ignore_index=-1)}
 
     meta = {"stage": "finetune", "task": task, "label_fraction": label_fraction, "label_unit": "epochs",
-            "n_labelled_epochs": int(all_labels.size), **origin, **store_identity(st, train_nights),
+            "n_labelled_epochs": n_labelled, **origin, **store_identity(st, train_nights),
             "val_nights": val_nights}
     cfg = config if config.batch_size <= len(data) else dataclasses.replace(config, batch_size=len(data))
     return fit(model, data, step, config=cfg, out_dir=out_dir, checkpoint_meta=meta,
-               validate=_validation(st, val_nights, task), resume=resume, progress=progress,
-               description=f"finetune {task}")
+               validate=_validation(st, val_nights, task), sample_weights=sampling, resume=resume,
+               progress=progress, description=f"finetune {task}")

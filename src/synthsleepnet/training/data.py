@@ -123,6 +123,13 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.items)
 
+    def labels(self, column: int) -> np.ndarray:
+        """(windows, length) labels of one task as training sees them (-1 outside the sample)."""
+        out = np.stack([self.store.night(n).labels[s:s + self.length, column] for n, s in self.items]).astype(np.int64)
+        mask = np.stack([self._mask[n][s:s + self.length] for n, s in self.items])
+        out[~mask] = -1
+        return out
+
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         night, start = self.items[i]
         nf = self.store.night(night)
@@ -134,14 +141,17 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
                 torch.from_numpy(labels))
 
 
-def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+def class_weights(labels: np.ndarray, n_classes: int, sample_weights: np.ndarray | None = None) -> torch.Tensor:
     """Inverse-frequency class weights (mean 1 over present classes); -1 labels are ignored.
 
     The reference code passed frequencies, which up-weights the majority class; these are
-    ``N / (K · count_k)``.
+    ``N / (K · count_k)``. ``labels`` is (N,) epochs or (N, S) windows; with ``sample_weights``
+    (N,) the counts are those a weighted sampler will show, so sampler and loss do not correct
+    the same imbalance twice.
     """
-    labels = np.asarray(labels)
-    counts = np.bincount(labels[labels >= 0].astype(int), minlength=n_classes).astype(float)
+    labels = np.asarray(labels).reshape(len(labels), -1)
+    rows = np.ones(len(labels)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
+    counts = np.array([(rows[:, None] * (labels == k)).sum() for k in range(n_classes)])
     present = counts > 0
     weights = np.zeros(n_classes)
     weights[present] = counts[present].sum() / (present.sum() * counts[present])

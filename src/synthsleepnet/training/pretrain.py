@@ -21,6 +21,7 @@ from .splits import assign_splits, split_nights
 
 __all__ = ["default_channels", "pretrain_multimodal", "pretrain_unimodal", "store_identity"]
 
+#: The paper's modalities: the channel set of a scratch model when the caller names none.
 PRETRAIN_MODALITIES = ("eeg", "eog", "emg", "ecg")
 
 
@@ -137,7 +138,7 @@ def pretrain_multimodal(
     assign_splits(st.path, seed=config.seed)
     st = EpochStore(store)
     nights = split_nights(st, "pretrain")
-    channels = list(channels or default_channels(st, nights, [m for m in PRETRAIN_MODALITIES if m in encoders]))
+    channels = list(channels or default_channels(st, nights, [m for m in MODALITIES if m in encoders]))
     torch.manual_seed(config.seed)
     model = build_fusion(preset, channels, encoders)
     dataset = MultiChannelEpochs(st, nights, channels)
