@@ -19,14 +19,16 @@ import torch
 from safetensors.torch import load_file
 
 from synthsleepnet import EpochStore, prepare_store
+from synthsleepnet._config import STAGE_DEFAULTS, TrainConfig
 from synthsleepnet.cli import main
-from synthsleepnet.models import read_checkpoint_metadata
+from synthsleepnet.models import build_model, read_checkpoint_metadata
 from synthsleepnet.simulate import simulate_cohort
 from synthsleepnet.training import (
     assign_splits,
     class_weights,
     classification_metrics,
     event_f1,
+    fit,
     inverse_frequency_weights,
     sample_labelled_epochs,
     split_nights,
@@ -131,6 +133,23 @@ def test_window_labels_hide_epochs_outside_the_sample(store: Path) -> None:
         assert set(np.flatnonzero(row >= 0) + start) <= {3, 25}
 
 
+def test_a_labelled_set_smaller_than_the_batch_keeps_the_learning_rate(tmp_path: Path) -> None:
+    # 1 % labels can be fewer epochs than one batch: the step must still use the configured rate
+    torch.manual_seed(0)
+    model = build_model("epoch_head", in_dim=4, n_outputs=2, hidden=8, dropout=0.0)
+    first = model.net[0].weight
+    before = first.detach().clone()
+    data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,)))
+    config = TrainConfig(epochs=1, batch_size=256, base_lr=0.256, weight_decay=0.0, bf16=False)
+
+    def step(m: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], _: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"loss": torch.nn.functional.cross_entropy(m(batch[0]), batch[1])}
+
+    fit(model, data, step, config=config, out_dir=tmp_path, checkpoint_meta={}, progress=False)
+    # one AdamW step moves every weight with a gradient by the learning rate (0.256 * 256 / 256)
+    torch.testing.assert_close((first.detach() - before).abs(), torch.full_like(before, 0.256), rtol=1e-3, atol=1e-3)
+
+
 def test_metrics_match_scikit_learn() -> None:
     sk = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
@@ -185,7 +204,9 @@ def test_every_command_end_to_end(store: Path, tmp_path: Path, capsys: pytest.Ca
     assert {"auroc", "auprc", "event_f1"} <= set(apnea) and apnea["pretrained"] is True
     log = (runs / "probe" / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,lr,loss") and "val_macro_f1" in log[0] and len(log) == 3
-    assert json.loads((runs / "probe" / "config.json").read_text())["epochs"] == 2
+    probe_config = json.loads((runs / "probe" / "config.json").read_text())
+    # fewer labelled epochs than a batch: the batch, and so the learning rate, stays as configured
+    assert probe_config["epochs"] == 2 and probe_config["batch_size"] == STAGE_DEFAULTS["probe"].batch_size
     # the test subjects were never used for training or selection
     st = EpochStore(store)
     meta = read_checkpoint_metadata(runs / "probe" / "model.safetensors")

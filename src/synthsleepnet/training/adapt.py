@@ -8,7 +8,6 @@ fusion checkpoint they train the same architecture from random weights: the scra
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,8 +181,7 @@ def probe(
     meta = {"stage": "probe", "task": task, "label_fraction": label_fraction, "label_unit": "epochs",
             "n_labelled_epochs": len(data), **origin, **store_identity(st, train_nights),
             "val_nights": val_nights}
-    cfg = config if config.batch_size <= len(data) else dataclasses.replace(config, batch_size=len(data))
-    return fit(model, TensorDataset(x, y), step, config=cfg, out_dir=out_dir, checkpoint_meta=meta,
+    return fit(model, TensorDataset(x, y), step, config=config, out_dir=out_dir, checkpoint_meta=meta,
                validate=validate, resume=resume, progress=progress, description=f"probe {task}")
 
 
@@ -251,7 +249,6 @@ def finetune(
     meta = {"stage": "finetune", "task": task, "label_fraction": label_fraction, "label_unit": "epochs",
             "n_labelled_epochs": n_labelled, **origin, **store_identity(st, train_nights),
             "val_nights": val_nights}
-    cfg = config if config.batch_size <= len(data) else dataclasses.replace(config, batch_size=len(data))
-    return fit(model, data, step, config=cfg, out_dir=out_dir, checkpoint_meta=meta,
+    return fit(model, data, step, config=config, out_dir=out_dir, checkpoint_meta=meta,
                validate=_validation(st, val_nights, task), sample_weights=sampling, resume=resume,
                progress=progress, description=f"finetune {task}")

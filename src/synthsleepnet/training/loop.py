@@ -153,7 +153,8 @@ def fit(
     n_items = len(dataset)  # type: ignore[arg-type]
     if n_items < world:
         raise ValueError(f"{n_items} training items cannot be shared by {world} processes")
-    # a small labelled set (1 % labels) shrinks the batch and the accumulation, never to zero steps
+    # a small labelled set (1 % labels) shrinks the batch and the accumulation, never to zero steps;
+    # the learning rate stays that of the configured batch (shrinking it with the data stalled probes)
     micro = max(min(config.batch_size // world, n_items // world), 1)
     accumulate = max(min(config.accumulate, n_items // (micro * world)), 1)
     steps_per_epoch = max(n_items // (micro * world * accumulate), 1)
