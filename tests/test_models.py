@@ -329,3 +329,24 @@ def test_a_new_classifier_embeds_each_epoch_independently_of_its_batch() -> None
         whole = model.embed(x)
         part = model.embed({c: v[:2] for c, v in x.items()})
     torch.testing.assert_close(whole[:2], part, rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_calibration_gives_a_random_encoder_distinct_embeddings() -> None:
+    from synthsleepnet.training.adapt import calibrate_batchnorm
+
+    model = model_from_preset("sleep_classifier", "tiny", channels=CHANNELS[:1], n_outputs=5)
+    g = torch.Generator().manual_seed(0)
+    # epochs of very different amplitude, as after robust scaling of wake vs N3
+    items = [({CHANNELS[0]: torch.randn(3000, generator=g) * scale}, torch.zeros(3)) for scale in (0.2, 1.0, 5.0) * 4]
+    x = {CHANNELS[0]: torch.stack([item[0][CHANNELS[0]] for item in items])}
+
+    def spread() -> float:
+        with torch.no_grad():
+            e = model.embed(x)
+        return float(e.std(0).mean() / e.abs().mean())
+
+    before = spread()
+    calibrate_batchnorm(model, items, n_items=12)
+    assert spread() > 2 * before  # default statistics squash every epoch to nearly one embedding
+    norms = [m for m in model.fusion.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert all(not m.training and m.momentum == 0.1 for m in norms)  # frozen again, momentum restored

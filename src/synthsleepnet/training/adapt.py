@@ -85,14 +85,15 @@ def calibrate_batchnorm(model: SleepClassifier, data: torch.utils.data.Dataset, 
     norms = [m for m in model.fusion.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     picks = np.random.default_rng(seed).choice(len(data), size=min(n_items, len(data)), replace=False)  # type: ignore[arg-type]
     batch = torch.utils.data.default_collate([data[int(i)] for i in picks])[0]
+    momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average over the chunks of frames
         norm.train()
     with torch.no_grad():
         model.embed(batch)
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
         norm.eval()
 
 
