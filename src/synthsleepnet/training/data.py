@@ -123,22 +123,22 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _window_labels(self, night: str, start: int) -> np.ndarray:
+        """(length, 3) labels of one window, -1 for epochs outside the label-fraction sample."""
+        labels = self.store.night(night).labels[start:start + self.length].astype(np.int64)
+        labels[~self._mask[night][start:start + self.length]] = -1
+        return labels
+
     def labels(self, column: int) -> np.ndarray:
-        """(windows, length) labels of one task as training sees them (-1 outside the sample)."""
-        out = np.stack([self.store.night(n).labels[s:s + self.length, column] for n, s in self.items]).astype(np.int64)
-        mask = np.stack([self._mask[n][s:s + self.length] for n, s in self.items])
-        out[~mask] = -1
-        return out
+        """(windows, length) labels of one task as training sees them, without reading signals."""
+        return np.stack([self._window_labels(n, s)[:, column] for n, s in self.items])
 
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         night, start = self.items[i]
-        nf = self.store.night(night)
-        x = nf.read_window(start, self.length)
-        labels = nf.labels[start:start + self.length].astype(np.int64)
-        labels[~self._mask[night][start:start + self.length]] = -1
+        x = self.store.night(night).read_window(start, self.length)
         idx = self._index[night]
         return ({c: torch.from_numpy(np.ascontiguousarray(x[:, j])) for c, j in zip(self.channels, idx, strict=True)},
-                torch.from_numpy(labels))
+                torch.from_numpy(self._window_labels(night, start)))
 
 
 def class_weights(labels: np.ndarray, n_classes: int, sample_weights: np.ndarray | None = None) -> torch.Tensor:
