@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import torch
 
-from synthsleepnet.models import model_from_preset
+from synthsleepnet._config import get_preset
+from synthsleepnet._device import Runtime, cpu_supports_bf16
 from synthsleepnet.models.neuronet import NeuroNetEncoder
 
 
@@ -54,15 +55,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"bf16 CPU support: {torch.backends.mkldnn.is_available()}")
+          f"bf16 CPU support: {cpu_supports_bf16()}")
     for preset in args.presets:
         torch.manual_seed(0)
-        encoder = model_from_preset("neuronet_encoder", preset).eval()
+        encoder = NeuroNetEncoder(get_preset(preset).encoder).eval()
         x = torch.randn(args.batch, encoder.epoch_samples)
         with torch.inference_mode():
             t_ref, ref = _time(lambda enc=encoder, x=x: reference_style(enc, x), args.repeats)
             t_fp32, out32 = _time(lambda enc=encoder, x=x: enc(x), args.repeats)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with Runtime(torch.device("cpu"), torch.bfloat16).autocast():
                 t_bf16, out16 = _time(lambda enc=encoder, x=x: enc(x), args.repeats)
             parts = _parts(encoder, x, args.repeats)
         deviation = (out16.float() - out32).abs().max().item()

@@ -30,7 +30,7 @@ from pathlib import Path
 from synthsleepnet import prepare_store
 from synthsleepnet._config import TrainConfig
 from synthsleepnet.io.channels import load_channel_table
-from synthsleepnet.models import read_checkpoint_metadata
+from synthsleepnet.models import read_checkpoint_meta
 from synthsleepnet.simulate import simulate_cohort
 from synthsleepnet.training import (
     assign_splits,
@@ -79,7 +79,7 @@ def main() -> None:
         encoders = {m: pretrain_unimodal(work / "store", m, work / "runs" / m, config=pre, **again).checkpoint
                     for m in MODALITIES}
         fusion = pretrain_multimodal(work / "store", encoders, work / "runs" / "fusion", config=pre, **again).checkpoint
-        fusion_channels = read_checkpoint_metadata(fusion)["channels"]
+        fusion_channels = read_checkpoint_meta(fusion).channels
         clock["pretraining"] = time.perf_counter()
         tune = TrainConfig(epochs=args.tune_epochs, batch_size=4, base_lr=0.192, max_steps_per_epoch=args.tune_steps)
         probing = TrainConfig(epochs=100, batch_size=256, base_lr=1e-3)

@@ -26,26 +26,17 @@ CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
 def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
     import torch
 
-    from synthsleepnet import PreprocessingConfig
-    from synthsleepnet._config import config_hash, config_to_dict
-    from synthsleepnet.export import export_all
-    from synthsleepnet.models import build_model, save_checkpoint
-    from synthsleepnet.models.registry import sleep_classifier_kwargs
-    from synthsleepnet.report import write_report
-    from synthsleepnet.scoring import score_recording
+    from synthsleepnet import PreprocessingConfig, score_night
+    from synthsleepnet._config import get_preset
+    from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 
-    config = PreprocessingConfig()
     torch.manual_seed(0)
-    model = build_model("sleep_classifier", **sleep_classifier_kwargs(preset, CHANNELS, 5, context="sequence"))
-    ckpt = save_checkpoint(Path(workdir) / f"{preset}.safetensors", model, stage="finetune", task="stage",
-                           preset=preset, channels=CHANNELS, preprocessing=config_to_dict(config),
-                           preprocessing_hash=config_hash(config))
-    del model
+    spec = ModelSpec("sleep_classifier", get_preset(preset), tuple(CHANNELS), 5, "sequence")
+    meta = CheckpointMeta(phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig())
+    ckpt = save_checkpoint(Path(workdir) / f"{preset}.safetensors", build_model(spec), meta)
     t0 = time.perf_counter()
-    result = score_recording(edf, [ckpt])
-    export_all(result, Path(workdir) / f"out-{preset}", overwrite=True)
-    write_report(result, Path(workdir) / f"out-{preset}")
-    return {"seconds": time.perf_counter() - t0, "epochs": result.n_epochs}
+    night = score_night(edf, [ckpt], Path(workdir) / f"out-{preset}", overwrite=True)
+    return {"seconds": time.perf_counter() - t0, "epochs": night.result.n_epochs}
 
 
 def _yasa(edf: str) -> dict[str, float]:

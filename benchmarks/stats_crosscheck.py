@@ -22,7 +22,7 @@ from synthsleepnet.stats import sleep_statistics
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 PAIRS = (("TST_min", "TST"), ("SE_pct", "SE"), ("SOL_min", "SOL"), ("WASO_min", "WASO"), ("N1_min", "N1"),
-         ("N2_min", "N2"), ("N3_min", "N3"), ("REM_min", "REM"), ("N2_pct", "%N2"))
+         ("N2_min", "N2"), ("N3_min", "N3"), ("R_min", "REM"), ("N2_pct", "%N2"))
 
 
 def _yasa(stages: np.ndarray) -> dict[str, float]:
@@ -53,9 +53,9 @@ def main() -> None:
             cells.append(f"{ours_whole[o]:6.1f}/{ref[y]:6.1f}")
         rem_yasa = ref["Lat_REM"] - ref["SOL"]
         if rem_yasa == rem_yasa:
-            worst_rem = max(worst_rem, abs(ours_whole["REM_latency_min"] - rem_yasa))
+            worst_rem = max(worst_rem, abs(ours_whole["R_latency_min"] - rem_yasa))
         print(f"{path.name:<32} " + " ".join(f"{c:>13}" for c in cells) +
-              f"  {ours_whole['REM_latency_min']:6.1f}/{rem_yasa:6.1f}")
+              f"  {ours_whole['R_latency_min']:6.1f}/{rem_yasa:6.1f}")
         if scoring.lights_off_s is not None:
             bounded = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=scoring.lights_off_s,
                                        lights_on_s=scoring.lights_on_s)

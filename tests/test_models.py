@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from synthsleepnet._config import PreprocessingConfig, TemporalConfig, config_from_dict, get_preset
+from synthsleepnet._validation import ConfigError
 from synthsleepnet.models import (
     MODELS,
+    CheckpointMeta,
     Mamba2,
+    ModelSpec,
+    NeuroNetEncoder,
+    TemporalContextModule,
     build_model,
     check_compatible,
     count_parameters,
@@ -19,7 +25,7 @@ from synthsleepnet.models import (
     load_checkpoint,
     merge_lora,
     model_from_preset,
-    read_checkpoint_metadata,
+    read_checkpoint_meta,
     save_checkpoint,
 )
 from synthsleepnet.models.frame_backbone import make_frames
@@ -35,17 +41,21 @@ def _epochs(batch: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3000, generator=torch.Generator().manual_seed(seed))
 
 
+TINY = get_preset("tiny")
+
 # one case per registered model: the completeness gate below fails when a model has none
 CASES = {
     "neuronet": (lambda: model_from_preset("neuronet", "tiny"), lambda b: _epochs(b), (28, 64)),
-    "neuronet_encoder": (lambda: model_from_preset("neuronet_encoder", "tiny"), lambda b: _epochs(b), (28, 64)),
     "synthsleepnet": (lambda: model_from_preset("synthsleepnet", "tiny", channels=CHANNELS),
                       lambda b: {c: _epochs(b, i) for i, c in enumerate(CHANNELS)}, (81, 64)),
-    "temporal": (lambda: model_from_preset("temporal", "tiny", n_outputs=5),
-                 lambda b: torch.randn(b, 20, 64), (20, 5)),
     "epoch_head": (lambda: model_from_preset("epoch_head", "tiny", n_outputs=2), lambda b: torch.randn(b, 64), (2,)),
     "sleep_classifier": (lambda: model_from_preset("sleep_classifier", "tiny", channels=CHANNELS, n_outputs=5),
                          lambda b: {c: _epochs(b, i) for i, c in enumerate(CHANNELS)}, (5,)),
+}
+# the building blocks every architecture is made of
+PARTS = {
+    "encoder": (lambda: NeuroNetEncoder(TINY.encoder), lambda b: _epochs(b), (28, 64)),
+    "temporal": (lambda: TemporalContextModule(64, 5, TINY.temporal), lambda b: torch.randn(b, 20, 64), (20, 5)),
 }
 
 
@@ -53,10 +63,10 @@ def test_every_registered_model_has_a_test_case() -> None:
     assert set(CASES) == set(MODELS)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(PARTS))
 @pytest.mark.parametrize("batch", [1, 2])
 def test_output_shapes(name: str, batch: int) -> None:
-    make, inputs, shape = CASES[name]
+    make, inputs, shape = {**CASES, **PARTS}[name]
     model = make().eval()
     with torch.no_grad():
         out = model(inputs(batch))
@@ -65,8 +75,11 @@ def test_output_shapes(name: str, batch: int) -> None:
 
 
 def test_unknown_model_and_preset_list_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"architecture must be one of \['neuronet', 'synthsleepnet', "
+                                          r"'sleep_classifier', 'epoch_head'\], got 'resnet'"):
+        config_from_dict(ModelSpec, {"architecture": "resnet", "config": {}})
     with pytest.raises(ValueError, match=r"unknown model 'resnet'; registered models: \['epoch_head'"):
-        build_model("resnet")
+        build_model(ModelSpec("resnet", TINY))  # a caller that bypassed the type check
     with pytest.raises(ValueError, match=r"unknown model preset 'huge'; presets: \['paper', 'small', 'tiny'\]"):
         model_from_preset("neuronet", "huge")
 
@@ -95,7 +108,7 @@ def test_frames_are_an_unfold_of_the_epoch() -> None:
 
 
 def test_backbone_eval_output_does_not_depend_on_chunk_size() -> None:
-    encoder = model_from_preset("neuronet_encoder", "tiny").eval()
+    encoder = NeuroNetEncoder(TINY.encoder).eval()
     x = _epochs(3)
     with torch.no_grad():
         a = encoder(x)
@@ -169,14 +182,15 @@ def test_mamba2_is_causal() -> None:
 @pytest.mark.parametrize("mixer", ["mamba2", "gru", "transformer"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_temporal_module_variants(mixer: str, bidirectional: bool) -> None:
-    model = build_model("temporal", in_dim=64, n_outputs=5, mixer=mixer, bidirectional=bidirectional).eval()
+    config = TemporalConfig(mixer=mixer, bidirectional=bidirectional)
+    model = TemporalContextModule(64, 5, config).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 20, 64)).shape == (2, 20, 5)
 
 
 def test_bidirectional_sees_the_future() -> None:
     torch.manual_seed(0)
-    model = build_model("temporal", in_dim=64, n_outputs=5, bidirectional=True).eval()
+    model = TemporalContextModule(64, 5, TemporalConfig(bidirectional=True)).eval()
     x = torch.randn(1, 20, 64)
     x2 = x.clone()
     x2[:, 15:] += 3
@@ -250,7 +264,7 @@ def test_neuronet_losses_decrease() -> None:
     torch.manual_seed(0)
     model = model_from_preset("neuronet", "tiny")
     x = _epochs(8)
-    first, last = _optimise(model, lambda g: neuronet_loss(model.pretext(x, g)))
+    first, last = _optimise(model, lambda g: neuronet_loss(model.pretext(x, g), TINY.neuronet))
     assert last["reconstruction"] < first["reconstruction"] and last["contrastive"] < first["contrastive"]
 
 
@@ -258,13 +272,13 @@ def test_synthsleepnet_losses_decrease() -> None:
     torch.manual_seed(0)
     model = model_from_preset("synthsleepnet", "tiny", channels=CHANNELS)
     x = {c: _epochs(8, i) for i, c in enumerate(CHANNELS)}
-    first, last = _optimise(model, lambda g: synthsleepnet_loss(model.pretext(x, g)))
+    first, last = _optimise(model, lambda g: synthsleepnet_loss(model.pretext(x, g), TINY.fusion))
     assert last["reconstruction"] < first["reconstruction"] and last["contrastive"] < first["contrastive"]
 
 
 def test_temporal_cross_entropy_decreases() -> None:
     torch.manual_seed(0)
-    model = model_from_preset("temporal", "tiny", n_outputs=5)
+    model = TemporalContextModule(64, 5, TINY.temporal)
     x, y = torch.randn(4, 20, 64), torch.randint(0, 5, (4, 20))
     ce = torch.nn.functional.cross_entropy
     first, last = _optimise(model, lambda g: {"loss": ce(model(x).reshape(-1, 5), y.reshape(-1))})
@@ -280,12 +294,17 @@ def test_synthsleepnet_loads_a_pretrained_neuronet_encoder() -> None:
         torch.testing.assert_close(fusion.encoders["C4_M1"](x), neuronet.encoder.eval()(x))
 
 
+def _meta(channels: list[str] = CHANNELS, **kwargs: object) -> CheckpointMeta:
+    spec = ModelSpec("synthsleepnet", TINY, tuple(channels))
+    return CheckpointMeta(phase="pretrain_multimodal", spec=spec, preprocessing=PreprocessingConfig(), **kwargs)
+
+
 def test_checkpoint_round_trip_and_metadata(tmp_path: Path) -> None:
     model = model_from_preset("synthsleepnet", "tiny", channels=CHANNELS).eval()
-    path = save_checkpoint(tmp_path / "m.safetensors", model, preset="tiny", channels=CHANNELS,
-                           preprocessing_hash="abc", seed=7)
+    path = save_checkpoint(tmp_path / "m.safetensors", model, _meta(seed=7))
     loaded, meta = load_checkpoint(path)
-    assert meta["preset"] == "tiny" and meta["seed"] == 7 and meta["channels"] == CHANNELS
+    assert meta.preset == "tiny" and meta.seed == 7 and meta.channels == CHANNELS
+    assert meta.spec.config == TINY and meta.preprocessing == PreprocessingConfig() and len(meta.tensor_sha256) == 64
     x = {c: _epochs(2, i) for i, c in enumerate(CHANNELS)}
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval().embed(x), model.embed(x))
@@ -293,23 +312,22 @@ def test_checkpoint_round_trip_and_metadata(tmp_path: Path) -> None:
 
 
 def test_checkpoint_rejections(tmp_path: Path) -> None:
-    model = model_from_preset("epoch_head", "tiny", n_outputs=5)
-    path = save_checkpoint(tmp_path / "h.safetensors", model, preprocessing_hash="abc", channels=["C4-M1"])
-    meta = read_checkpoint_metadata(path)
-    with pytest.raises(ValueError, match="trained on data prepared with preprocessing abc, but this data used xyz"):
+    model = model_from_preset("synthsleepnet", "tiny", channels=["C4-M1"])
+    path = save_checkpoint(tmp_path / "h.safetensors", model, _meta(channels=["C4-M1"]))
+    meta = read_checkpoint_meta(path)
+    with pytest.raises(ValueError, match=f"trained on data prepared with preprocessing {meta.preprocessing_hash}, "
+                                         "but this data used xyz"):
         check_compatible(meta, preprocessing_hash="xyz")
     with pytest.raises(ValueError, match=r"no encoder for channel\(s\) \['ECG'\]; it knows \['C4-M1'\]"):
         check_compatible(meta, channels=["ECG"])
     bad = tmp_path / "pickle.pt"
     torch.save({"x": 1}, bad)
     with pytest.raises(ValueError, match=r"pickle\.pt is not a SynthSleepNet checkpoint"):
-        read_checkpoint_metadata(bad)
+        read_checkpoint_meta(bad)
 
 
 def test_sequence_classifier_predicts_a_whole_night() -> None:
-    from synthsleepnet.models.registry import sleep_classifier_kwargs
-
-    model = build_model("sleep_classifier", **sleep_classifier_kwargs("tiny", CHANNELS[:2], 5, context="sequence"))
+    model = model_from_preset("sleep_classifier", "tiny", channels=CHANNELS[:2], n_outputs=5, context="sequence")
     night = {c: np.random.default_rng(i).standard_normal((47, 3000)).astype(np.float32)
              for i, c in enumerate(CHANNELS[:2])}
     probs = model.predict_proba(night)
@@ -334,6 +352,7 @@ def test_a_new_classifier_embeds_each_epoch_independently_of_its_batch() -> None
 def test_batchnorm_calibration_gives_a_random_encoder_distinct_embeddings() -> None:
     from synthsleepnet.training.adapt import calibrate_batchnorm
 
+    torch.manual_seed(0)
     model = model_from_preset("sleep_classifier", "tiny", channels=CHANNELS[:1], n_outputs=5)
     g = torch.Generator().manual_seed(0)
     # epochs of very different amplitude, as after robust scaling of wake vs N3

@@ -24,8 +24,17 @@ def test_import_changes_no_global_state() -> None:
 def test_public_api_is_explicit() -> None:
     import synthsleepnet
 
+    assert set(synthsleepnet.__all__) == {"__version__", *synthsleepnet._API}  # one list, kept in step
     for name in synthsleepnet.__all__:
         assert hasattr(synthsleepnet, name), name
+
+
+def test_version_comes_from_one_place() -> None:
+    from importlib.metadata import version
+
+    import synthsleepnet
+
+    assert synthsleepnet.__version__ == version("synthsleepnet")
 
 
 def test_package_logger_has_only_a_null_handler() -> None:

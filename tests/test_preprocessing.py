@@ -20,12 +20,12 @@ from synthsleepnet.io.annotations import Scoring
 from synthsleepnet.io.recording import Recording, Signal
 from synthsleepnet.preprocessing import (
     bandpass,
-    event_epoch_labels,
     fit_band,
     resample,
     robust_scale,
 )
 from synthsleepnet.preprocessing.labels import align_scoring
+from synthsleepnet.tasks import event_epoch_labels
 
 
 def _edf(path: Path, signals: dict[str, tuple[np.ndarray, float]], start: dt.datetime | None = None) -> Path:
@@ -181,5 +181,5 @@ def test_simulated_night_labels_match_its_xml(sim_dir: Path) -> None:
 
 def _recording(tmp_path: Path, signals: dict[str, tuple[np.ndarray, float]]) -> Recording:
     """An in-memory Recording, for samples an EDF cannot store (NaN)."""
-    return Recording(tmp_path / "mem.edf", [Signal(k, x, fs, "uV", "uV") for k, (x, fs) in signals.items()],
+    return Recording(tmp_path / "mem.edf", [Signal.from_array(k, x, fs, "uV") for k, (x, fs) in signals.items()],
                      None, [])

@@ -12,11 +12,10 @@ import pytest
 import torch
 
 from synthsleepnet import PreprocessingConfig
-from synthsleepnet._config import config_hash, config_to_dict
+from synthsleepnet._config import get_preset
 from synthsleepnet.cli import main
 from synthsleepnet.export import export_all
-from synthsleepnet.models import build_model, save_checkpoint
-from synthsleepnet.models.registry import sleep_classifier_kwargs
+from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 from synthsleepnet.report import write_report
 from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording, severity_band
 from synthsleepnet.stats import sleep_statistics
@@ -28,15 +27,13 @@ CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
 def scorers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Untrained tiny stage (sequence), apnea and hypopnea (epoch) checkpoints: scoring mechanics only."""
     out = tmp_path_factory.mktemp("scorers")
-    config = PreprocessingConfig()
-    meta = {"preprocessing": config_to_dict(config), "preprocessing_hash": config_hash(config), "preset": "tiny",
-            "channels": CHANNELS, "nights": [], "val_nights": []}
     paths = []
     for task, context, n in (("stage", "sequence", 5), ("apnea", "epoch", 2), ("hypopnea", "epoch", 2)):
         torch.manual_seed(len(paths))
-        model = build_model("sleep_classifier", **sleep_classifier_kwargs("tiny", CHANNELS, n, context=context))
-        stage = "finetune" if context == "sequence" else "probe"
-        paths.append(save_checkpoint(out / f"{task}.safetensors", model, stage=stage, task=task, **meta))
+        spec = ModelSpec("sleep_classifier", get_preset("tiny"), tuple(CHANNELS), n, context)
+        phase = "finetune" if context == "sequence" else "probe"
+        meta = CheckpointMeta(phase=phase, spec=spec, task=task, preprocessing=PreprocessingConfig())
+        paths.append(save_checkpoint(out / f"{task}.safetensors", build_model(spec), meta))
     return paths
 
 
@@ -58,14 +55,14 @@ def test_waso_is_wake_between_sleep_onset_and_last_sleep() -> None:
 
 
 def test_rem_latency_is_measured_from_sleep_onset() -> None:
-    assert sleep_statistics(H)["REM_latency_min"] == (11 - 3) * 0.5
+    assert sleep_statistics(H)["R_latency_min"] == (11 - 3) * 0.5
 
 
 def test_efficiency_and_stage_percentages() -> None:
     s = sleep_statistics(H)
     assert s["SE_pct"] == pytest.approx(100 * 5 / 9.5)
     assert s["N2_pct"] == pytest.approx(50.0) and s["unscored_min"] == 0.5
-    assert s["N1_pct"] + s["N2_pct"] + s["N3_pct"] + s["REM_pct"] == pytest.approx(100)
+    assert s["N1_pct"] + s["N2_pct"] + s["N3_pct"] + s["R_pct"] == pytest.approx(100)
 
 
 def test_lights_marks_bound_time_in_bed() -> None:
@@ -76,11 +73,11 @@ def test_lights_marks_bound_time_in_bed() -> None:
 def test_all_wake_night_gives_nan_not_zero() -> None:
     s = sleep_statistics(np.zeros(100, dtype=int))
     assert s["TST_min"] == 0 and s["SE_pct"] == 0
-    assert all(math.isnan(s[k]) for k in ("SOL_min", "WASO_min", "REM_latency_min", "N2_pct"))
+    assert all(math.isnan(s[k]) for k in ("SOL_min", "WASO_min", "R_latency_min", "N2_pct"))
 
 
 def test_absent_rem_gives_nan_latency() -> None:
-    assert math.isnan(sleep_statistics(np.array([0, 1, 2, 3, 2, 0]))["REM_latency_min"])
+    assert math.isnan(sleep_statistics(np.array([0, 1, 2, 3, 2, 0]))["R_latency_min"])
 
 
 def test_bad_stage_codes_are_refused() -> None:
@@ -130,7 +127,7 @@ def test_json_round_trip_keeps_everything(scored: ScoringResult) -> None:
     assert again.start == scored.start and again.start.tzinfo is not None
     assert again.models == scored.models and again.stages == scored.stages and again.notes == scored.notes
     np.testing.assert_array_equal(again.stage_proba, scored.stage_proba)
-    np.testing.assert_array_equal(again.apnea_proba, scored.apnea_proba)
+    np.testing.assert_array_equal(again.event_proba["apnea"], scored.event_proba["apnea"])
     assert again.summary() == scored.summary()
 
 
@@ -196,8 +193,7 @@ def test_score_stats_and_embed_commands(scorers: list[Path], sim_dir: Path, tmp_
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "modalities used eeg, eog, emg, ecg" in out and "agreement with" in out and "report.html" in out
-    with pytest.raises(SystemExit, match="pass --overwrite"):
-        main(args)
+    assert main(args) == 2  # outputs exist: refused before scoring, with a message
     assert main(["stats", str(real_data / "hmc" / "SN001_sleepscoring.edf"), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["TST_min"] == pytest.approx((854 - 151) / 2, abs=30)  # lights marks bound TIB

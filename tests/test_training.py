@@ -16,25 +16,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import head_and_meta
 from safetensors.torch import load_file
 
 from synthsleepnet import EpochStore, prepare_store
-from synthsleepnet._config import STAGE_DEFAULTS, TrainConfig
+from synthsleepnet._config import PHASE_DEFAULTS, TrainConfig
 from synthsleepnet.cli import main
-from synthsleepnet.models import build_model, read_checkpoint_metadata
+from synthsleepnet.metrics import auprc, auroc, classification_metrics, event_f1
+from synthsleepnet.models import read_checkpoint_meta
 from synthsleepnet.simulate import simulate_cohort
 from synthsleepnet.training import (
     assign_splits,
     class_weights,
-    classification_metrics,
-    event_f1,
     fit,
     inverse_frequency_weights,
     sample_labelled_epochs,
     split_nights,
 )
 from synthsleepnet.training.data import Windows
-from synthsleepnet.training.metrics import auprc, auroc
 
 QUICK = ["--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "2", "--quiet"]
 
@@ -87,9 +86,9 @@ def test_label_fraction_sampling(store: Path) -> None:
     st = EpochStore(store)
     nights = st.night_ids[:4]
     total = sum(int((st.night(n).labels[:, 0] >= 0).sum()) for n in nights)
-    a = sample_labelled_epochs(st, nights, 0.05, task_column=0, seed=3)
-    b = sample_labelled_epochs(st, nights, 0.05, task_column=0, seed=3)
-    c = sample_labelled_epochs(st, nights, 0.05, task_column=0, seed=4)
+    a = sample_labelled_epochs(st, nights, 0.05, task="stage", seed=3)
+    b = sample_labelled_epochs(st, nights, 0.05, task="stage", seed=3)
+    c = sample_labelled_epochs(st, nights, 0.05, task="stage", seed=4)
     assert {k: v.tolist() for k, v in a.items()} == {k: v.tolist() for k, v in b.items()}
     assert {k: v.tolist() for k, v in a.items()} != {k: v.tolist() for k, v in c.items()}
     n = sum(v.size for v in a.values())
@@ -98,7 +97,7 @@ def test_label_fraction_sampling(store: Path) -> None:
         assert len(set(idx.tolist())) == idx.size  # without replacement
         assert (st.night(night).labels[idx, 0] >= 0).all()
     with pytest.raises(ValueError, match=r"label fraction must be in \(0, 1\]"):
-        sample_labelled_epochs(st, nights, 0.0, task_column=0, seed=0)
+        sample_labelled_epochs(st, nights, 0.0, task="stage", seed=0)
 
 
 def test_class_weights_are_inverse_frequencies() -> None:
@@ -136,16 +135,16 @@ def test_window_labels_hide_epochs_outside_the_sample(store: Path) -> None:
 def test_a_labelled_set_smaller_than_the_batch_keeps_the_learning_rate(tmp_path: Path) -> None:
     # 1 % labels can be fewer epochs than one batch: the step must still use the configured rate
     torch.manual_seed(0)
-    model = build_model("epoch_head", in_dim=4, n_outputs=2, hidden=8, dropout=0.0)
+    model, meta = head_and_meta(4, 2)
     first = model.net[0].weight
     before = first.detach().clone()
     data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,)))
-    config = TrainConfig(epochs=1, batch_size=256, base_lr=0.256, weight_decay=0.0, bf16=False)
+    config = TrainConfig(epochs=1, batch_size=256, base_lr=0.256, weight_decay=0.0, precision="fp32")
 
-    def step(m: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], _: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"loss": torch.nn.functional.cross_entropy(m(batch[0]), batch[1])}
+    def step(batch: tuple[torch.Tensor, torch.Tensor], _: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"loss": torch.nn.functional.cross_entropy(model(batch[0]), batch[1])}
 
-    fit(model, data, step, config=config, out_dir=tmp_path, checkpoint_meta={}, progress=False)
+    fit(model, data, step, config=config, out_dir=tmp_path, meta=meta, progress=False)
     # one AdamW step moves every weight with a gradient by the learning rate (0.256 * 256 / 256)
     torch.testing.assert_close((first.detach() - before).abs(), torch.full_like(before, 0.256), rtol=1e-3, atol=1e-3)
 
@@ -198,7 +197,7 @@ def test_every_command_end_to_end(store: Path, tmp_path: Path, capsys: pytest.Ca
     capsys.readouterr()
     assert main(["evaluate", str(runs / "probe" / "model.safetensors"), "--store", str(store), "--json"]) == 0
     stage = json.loads(capsys.readouterr().out)
-    assert stage["split"] == "test" and stage["stage"] == "probe" and len(stage["confusion"]) == 5
+    assert stage["split"] == "test" and stage["phase"] == "probe" and len(stage["confusion"]) == 5
     assert main(["evaluate", str(runs / "ft" / "model.safetensors"), "--store", str(store), "--json"]) == 0
     apnea = json.loads(capsys.readouterr().out)
     assert {"auroc", "auprc", "event_f1"} <= set(apnea) and apnea["pretrained"] is True
@@ -206,12 +205,13 @@ def test_every_command_end_to_end(store: Path, tmp_path: Path, capsys: pytest.Ca
     assert log[0].startswith("epoch,lr,loss") and "val_macro_f1" in log[0] and len(log) == 3
     probe_config = json.loads((runs / "probe" / "config.json").read_text())
     # fewer labelled epochs than a batch: the batch, and so the learning rate, stays as configured
-    assert probe_config["epochs"] == 2 and probe_config["batch_size"] == STAGE_DEFAULTS["probe"].batch_size
+    assert probe_config["epochs"] == 2 and probe_config["batch_size"] == PHASE_DEFAULTS["probe"].batch_size
     # the test subjects were never used for training or selection
     st = EpochStore(store)
-    meta = read_checkpoint_metadata(runs / "probe" / "model.safetensors")
+    meta = read_checkpoint_meta(runs / "probe" / "model.safetensors")
+    assert meta.data is not None and meta.parents["fusion"][0] == str(fusion) and meta.task == "stage"
     test_nights = set(split_nights(st, "test"))
-    assert not test_nights & set(meta["nights"]) and not test_nights & set(meta["val_nights"])
+    assert not test_nights & set(meta.data.nights) and not test_nights & set(meta.data.val_nights)
 
 
 def test_rerunning_into_a_used_folder_needs_resume(store: Path, tmp_path: Path) -> None:
@@ -244,7 +244,7 @@ def test_kill_and_resume_gives_the_same_weights(store: Path, tmp_path: Path) -> 
 
 def test_two_processes_agree_with_one(tmp_path: Path) -> None:
     script = Path(__file__).with_name("ddp_fit.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # a crash shows its stack
     subprocess.run([sys.executable, str(script), str(tmp_path / "one")], check=True, env=env, capture_output=True)
     torchrun = Path(sys.executable).with_name("torchrun")
     with socket.socket() as probe:  # a free port: parallel CI jobs on one host must not collide

@@ -1,44 +1,153 @@
 """SynthSleepNet: a multimodal self-supervised foundation model for polysomnography.
 
 The package follows the data flow: read (``io``) → prepare (``preprocessing``) → store
-(``store``) → pretrain → adapt → score → report.
+(``store``) → pretrain, adapt (``training``) → score (``scoring``) → report. The public API is
+listed below; each name is imported from its module on first use, so ``import synthsleepnet``
+(and the command line's ``--help``) stays fast and never imports torch until a model is needed.
 """
 
-from ._config import PreprocessingConfig
-from ._logging import set_log_level
-from ._validation import AnnotationError, ChannelNotFoundError, PSGReadError, SignalQualityError
-from .io import (
-    Recording,
-    Scoring,
-    find_recordings,
-    load_channel_table,
-    map_channels,
-    read_recording,
-    read_scoring,
-)
-from .preprocessing import PreparedNight, describe_recording, prepare_recording
-from .store import EpochStore, prepare_store
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+#: Public name → the module that defines it.
+_API: dict[str, str] = {
+    "AdaptConfig": "._config",
+    "ModelConfig": "._config",
+    "PreprocessingConfig": "._config",
+    "TrainConfig": "._config",
+    "AnnotationError": "._validation",
+    "ChannelNotFoundError": "._validation",
+    "CheckpointError": "._validation",
+    "ConfigError": "._validation",
+    "ModelOutputError": "._validation",
+    "PSGReadError": "._validation",
+    "ResumeError": "._validation",
+    "SignalQualityError": "._validation",
+    "StoreError": "._validation",
+    "set_log_level": "._logging",
+    "TASKS": ".tasks",
+    "Task": ".tasks",
+    "Recording": ".io",
+    "Scoring": ".io",
+    "find_recordings": ".io",
+    "load_channel_table": ".io",
+    "map_channels": ".io",
+    "read_recording": ".io",
+    "read_scoring": ".io",
+    "PreparedNight": ".preprocessing",
+    "describe_recording": ".preprocessing",
+    "prepare_recording": ".preprocessing",
+    "EpochStore": ".store",
+    "prepare_store": ".store",
+    "sleep_statistics": ".stats",
+    "pretrain_unimodal": ".training",
+    "pretrain_multimodal": ".training",
+    "probe": ".training",
+    "finetune": ".training",
+    "evaluate": ".training",
+    "load_classifier": ".models",
+    "load_encoder": ".models",
+    "ScoringResult": ".scoring",
+    "score_recording": ".scoring",
+    "embed_epochs": ".scoring",
+    "score_night": ".score_files",
+    "simulate_cohort": ".simulate",
+    "run_demo": ".demo",
+}
 
 __all__ = [
+    "__version__",
+    "AdaptConfig",
     "AnnotationError",
     "ChannelNotFoundError",
+    "CheckpointError",
+    "ConfigError",
     "EpochStore",
+    "ModelConfig",
+    "ModelOutputError",
     "PSGReadError",
     "PreparedNight",
     "PreprocessingConfig",
     "Recording",
+    "ResumeError",
     "Scoring",
+    "ScoringResult",
     "SignalQualityError",
-    "__version__",
+    "StoreError",
+    "TASKS",
+    "Task",
+    "TrainConfig",
     "describe_recording",
+    "embed_epochs",
+    "evaluate",
     "find_recordings",
+    "finetune",
     "load_channel_table",
+    "load_classifier",
+    "load_encoder",
     "map_channels",
     "prepare_recording",
     "prepare_store",
+    "pretrain_multimodal",
+    "pretrain_unimodal",
+    "probe",
     "read_recording",
     "read_scoring",
+    "run_demo",
+    "score_night",
+    "score_recording",
     "set_log_level",
+    "simulate_cohort",
+    "sleep_statistics",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'synthsleepnet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
+
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from ._config import AdaptConfig, ModelConfig, PreprocessingConfig, TrainConfig
+    from ._logging import set_log_level
+    from ._validation import (
+        AnnotationError,
+        ChannelNotFoundError,
+        CheckpointError,
+        ConfigError,
+        ModelOutputError,
+        PSGReadError,
+        ResumeError,
+        SignalQualityError,
+        StoreError,
+    )
+    from .demo import run_demo
+    from .io import (
+        Recording,
+        Scoring,
+        find_recordings,
+        load_channel_table,
+        map_channels,
+        read_recording,
+        read_scoring,
+    )
+    from .models import load_classifier, load_encoder
+    from .preprocessing import PreparedNight, describe_recording, prepare_recording
+    from .score_files import score_night
+    from .scoring import ScoringResult, embed_epochs, score_recording
+    from .simulate import simulate_cohort
+    from .stats import sleep_statistics
+    from .store import EpochStore, prepare_store
+    from .tasks import TASKS, Task
+    from .training import evaluate, finetune, pretrain_multimodal, pretrain_unimodal, probe

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -68,4 +69,4 @@ def verbose(func: F) -> F:
         with use_log_level(kwargs.get("verbose")):
             return func(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return typing.cast(F, wrapper)

@@ -1,11 +1,14 @@
 """SynthSleepNet command line: read, prepare, pretrain, adapt and score polysomnography.
 
-Each subcommand is a thin layer over one public Python function.
+Each subcommand is a thin layer over one public Python function. The parser imports nothing
+heavy: help texts are read from the functions' docstrings in the source, and each command
+imports what it runs, so ``--help``, ``info``, ``stats`` and ``inspect`` never import torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import logging
 import sys
@@ -13,16 +16,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from ._config import PreprocessingConfig, config_from_dict, load_config_file
+from ._config import PRESETS, RunConfig, load_run_config
 from ._logging import logger
+from ._version import __version__
+from .io.channels import MODALITIES
+from .tasks import TASKS
 
 __all__ = ["main"]
 
+_PACKAGE = Path(__file__).resolve().parent
 
-def _doc(func: Callable[..., Any]) -> str:
-    """First paragraph of a function's docstring, used as the subcommand's help."""
-    return (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+
+def _doc(module: str, qualname: str) -> str:
+    """First paragraph of a function's docstring, read from its source file (nothing imported)."""
+    path = _PACKAGE.joinpath(*module.split(".")).with_suffix(".py")
+    node: Any = ast.parse(path.read_text(encoding="utf-8"))
+    for part in qualname.split("."):
+        node = next(n for n in node.body if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name == part)
+    return (ast.get_docstring(node) or "").split("\n\n")[0].replace("\n", " ")
 
 
 def _install_handler(level: int) -> None:
@@ -32,15 +43,12 @@ def _install_handler(level: int) -> None:
     logger.setLevel(level)
 
 
-def _preprocessing(path: str | None) -> PreprocessingConfig:
-    if path is None:
-        return PreprocessingConfig()
-    data = load_config_file(path)
-    return config_from_dict(PreprocessingConfig, data.get("preprocessing", data))
-
-
 def _print(text: str) -> None:
     sys.stdout.write(text + "\n")
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    return load_run_config(getattr(args, "config", None))
 
 
 # --- info -----------------------------------------------------------------------------------
@@ -49,7 +57,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .preprocessing import describe_recording
 
     recording = read_recording(args.file)
-    rows = describe_recording(recording, config=_preprocessing(args.config),
+    rows = describe_recording(recording, config=_run_config(args).preprocessing,
                               channel_table=load_channel_table(args.channel_file))
     if args.json:
         _print(json.dumps({"file": str(recording.path), "start": str(recording.start),
@@ -77,15 +85,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     inputs: Any
     if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
         if args.scoring:
-            raise SystemExit("--scoring pairs files one by one; with a folder use --scoring-dir")
+            raise ValueError("--scoring pairs files one by one; with a folder use --scoring-dir")
         inputs = args.inputs[0]
     else:
         scorings = args.scoring or [None] * len(args.inputs)
         if len(scorings) != len(args.inputs):
-            raise SystemExit(f"got {len(args.inputs)} recordings but {len(scorings)} --scoring files")
+            raise ValueError(f"got {len(args.inputs)} recordings but {len(scorings)} --scoring files")
         inputs = [RecordingFiles(Path(r), Path(s) if s else None)
                   for r, s in zip(args.inputs, scorings, strict=True)]
-    summary = prepare_store(inputs, args.out, config=_preprocessing(args.config),
+    summary = prepare_store(inputs, args.out, config=_run_config(args).preprocessing,
                             scoring_dirs=args.scoring_dir, channel_file=args.channel_file,
                             required=args.require, cohort=args.cohort,
                             subject_pattern=args.subject_pattern, workers=args.workers,
@@ -110,32 +118,31 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         if key in summary:
             _print(f"  {key.replace('_', ' ')}: " +
                    ", ".join(f"{k} {v}" for k, v in summary[key].items()))
-    if "apnea_epochs" in summary:
-        _print(f"  apnea epochs {summary['apnea_epochs']}, hypopnea epochs {summary['hypopnea_epochs']}")
+    events = [f"{k.removesuffix('_epochs')} {v}" for k, v in summary.items() if k.endswith("_epochs")]
+    if events:
+        _print(f"  event epochs: {', '.join(events)}")
     return 0
 
 
 # --- training -------------------------------------------------------------------------------
-_TRAIN_FLAGS = ("epochs", "batch_size", "accumulate", "base_lr", "weight_decay", "seed", "max_steps_per_epoch")
+_TRAIN_FLAGS = ("epochs", "batch_size", "accumulate", "base_lr", "weight_decay", "seed", "max_steps_per_epoch",
+                "device", "precision")
 
 
-def _train_config(args: argparse.Namespace, stage: str) -> Any:
-    """Stage defaults, then the config file's [train] table, then command-line flags."""
-    from ._config import STAGE_DEFAULTS, TrainConfig, config_to_dict
+def _train_config(args: argparse.Namespace, phase: str) -> Any:
+    """Phase defaults, then the config file's [train] table, then command-line flags."""
+    return _run_config(args).train_config(phase, **{k: getattr(args, k) for k in _TRAIN_FLAGS})
 
-    values = config_to_dict(STAGE_DEFAULTS[stage])
-    if args.config:
-        values.update(load_config_file(args.config).get("train", {}))
-    values.update({k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None})
-    if args.no_bf16:
-        values["bf16"] = False
-    return config_from_dict(TrainConfig, values)
+
+def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="auto: bf16 where the hardware has it, else fp32")
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="epoch store folder")
     p.add_argument("--out", required=True, help="output folder (checkpoint, log.csv, tensorboard/)")
-    p.add_argument("--config", help="TOML/YAML/JSON file with a [train] table")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--accumulate", type=int, help="micro-batches per optimiser step")
@@ -143,8 +150,10 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (quick runs)")
-    p.add_argument("--no-bf16", action="store_true", help="train in float32")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    _add_runtime_flags(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    group.add_argument("--restart", action="store_true", help="discard the run in --out and start over")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -154,25 +163,28 @@ def _print_fit(result: Any) -> None:
     _print(f"saved {result.checkpoint}" + (f" (best validation epoch {result.best_epoch})" if result.best_epoch else ""))
     if shown:
         _print(f"last epoch: {shown}")
+    if result.skipped:
+        _print(f"left out {len(result.skipped)} night(s); see {Path(result.checkpoint).parent / 'skipped.json'}")
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from .training import pretrain_multimodal, pretrain_unimodal
 
+    run = _run_config(args)
     if args.kind == "unimodal":
-        result = pretrain_unimodal(args.store, args.modality, args.out, preset=args.preset,
+        result = pretrain_unimodal(args.store, args.modality, args.out, preset=run.model_config(args.preset),
                                    config=_train_config(args, "pretrain_unimodal"), resume=args.resume,
-                                   progress=not args.quiet)
+                                   restart=args.restart, progress=not args.quiet)
     else:
         encoders = {}
         for item in args.encoders:
             modality, sep, path = item.partition("=")
             if not sep:
-                raise SystemExit(f"--encoders takes MODALITY=CHECKPOINT, got {item!r}")
+                raise ValueError(f"--encoders takes MODALITY=CHECKPOINT, got {item!r}")
             encoders[modality] = path
         result = pretrain_multimodal(args.store, encoders, args.out, channels=args.channels,
                                      config=_train_config(args, "pretrain_multimodal"), resume=args.resume,
-                                     progress=not args.quiet)
+                                     restart=args.restart, progress=not args.quiet)
     _print_fit(result)
     return 0
 
@@ -181,11 +193,13 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     from .training import finetune, probe
 
     if (args.fusion is None) == (not args.scratch):
-        raise SystemExit("give --fusion CHECKPOINT (pretrained) or --scratch (same architecture, random start)")
+        raise ValueError("give --fusion CHECKPOINT (pretrained) or --scratch (same architecture, random start)")
+    run = _run_config(args)
     func = probe if args.command == "probe" else finetune
     result = func(args.store, args.task, args.labels, args.out, fusion_checkpoint=args.fusion,
-                  preset=args.preset, channels=args.channels, config=_train_config(args, args.command),
-                  resume=args.resume, progress=not args.quiet)
+                  preset=run.model_config(args.preset) if args.scratch else None, channels=args.channels,
+                  config=_train_config(args, args.command), adapt=run.adapt, resume=args.resume,
+                  restart=args.restart, progress=not args.quiet)
     _print_fit(result)
     return 0
 
@@ -193,7 +207,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .training import evaluate
 
-    metrics = evaluate(args.checkpoint, args.store, split=args.split)
+    metrics = evaluate(args.checkpoint, args.store, split=args.split, device=args.device or "auto",
+                       precision=args.precision or "auto")
     if args.json:
         _print(json.dumps(metrics, indent=1, default=float))
         return 0
@@ -203,22 +218,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for key in ("auroc", "auprc", "event_f1"):
         if key in metrics:
             _print(f"  {key}: {metrics[key]:.3f}")
+    for night, reason in metrics["skipped"].items():
+        _print(f"  left out {night}: {reason}")
     return 0
 
 
 # --- scoring --------------------------------------------------------------------------------
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .export import export_all
-    from .report import write_report
-    from .scoring import score_recording
+    from .score_files import score_night
 
-    out = Path(args.out)
-    if (out / "summary.json").exists() and not args.overwrite:
-        raise SystemExit(f"{out} already holds a scored night; pass --overwrite to replace it")
-    result = score_recording(args.recording, args.model, annotations=args.annotations,
-                             channel_file=args.channel_file, threshold=args.threshold)
-    export_all(result, out, overwrite=args.overwrite)
-    _, html_path = write_report(result, out)
+    scored = score_night(args.recording, args.model, args.out, annotations=args.annotations,
+                         channel_file=args.channel_file, overwrite=args.overwrite, threshold=args.threshold,
+                         device=args.device or "auto", precision=args.precision or "auto")
+    result = scored.result
     stats, resp = result.sleep_statistics(), result.ahi()
     _print(f"{args.recording}: {result.n_epochs} epochs; modalities used {', '.join(result.modalities_used)} "
            f"({', '.join(result.channels_used)})")
@@ -230,9 +242,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
            f"WASO {stats['WASO_min']:.1f} min; AHI {resp['ahi']:.1f}/h ({resp['severity']})")
     agreement = result.agreement()
     if agreement:
-        _print(f"  agreement with {args.annotations}: accuracy {agreement['accuracy']:.3f}, kappa {agreement['kappa']:.3f}")
-    _print(f"  wrote {out}/epochs.csv, summary.json, annotations.edf, events.tsv, annotations_edfbrowser.txt, "
-           f"report.png; open {html_path}")
+        _print(f"  agreement with {args.annotations}: accuracy {agreement['accuracy']:.3f}, "
+               f"kappa {agreement['kappa']:.3f}")
+    _print(f"  wrote {', '.join(p.name for p in scored.outputs.values())} to {args.out}; "
+           f"open {scored.outputs['html']}")
     return 0
 
 
@@ -241,8 +254,12 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from .stats import sleep_statistics
 
     scoring = read_scoring(args.hypnogram)
+    if scoring.n_epochs == 0:
+        raise ValueError(f"{args.hypnogram}: holds no sleep stages, so there are no statistics to compute")
     stats = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=scoring.lights_off_s,
                              lights_on_s=scoring.lights_on_s)
+    for note in scoring.notes:
+        logger.warning("%s: %s", args.hypnogram, note)
     if args.json:
         _print(json.dumps(stats, indent=1))
         return 0
@@ -253,9 +270,11 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
+    from ._validation import check_fname
     from .scoring import embed_epochs, write_embeddings
 
-    table = embed_epochs(args.source, args.model)
+    check_fname(args.out, overwrite=args.overwrite, what="embeddings file")  # before the work, not after
+    table = embed_epochs(args.source, args.model, device=args.device or "auto", precision=args.precision or "auto")
     path = write_embeddings(table, args.out, overwrite=args.overwrite)
     _print(f"wrote {len(table)} epochs × {table.shape[1] - 3} dimensions to {path}")
     return 0
@@ -265,6 +284,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     result = run_demo(args.out, nights=args.nights, hours=args.hours, steps=args.steps, progress=not args.quiet,
+                      device=args.device or "auto", precision=args.precision or "auto",
                       verbose=logger.level if args.verbose else "info")
     agreement = result["agreement"]
     _print(f"demo finished in {sum(result['timings_s'].values()):.0f} s: " +
@@ -299,40 +319,42 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_cohort
 
     out = Path(args.out)
-    existing = sorted(out.glob("*.edf")) if out.exists() else []
+    existing = sorted(out.glob("*.edf")) if out.is_dir() else []
     if existing and not args.overwrite:
-        raise SystemExit(f"{out} already holds {len(existing)} EDF files; pass --overwrite to replace them")
+        raise FileExistsError(f"{out} already holds {len(existing)} EDF files; pass --overwrite to replace them")
     paths = simulate_cohort(out, args.nights, args.hours, seed=args.seed, ahi=args.ahi,
                             progress=not args.quiet)
     _print(f"wrote {len(paths)} nights to {out} (EDF+ signals, NSRR XML scorings)")
     return 0
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    from .preprocessing import describe_recording
-    from .simulate import simulate_cohort
-    from .store import EpochStore, prepare_store
-    from .training import evaluate, finetune, pretrain_multimodal, pretrain_unimodal, probe
+def _sub(sub: Any, name: str, module: str, qualname: str, func: Callable[[argparse.Namespace], int]
+         ) -> argparse.ArgumentParser:
+    text = _doc(module, qualname)
+    p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+    p.add_argument("--config", help="TOML/YAML/JSON file with [preprocessing], [model], [adapt], [train] sections")
+    p.set_defaults(func=func)
+    return p
 
-    parser = argparse.ArgumentParser(prog="synthsleepnet", description=__doc__)
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthsleepnet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"synthsleepnet {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    tasks, presets = list(TASKS), sorted(PRESETS)
 
-    p = sub.add_parser("info", help=_doc(describe_recording), description=_doc(describe_recording))
+    p = _sub(sub, "info", "preprocessing.pipeline", "describe_recording", _cmd_info)
     p.add_argument("file", help="EDF/EDF+/BDF recording (or any format MNE reads)")
     p.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
-    p.add_argument("--config", help="TOML/YAML/JSON file with preprocessing settings")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("prepare", help=_doc(prepare_store), description=_doc(prepare_store))
+    p = _sub(sub, "prepare", "store.build", "prepare_store", _cmd_prepare)
     p.add_argument("inputs", nargs="+", help="a folder of recordings, or recording files")
     p.add_argument("--out", required=True, help="store folder (created if needed)")
     p.add_argument("--scoring", action="append", help="scoring file for each recording, in order")
     p.add_argument("--scoring-dir", action="append", default=[], help="extra folder to search for scorings")
     p.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
-    p.add_argument("--config", help="TOML/YAML/JSON file with preprocessing settings")
     p.add_argument("--require", action="append", default=[],
                    help="modality or canonical channel every night must have (repeatable)")
     p.add_argument("--cohort", default="", help="cohort name for the manifest")
@@ -341,88 +363,75 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="re-prepare nights already in the store")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some nights failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_prepare)
 
-    p = sub.add_parser("inspect", help=_doc(EpochStore.summary), description=_doc(EpochStore.summary))
+    p = _sub(sub, "inspect", "store.epoch_store", "EpochStore.summary", _cmd_inspect)
     p.add_argument("store", help="store folder")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("pretrain", help="self-supervised pretraining (unimodal NeuroNet, multimodal fusion)")
     kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
-    q = kinds.add_parser("unimodal", help=_doc(pretrain_unimodal), description=_doc(pretrain_unimodal))
-    q.add_argument("--modality", required=True, choices=["eeg", "eog", "emg", "ecg", "resp", "spo2"])
-    q.add_argument("--preset", default="tiny", help="model size: paper, small or tiny")
+    q = _sub(kinds, "unimodal", "training.pretrain", "pretrain_unimodal", _cmd_pretrain)
+    q.add_argument("--modality", required=True, choices=list(MODALITIES))
+    q.add_argument("--preset", choices=presets, help="model size (default: the config's [model] preset, else tiny)")
     _add_train_flags(q)
-    q.set_defaults(func=_cmd_pretrain)
-    q = kinds.add_parser("multimodal", help=_doc(pretrain_multimodal), description=_doc(pretrain_multimodal))
+    q = _sub(kinds, "multimodal", "training.pretrain", "pretrain_multimodal", _cmd_pretrain)
     q.add_argument("--encoders", nargs="+", required=True, metavar="MODALITY=CKPT",
                    help="unimodal checkpoints, e.g. eeg=runs/eeg/model.safetensors")
     q.add_argument("--channels", nargs="+", help="canonical channels (default: one per modality)")
     _add_train_flags(q)
-    q.set_defaults(func=_cmd_pretrain)
 
-    for name, func in (("probe", probe), ("finetune", finetune)):
-        q = sub.add_parser(name, help=_doc(func), description=_doc(func))
-        q.add_argument("--task", required=True, choices=["stage", "apnea", "hypopnea"])
+    for name in ("probe", "finetune"):
+        q = _sub(sub, name, "training.adapt", name, _cmd_adapt)
+        q.add_argument("--task", required=True, choices=tasks)
         q.add_argument("--labels", type=float, default=1.0,
                        help="fraction of the labelled-train epochs used (0.01, 0.05, 1.0)")
         q.add_argument("--fusion", help="multimodal checkpoint to start from")
         q.add_argument("--scratch", action="store_true", help="random start: the scratch baseline")
-        q.add_argument("--preset", default="tiny", help="model size for --scratch")
+        q.add_argument("--preset", choices=presets, help="model size for --scratch (default: tiny)")
         q.add_argument("--channels", nargs="+", help="canonical channels (scratch default: one per modality)")
         _add_train_flags(q)
-        q.set_defaults(func=_cmd_adapt)
 
-    q = sub.add_parser("evaluate", help=_doc(evaluate), description=_doc(evaluate))
+    q = _sub(sub, "evaluate", "training.evaluate", "evaluate", _cmd_evaluate)
     q.add_argument("checkpoint", help="probe or fine-tune checkpoint")
     q.add_argument("--store", required=True, help="epoch store folder")
     q.add_argument("--split", default="test", choices=["pretrain", "train", "val", "test"])
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=_cmd_evaluate)
+    _add_runtime_flags(q)
 
-    from .demo import run_demo
-    from .scoring import embed_epochs, score_recording
-    from .stats import sleep_statistics
-
-    q = sub.add_parser("score", help=_doc(score_recording), description=_doc(score_recording))
+    q = _sub(sub, "score", "score_files", "score_night", _cmd_score)
     q.add_argument("recording", help="EDF/EDF+/BDF recording")
     q.add_argument("--model", action="append", required=True,
-                   help="probe or fine-tune checkpoint; repeat for stage, apnea and hypopnea models")
+                   help=f"probe or fine-tune checkpoint; repeat for each task ({', '.join(tasks)})")
     q.add_argument("--annotations", help="reference scoring to compare with")
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
     q.add_argument("--threshold", type=float, default=0.5, help="event probability threshold")
     q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    q.set_defaults(func=_cmd_score)
+    _add_runtime_flags(q)
 
-    q = sub.add_parser("stats", help=_doc(sleep_statistics), description=_doc(sleep_statistics))
+    q = _sub(sub, "stats", "stats", "sleep_statistics", _cmd_stats)
     q.add_argument("hypnogram", help="any scoring file the data layer reads")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=_cmd_stats)
 
-    q = sub.add_parser("embed", help=_doc(embed_epochs), description=_doc(embed_epochs))
+    q = _sub(sub, "embed", "scoring.embed", "embed_epochs", _cmd_embed)
     q.add_argument("source", help="a recording or an epoch store")
     q.add_argument("--model", required=True, help="multimodal, probe or fine-tune checkpoint")
     q.add_argument("--out", required=True, help="Parquet file")
     q.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    q.set_defaults(func=_cmd_embed)
+    _add_runtime_flags(q)
 
-    q = sub.add_parser("demo", help=_doc(run_demo), description=_doc(run_demo))
+    q = _sub(sub, "demo", "demo", "run_demo", _cmd_demo)
     q.add_argument("--out", default="demo", help="output folder")
     q.add_argument("--nights", type=int, default=8)
     q.add_argument("--hours", type=float, default=1.5)
     q.add_argument("--steps", type=int, default=25, help="optimiser steps per stage")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
-    q.set_defaults(func=_cmd_demo)
+    _add_runtime_flags(q)
 
-    models_help = ("Parameter counts and encoder GFLOPs per 30-s epoch per modality, for every preset "
-                   "(see synthsleepnet.models.describe_presets).")
-    p = sub.add_parser("models", help=models_help, description=models_help)
+    p = _sub(sub, "models", "models.registry", "describe_presets", _cmd_models)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("simulate", help=_doc(simulate_cohort), description=_doc(simulate_cohort))
+    p = _sub(sub, "simulate", "simulate.night", "simulate_cohort", _cmd_simulate)
     p.add_argument("--nights", type=int, default=4, help="number of nights")
     p.add_argument("--hours", type=float, default=8.0, help="time in bed per night, hours")
     p.add_argument("--seed", type=int, default=0, help="seed of the first night (then +1, +2...)")
@@ -430,20 +439,26 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_simulate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``synthsleepnet`` command; returns the exit status."""
+    """Run the ``synthsleepnet`` command; returns the exit status (2 on an error, with its message)."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     _install_handler(logging.WARNING - 10 * min(args.verbose, 2))
     try:
         return int(args.func(args))
-    except (ValueError, OSError, KeyError) as err:
+    except (ValueError, OSError) as err:  # every domain error is a ValueError subclass naming its cause
         logger.error("%s", err)
         return 2
+    except KeyboardInterrupt:
+        logger.error("interrupted; finished nights and epochs are kept, rerun to resume")
+        return 130
+    except Exception as err:  # a bug: say so in one line; -vv shows where
+        logger.error("unexpected %s: %s (please report it; rerun with -vv for the traceback)", type(err).__name__, err)
+        logger.debug("traceback", exc_info=True)
+        return 3
 
 
 if __name__ == "__main__":

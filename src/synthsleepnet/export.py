@@ -5,14 +5,20 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_write_bytes as _atomic
 from .scoring.result import ScoringResult
 
-__all__ = ["export_all", "write_bids_events", "write_edf_annotations", "write_edfbrowser_annotations",
-           "write_epochs_csv", "write_summary_json"]
+__all__ = ["EXPORT_FILES", "check_outputs", "export_all", "write_bids_events", "write_edf_annotations",
+           "write_edfbrowser_annotations", "write_epochs_csv", "write_summary_json"]
+
+#: What :func:`export_all` writes, by kind.
+EXPORT_FILES: dict[str, str] = {"epochs": "epochs.csv", "summary": "summary.json", "edf": "annotations.edf",
+                                "bids": "events.tsv", "edfbrowser": "annotations_edfbrowser.txt",
+                                "result": "result.json"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -67,15 +73,24 @@ def write_edf_annotations(result: ScoringResult, path: str | Path) -> Path:
     return _atomic(Path(path), buffer.getvalue())
 
 
-def export_all(result: ScoringResult, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
-    """Every export into ``out_dir``; refuses to replace existing outputs unless ``overwrite``."""
+def check_outputs(out_dir: str | Path, names: Iterable[str], *, overwrite: bool) -> Path:
+    """Refuse, before any work, an output folder that is a file or that holds outputs already.
+
+    A user's own file of the same name (``report.html``) is never replaced without ``overwrite``.
+    """
     out = Path(out_dir)
-    targets = {"epochs": out / "epochs.csv", "summary": out / "summary.json", "edf": out / "annotations.edf",
-               "bids": out / "events.tsv", "edfbrowser": out / "annotations_edfbrowser.txt",
-               "result": out / "result.json"}
-    existing = [str(p) for p in targets.values() if p.exists()]
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output folder {out} is a file; give a folder")
+    existing = [name for name in names if (out / name).exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds {existing}; pass overwrite=True (--overwrite) to replace them")
+    return out
+
+
+def export_all(result: ScoringResult, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+    """Every export into ``out_dir``; refuses to replace existing outputs unless ``overwrite``."""
+    out = check_outputs(out_dir, EXPORT_FILES.values(), overwrite=overwrite)
+    targets = {kind: out / name for kind, name in EXPORT_FILES.items()}
     write_epochs_csv(result, targets["epochs"])
     write_summary_json(result, targets["summary"])
     write_edf_annotations(result, targets["edf"])

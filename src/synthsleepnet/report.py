@@ -11,9 +11,13 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write_bytes, atomic_write_text
-from .scoring.result import STAGE_LABELS, ScoringResult
+from .scoring.result import ScoringResult
+from .tasks import STAGES
 
-__all__ = ["plot_report", "write_report"]
+__all__ = ["REPORT_FILES", "plot_report", "write_report"]
+
+#: What :func:`write_report` writes.
+REPORT_FILES: tuple[str, str] = ("report.png", "report.html")
 
 # clinical hypnogram order, top to bottom
 _ORDER = {"W": 0, "R": 1, "N1": 2, "N2": 3, "N3": 4}
@@ -57,7 +61,7 @@ def plot_report(result: ScoringResult) -> Any:
     ax = axes[1]
     if result.stage_proba is not None:
         proba = np.vstack([result.stage_proba, result.stage_proba[-1:]])
-        ax.stackplot(t, proba.T, colors=[_COLORS[s] for s in STAGE_LABELS], labels=list(STAGE_LABELS), step="post")
+        ax.stackplot(t, proba.T, colors=[_COLORS[s] for s in STAGES], labels=list(STAGES), step="post")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
@@ -103,7 +107,7 @@ def write_report(result: ScoringResult, out_dir: str | Path) -> tuple[Path, Path
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     png = buffer.getvalue()
-    png_path, html_path = out / "report.png", out / "report.html"
+    png_path, html_path = (out / name for name in REPORT_FILES)
     atomic_write_bytes(png_path, png)
     atomic_write_text(html_path, _html(result, png))
     return png_path, html_path
@@ -114,16 +118,16 @@ def _html(result: ScoringResult, png: bytes) -> str:
     resp = result.ahi()
     stats = [("Time in bed", _fmt(s["TIB_min"], " min")), ("Total sleep time", _fmt(s["TST_min"], " min")),
              ("Sleep efficiency", _fmt(s["SE_pct"], " %")), ("Sleep onset latency", _fmt(s["SOL_min"], " min")),
-             ("WASO", _fmt(s["WASO_min"], " min")), ("REM latency (from sleep onset)", _fmt(s["REM_latency_min"], " min")),
+             ("WASO", _fmt(s["WASO_min"], " min")), ("R latency (from sleep onset)", _fmt(s["R_latency_min"], " min")),
              ("Awakenings", _fmt(s["awakenings"]))]
-    stats += [(f"{k}", f"{_fmt(s[f'{k}_min'], ' min')} ({_fmt(s[f'{k}_pct'], ' % of TST')})") for k in ("N1", "N2", "N3", "REM")]
+    stats += [(f"{k}", f"{_fmt(s[f'{k}_min'], ' min')} ({_fmt(s[f'{k}_pct'], ' % of TST')})") for k in STAGES[1:]]
     respiratory = [("AHI", _fmt(resp["ahi"], " /h")), ("Severity", resp["severity"]),
                    ("Events counted", str(resp["n_events"]))]
     respiratory += [(f"  {k}", str(v)) for k, v in resp.get("events_by_type", {}).items()]
     setup = [("Recording", result.source), ("Start", result.start.isoformat()),
              ("Channels used", ", ".join(result.channels_used)),
              ("Channels missing", ", ".join(result.channels_missing) or "none"),
-             ("Models", "; ".join(f"{m['task']}: {Path(m['checkpoint']).name} ({m['stage']}, {m['preset']})"
+             ("Models", "; ".join(f"{m['task']}: {Path(m['checkpoint']).name} ({m['phase']}, {m['preset']})"
                                   for m in result.models)),
              ("Preprocessing", result.preprocessing_hash)]
     agreement = result.agreement()
@@ -140,7 +144,7 @@ th,td{{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}} th{{font-
 <body><h1>Sleep report</h1>
 <p class="note">Automatic scoring by SynthSleepNet. Review before clinical use. AHI counts runs of flagged
 30-s epochs as events (a lower bound when events cluster); statistics follow AASM definitions
-(REM latency from sleep onset).</p>
+(stage R latency from sleep onset).</p>
 <img alt="hypnogram, stage probabilities, respiratory events and SpO2" src="data:image/png;base64,{image}">
 <div class="grid"><div><h2>Sleep statistics</h2>{_table(stats)}</div>
 <div><h2>Respiratory</h2>{_table(respiratory)}</div><div><h2>Recording</h2>{_table(setup)}</div></div>

@@ -7,16 +7,17 @@ Definitions (times in minutes, percentages in %; epochs of ``epoch_s`` seconds):
 - **SOL** (sleep onset latency): from the start of TIB to the first epoch of any sleep stage
   (AASM: the first epoch scored other than W).
 - **SPT** (sleep period time): first to last sleep epoch, inclusive.
-- **TST** (total sleep time): N1 + N2 + N3 + REM epochs (unscored epochs are not sleep).
+- **TST** (total sleep time): N1 + N2 + N3 + R epochs (unscored epochs are not sleep).
 - **SE** (sleep efficiency): TST / TIB × 100.
 - **WASO** (wake after sleep onset): W epochs within SPT.
-- **REM latency**: from sleep onset to the first REM epoch (AASM). YASA reports ``Lat_REM`` from
-  the start of the recording; ours equals ``Lat_REM − SOL``.
-- **Stage minutes** and **% of TST** for N1, N2, N3, REM.
+- **R latency** (REM latency): from sleep onset to the first R epoch (AASM). YASA reports
+  ``Lat_REM`` from the start of the recording; ours equals ``Lat_REM − SOL``.
+- **Stage minutes** and **% of TST** for N1, N2, N3, R (keys use the stage names of
+  :data:`synthsleepnet.tasks.STAGES`: ``R_min``, ``R_pct``).
 - **Awakenings**: runs of one or more W epochs within SPT.
 - **Unscored**: minutes of epochs scored −1 (movement, ``?``, artefact) within TIB.
 
-A night without sleep has TST 0 and SE 0; SOL, WASO, REM latency and the stage percentages are
+A night without sleep has TST 0 and SE 0; SOL, WASO, R latency and the stage percentages are
 NaN (undefined), never 0.
 """
 
@@ -24,14 +25,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sleep_statistics"]
+from .tasks import STAGES, UNSCORED
 
-_STAGES = {"N1": 1, "N2": 2, "N3": 3, "REM": 4}
+__all__ = ["sleep_statistics"]
 
 
 def sleep_statistics(stages: np.ndarray, epoch_s: float = 30.0, *, lights_off_s: float | None = None,
                      lights_on_s: float | None = None) -> dict[str, float]:
-    """AASM sleep statistics of a hypnogram (codes 0 W, 1 N1, 2 N2, 3 N3, 4 REM, −1 unscored).
+    """AASM sleep statistics of a hypnogram (codes 0 W, 1 N1, 2 N2, 3 N3, 4 R, −1 unscored).
 
     Parameters
     ----------
@@ -45,22 +46,24 @@ def sleep_statistics(stages: np.ndarray, epoch_s: float = 30.0, *, lights_off_s:
     Returns
     -------
     dict
-        ``TIB_min, SPT_min, TST_min, SE_pct, SOL_min, WASO_min, REM_latency_min``, per stage
+        ``TIB_min, SPT_min, TST_min, SE_pct, SOL_min, WASO_min, R_latency_min``, per stage
         ``<stage>_min`` and ``<stage>_pct`` (of TST), ``awakenings``, ``unscored_min``.
 
     Examples
     --------
     >>> import numpy as np
     >>> s = sleep_statistics(np.array([0, 0, 1, 2, 2, 0, 2, 4, 4, 0]))
-    >>> s["TST_min"], s["SOL_min"], s["WASO_min"], s["REM_latency_min"], s["awakenings"]
+    >>> s["TST_min"], s["SOL_min"], s["WASO_min"], s["R_latency_min"], s["awakenings"]
     (3.0, 1.0, 0.5, 2.5, 1.0)
     """
     stages = np.asarray(stages).astype(int)
     if stages.ndim != 1:
         raise ValueError(f"stages must be one-dimensional, got shape {stages.shape}")
-    unknown = sorted(set(np.unique(stages).tolist()) - {-1, 0, 1, 2, 3, 4})
+    if stages.size == 0:
+        raise ValueError("the hypnogram holds no epochs: the scoring has no sleep stages")
+    unknown = sorted(set(np.unique(stages).tolist()) - {UNSCORED, *range(len(STAGES))})
     if unknown:
-        raise ValueError(f"stage codes must be -1 (unscored), 0 W, 1 N1, 2 N2, 3 N3 or 4 REM; got {unknown}")
+        raise ValueError(f"stage codes must be -1 (unscored), 0 W, 1 N1, 2 N2, 3 N3 or 4 R; got {unknown}")
     first = int(np.floor(lights_off_s / epoch_s)) if lights_off_s is not None else 0
     last = int(np.ceil(lights_on_s / epoch_s)) if lights_on_s is not None else stages.size
     tib = stages[max(first, 0):min(last, stages.size)]
@@ -75,14 +78,14 @@ def sleep_statistics(stages: np.ndarray, epoch_s: float = 30.0, *, lights_off_s:
         stats["SPT_min"] = spt.size * minutes
         stats["SOL_min"] = float(asleep[0]) * minutes
         stats["WASO_min"] = float(np.count_nonzero(spt == 0)) * minutes
-        rem = np.flatnonzero(tib == 4)
-        stats["REM_latency_min"] = float(rem[0] - asleep[0]) * minutes if rem.size else float("nan")
+        rem = np.flatnonzero(tib == STAGES.index("R"))
+        stats["R_latency_min"] = float(rem[0] - asleep[0]) * minutes if rem.size else float("nan")
         wake = (spt == 0).astype(int)
         stats["awakenings"] = float(np.count_nonzero(np.diff(np.r_[0, wake]) == 1))
     else:
         stats.update(SPT_min=0.0, SOL_min=float("nan"), WASO_min=float("nan"),
-                     REM_latency_min=float("nan"), awakenings=float("nan"))
-    for name, code in _STAGES.items():
+                     R_latency_min=float("nan"), awakenings=float("nan"))
+    for code, name in enumerate(STAGES[1:], start=1):
         stats[f"{name}_min"] = float(np.count_nonzero(tib == code)) * minutes
         stats[f"{name}_pct"] = 100 * stats[f"{name}_min"] / tst if tst else float("nan")
     stats["unscored_min"] = float(np.count_nonzero(tib < 0)) * minutes

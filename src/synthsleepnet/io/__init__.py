@@ -1,24 +1,12 @@
 """Reading PSG: recordings, channel mapping, scorings, file discovery."""
 
-from .annotations import (
-    APNEA_EVENTS,
-    EVENT_TYPES,
-    STAGE_NAMES,
-    UNSCORED,
-    Scoring,
-    parse_stage_label,
-    read_scoring,
-)
+from .annotations import Scoring, parse_stage_label, read_scoring
 from .channels import MODALITIES, ChannelMapping, ChannelTable, load_channel_table, map_channels
 from .discover import RecordingFiles, find_recordings, find_scoring, subject_id
 from .recording import Annotation, Recording, Signal, read_recording
 
 __all__ = [
-    "APNEA_EVENTS",
-    "EVENT_TYPES",
     "MODALITIES",
-    "STAGE_NAMES",
-    "UNSCORED",
     "Annotation",
     "ChannelMapping",
     "ChannelTable",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -17,27 +18,16 @@ import numpy as np
 import pandas as pd
 
 from .._validation import AnnotationError, check_path_exists
+from ..tasks import RESPIRATORY_EVENTS, STAGES, UNSCORED
+from .edf import MAX_RECORDING_S
 from .recording import Annotation
 
 __all__ = [
-    "APNEA_EVENTS",
-    "EVENT_TYPES",
-    "STAGE_NAMES",
-    "UNSCORED",
     "Scoring",
     "parse_stage_label",
     "read_scoring",
     "scoring_from_annotations",
 ]
-
-#: Stage names indexed by code.
-STAGE_NAMES: tuple[str, ...] = ("W", "N1", "N2", "N3", "R")
-#: Code of unscored, ``?``, movement and artefact epochs.
-UNSCORED = -1
-#: Respiratory event types that count as apnea; ``hypopnea`` is kept separate.
-APNEA_EVENTS: tuple[str, ...] = ("apnea_obstructive", "apnea_central", "apnea_mixed", "apnea")
-#: Every event type the readers produce.
-EVENT_TYPES: tuple[str, ...] = APNEA_EVENTS + ("hypopnea", "desaturation", "arousal")
 
 _STAGE_WORDS = {
     "w": 0, "wake": 0, "0": 0,
@@ -111,7 +101,7 @@ class Scoring:
     epoch_s : float
         Epoch length in seconds.
     events : DataFrame
-        Columns ``onset_s``, ``duration_s``, ``event`` (one of ``EVENT_TYPES``), in seconds
+        Columns ``onset_s``, ``duration_s``, ``event`` (one of :data:`~synthsleepnet.tasks.EVENT_TYPES`), in seconds
         from the scoring's onset 0.
     source : Path | None
         The file it was read from.
@@ -124,6 +114,12 @@ class Scoring:
         Whether respiratory events were scored at all. NSRR XML always is; other files count as
         scored when they hold at least one respiratory event. When False, apnea and hypopnea
         labels are unknown (-1), not negative.
+    clock_start : time | None
+        Clock time of the scoring's onset 0 when the file gives only a time of day (NSRR XML's
+        ``Recording Start Time``); compared with the recording's start time of day.
+    notes : list of str
+        What reading changed or left out: dropped annotations (NaN, negative or absurd times),
+        overlapping stages, unreadable annotation bytes.
     """
 
     stages: np.ndarray
@@ -134,6 +130,8 @@ class Scoring:
     lights_off_s: float | None = None
     lights_on_s: float | None = None
     respiratory_scored: bool = False
+    clock_start: dt.time | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def n_epochs(self) -> int:
@@ -141,7 +139,7 @@ class Scoring:
 
     def stage_counts(self) -> dict[str, int]:
         """Epochs per stage name, plus ``UNS`` for unscored."""
-        counts = {name: int(np.sum(self.stages == code)) for code, name in enumerate(STAGE_NAMES)}
+        counts = {name: int(np.sum(self.stages == code)) for code, name in enumerate(STAGES)}
         counts["UNS"] = int(np.sum(self.stages == UNSCORED))
         return counts
 
@@ -151,18 +149,61 @@ def _empty_events() -> pd.DataFrame:
                          "event": pd.Series(dtype=str)})
 
 
-def _stages_from_intervals(intervals: Sequence[tuple[float, float, int]], epoch_s: float) -> np.ndarray:
-    """Per-epoch stages: each epoch takes the stage whose interval holds its midpoint."""
+def _stages_from_intervals(intervals: Sequence[tuple[float, float, int]], epoch_s: float,
+                           notes: list[str]) -> np.ndarray:
+    """Per-epoch stages: each epoch takes the stage whose interval holds its midpoint.
+
+    Intervals are checked before (:func:`_checked`), so the array is bounded by
+    ``MAX_RECORDING_S``. When intervals overlap the later one wins, and that is said.
+    """
     if not intervals:
         return np.zeros(0, dtype=np.int8)
+    ordered = sorted(intervals, key=lambda i: i[0])
+    overlaps = [(a, b) for a, b in zip(ordered[:-1], ordered[1:], strict=True) if b[0] < a[0] + a[1] - 1e-6]
+    if overlaps:
+        first = overlaps[0][1][0]
+        notes.append(f"{len(overlaps)} stage annotation(s) overlap the one before (the first at {first:g} s); "
+                     "where they overlap the later one is used")
     end_s = max(onset + duration for onset, duration, _ in intervals)
     n_epochs = int(np.floor(end_s / epoch_s + 1e-6))
     stages = np.full(n_epochs, UNSCORED, dtype=np.int8)
     mids = (np.arange(n_epochs) + 0.5) * epoch_s
-    for onset, duration, code in intervals:
-        inside = (mids >= onset) & (mids < onset + duration)
-        stages[inside] = code
+    for onset, duration, code in ordered:
+        first_epoch = max(int(np.floor(onset / epoch_s)), 0)
+        last_epoch = min(int(np.ceil((onset + duration) / epoch_s)) + 1, n_epochs)
+        window = mids[first_epoch:last_epoch]
+        inside = (window >= onset) & (window < onset + duration)
+        stages[first_epoch:last_epoch][inside] = code
     return stages
+
+
+def _checked(onset: float, duration: float, what: str, notes: list[str]) -> tuple[float, float] | None:
+    """An annotation's time, or None (with a note) when it cannot belong to any night.
+
+    Non-finite or negative times are dropped; a time beyond ``MAX_RECORDING_S`` (7 days) is
+    dropped, and a duration reaching past it is clipped, so no number in a file can size an
+    array beyond a week of epochs.
+    """
+    if not (math.isfinite(onset) and math.isfinite(duration)):
+        notes.append(f"{what} at {onset:g} s lasting {duration:g} s: not a finite time; dropped")
+        return None
+    if onset < 0 or duration < 0:
+        notes.append(f"{what} at {onset:g} s lasting {duration:g} s: negative {'onset' if onset < 0 else 'duration'}; "
+                     "dropped")
+        return None
+    if onset >= MAX_RECORDING_S:
+        notes.append(f"{what} at {onset:g} s: beyond the {MAX_RECORDING_S / 86400:g} days any recording can last; "
+                     "dropped")
+        return None
+    if onset + duration > MAX_RECORDING_S:
+        notes.append(f"{what} at {onset:g} s lasting {duration:g} s: clipped at {MAX_RECORDING_S / 86400:g} days")
+        duration = MAX_RECORDING_S - onset
+    return onset, duration
+
+
+def _summarise(notes: list[str], limit: int = 5) -> list[str]:
+    """At most ``limit`` notes of one kind, then a count of the rest."""
+    return notes if len(notes) <= limit else notes[:limit] + [f"... and {len(notes) - limit} more like these"]
 
 
 def scoring_from_annotations(
@@ -171,31 +212,52 @@ def scoring_from_annotations(
     epoch_s: float = 30.0,
     source: Path | None = None,
     start: dt.datetime | None = None,
+    notes: Sequence[str] = (),
 ) -> Scoring:
-    """Build a Scoring from timed text annotations (EDF+ TALs, BIDS events, CSV rows)."""
+    """Build a Scoring from timed text annotations (EDF+ TALs, BIDS events, CSV rows).
+
+    Annotations whose times cannot belong to a night (NaN, negative, beyond 7 days) are dropped
+    and said in ``Scoring.notes``; overlapping stage annotations are said too.
+    """
     name = str(source) if source else "scoring"
     intervals: list[tuple[float, float, int]] = []
     events: list[tuple[float, float, str]] = []
+    dropped: list[str] = []
+    kept_notes = list(notes)
     lights_off = lights_on = None
     for ann in annotations:
         code = parse_stage_label(ann.text, source=name)
-        if code is not None:
-            # a zero-duration stage mark (some exporters) covers one epoch
-            intervals.append((ann.onset_s, ann.duration_s or epoch_s, code))
+        kind = None if code is not None else _event_type(ann.text)
+        if code is None and kind is None and not ann.text.lower().startswith(("lights off", "lights on")):
             continue
-        low = ann.text.lower()
-        if low.startswith("lights off"):
-            lights_off = ann.onset_s
-        elif low.startswith("lights on"):
-            lights_on = ann.onset_s
-        kind = _event_type(ann.text)
-        if kind is not None:
-            events.append((ann.onset_s, ann.duration_s, kind))
+        # a zero-duration stage mark (some exporters) covers one epoch
+        duration = (ann.duration_s or epoch_s) if code is not None else ann.duration_s
+        timed = _checked(ann.onset_s, duration, f"{ann.text!r}", dropped)
+        if timed is None:
+            continue
+        if code is not None:
+            intervals.append((timed[0], timed[1], code))
+        elif kind is not None:
+            events.append((timed[0], timed[1], kind))
+        elif ann.text.lower().startswith("lights off"):
+            lights_off = timed[0]
+        else:
+            lights_on = timed[0]
+    kept_notes += _summarise(dropped)
     table = (pd.DataFrame(events, columns=["onset_s", "duration_s", "event"])
              .sort_values("onset_s", kind="stable").reset_index(drop=True)) if events else _empty_events()
-    respiratory = bool(table["event"].isin(APNEA_EVENTS + ("hypopnea",)).any())
-    return Scoring(_stages_from_intervals(intervals, epoch_s), epoch_s, table, source, start,
-                   lights_off, lights_on, respiratory)
+    respiratory = bool(table["event"].isin(RESPIRATORY_EVENTS).any())
+    stages = _stages_from_intervals(intervals, epoch_s, kept_notes)
+    return Scoring(stages, epoch_s, table, source, start, lights_off, lights_on, respiratory, notes=kept_notes)
+
+
+def _clock_time(text: str) -> dt.time | None:
+    """The time of day in an NSRR ``ClockTime`` (``00.00.00 23.00.00``), or None."""
+    match = re.search(r"(\d{1,2})[.:](\d{2})[.:](\d{2})\s*$", text.strip())
+    if not match:
+        return None
+    hour, minute, second = (int(g) for g in match.groups())
+    return dt.time(hour, minute, second) if hour < 24 and minute < 60 and second < 60 else None
 
 
 def _read_nsrr_xml(path: Path, epoch_s: float) -> Scoring:
@@ -207,9 +269,13 @@ def _read_nsrr_xml(path: Path, epoch_s: float) -> Scoring:
     if not scored and root.find(".//ScoredEvents") is None:
         raise AnnotationError(f"{path}: no ScoredEvents/ScoredEvent elements; is this an NSRR XML file?")
     annotations = []
+    clock_start = None
     for i, event in enumerate(scored):
         concept = (event.findtext("EventConcept") or "").strip()
         kind = (event.findtext("EventType") or "").strip().lower()
+        if concept.lower().startswith("recording start time"):
+            clock_start = _clock_time(event.findtext("ClockTime") or "")
+            continue
         try:
             onset = float(event.findtext("Start") or "nan")
             duration = float(event.findtext("Duration") or "0")
@@ -223,6 +289,7 @@ def _read_nsrr_xml(path: Path, epoch_s: float) -> Scoring:
             annotations.append(Annotation(onset, duration, concept))
     scoring = scoring_from_annotations(annotations, epoch_s=epoch_s, source=path)
     scoring.respiratory_scored = True  # NSRR scorings always cover respiratory events
+    scoring.clock_start = clock_start
     return scoring
 
 
@@ -233,30 +300,65 @@ def _read_edf_annotations(path: Path, epoch_s: float) -> Scoring:
     if not recording.annotations:
         raise AnnotationError(f"{path}: the EDF file holds no annotations, so no scoring")
     return scoring_from_annotations(recording.annotations, epoch_s=epoch_s, source=path,
-                                    start=recording.start)
+                                    start=recording.start, notes=recording.notes)
+
+
+_TABLE_COLUMNS = ("description", "trial_type", "value", "event", "stage", "label")
 
 
 def _read_table(path: Path, epoch_s: float) -> Scoring:
     sep = "\t" if path.suffix.lower() == ".tsv" else None
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not UTF-8 text ({err})") from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     first = lines[0] if lines else ""
     if not first:
         raise AnnotationError(f"{path}: the file is empty")
     columns = [c.strip().lower() for c in re.split(r"[\t,;]", first)]
-    if "onset" in columns:
-        table = pd.read_csv(path, sep=sep, engine="python")
-        table.columns = [c.strip().lower() for c in table.columns]
-        label_col = next((c for c in ("description", "trial_type", "value", "event", "stage", "label")
-                          if c in table.columns), None)
-        if label_col is None:
-            raise AnnotationError(f"{path}: an events table needs a label column (description, "
-                                  f"trial_type, value, event, stage or label); found {list(table.columns)}")
-        durations = table["duration"] if "duration" in table.columns else pd.Series(0.0, index=table.index)
-        annotations = [Annotation(float(o), float(d) if pd.notna(d) else 0.0, str(t))
-                       for o, d, t in zip(table["onset"], durations, table[label_col], strict=True)]
-        return scoring_from_annotations(annotations, epoch_s=epoch_s, source=path)
-    return _read_epoch_labels(path, text, epoch_s)
+    if "onset" not in columns:
+        if set(columns) & {"duration", *_TABLE_COLUMNS}:
+            raise AnnotationError(f"{path}: an events table needs an 'onset' column (seconds from the recording "
+                                  f"start); its header has {columns}")
+        return _read_epoch_labels(path, text, epoch_s)
+    try:
+        table = pd.read_csv(path, sep=sep, engine="python", comment="#")
+    except (pd.errors.ParserError, ValueError) as err:
+        raise AnnotationError(f"{path}: not a readable table ({err})") from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    label_col = next((c for c in _TABLE_COLUMNS if c in table.columns), None)
+    if label_col is None:
+        raise AnnotationError(f"{path}: an events table needs a label column (description, "
+                              f"trial_type, value, event, stage or label); found {list(table.columns)}")
+    notes: list[str] = []
+    onsets = pd.to_numeric(table["onset"], errors="coerce")
+    bad = np.flatnonzero(onsets.isna().to_numpy())
+    if bad.size:
+        notes.append(f"{bad.size} row(s) without a numeric onset (the first on line {bad[0] + 2}: "
+                     f"{table['onset'].iloc[bad[0]]!r}); dropped")
+    if "duration" in table.columns:
+        durations = pd.to_numeric(table["duration"], errors="coerce").fillna(0.0)
+    else:
+        durations = pd.Series(0.0, index=table.index)
+        notes.append("no duration column: each stage row covers one epoch and events last 0 s")
+    annotations, unused = [], []
+    for line, (onset, duration, label) in enumerate(zip(onsets, durations, table[label_col], strict=True), start=2):
+        text_label = "" if pd.isna(label) else str(label).strip()
+        if pd.isna(onset):
+            continue
+        is_stage = parse_stage_label(text_label, source=f"{path}, line {line}") is not None
+        if label_col == "stage" and not is_stage:
+            raise AnnotationError(f"{path}, line {line}: unknown stage label {text_label!r}; expected W, N1, N2, "
+                                  "N3, R/REM or ?/Movement/Unscored")
+        if not is_stage and _event_type(text_label) is None and not text_label.lower().startswith("lights o"):
+            unused.append(text_label)
+        annotations.append(Annotation(float(onset), float(duration), text_label))
+    if unused:
+        examples = sorted(set(unused))[:3]
+        notes.append(f"{len(unused)} row(s) with labels that are neither stages nor scored events (e.g. {examples}); "
+                     "not used")
+    return scoring_from_annotations(annotations, epoch_s=epoch_s, source=path, notes=notes)
 
 
 def _read_epoch_labels(path: Path, text: str, epoch_s: float) -> Scoring:

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from .._config import load_config_file
 from .._validation import ChannelNotFoundError
@@ -72,15 +73,15 @@ class ChannelTable:
         return ChannelTable(modality, aliases, derivations)
 
 
-def _table_from_mapping(data: Mapping[str, object], source: str) -> ChannelTable:
+def _table_from_mapping(data: Mapping[str, Any], source: str) -> ChannelTable:
     unknown = sorted(set(data) - {"channels", "aliases", "derivations"})
     if unknown:
         raise ValueError(f"{source}: unknown section(s) {unknown}; "
                          "expected 'channels', 'aliases' and 'derivations'")
-    channels = dict(data.get("channels", {}))  # type: ignore[call-overload]
-    aliases = {k: tuple(v) for k, v in dict(data.get("aliases", {})).items()}  # type: ignore[call-overload]
+    channels = dict(data.get("channels", {}))
+    aliases = {k: tuple(v) for k, v in dict(data.get("aliases", {})).items()}
     derivations: dict[str, tuple[str, str]] = {}
-    for name, expr in dict(data.get("derivations", {})).items():  # type: ignore[call-overload]
+    for name, expr in dict(data.get("derivations", {})).items():
         parts = [p.strip() for p in str(expr).split(" - ")]
         if len(parts) != 2 or not all(parts):
             raise ValueError(f"{source}: derivation for {name!r} must read 'PLUS - MINUS', got {expr!r}")

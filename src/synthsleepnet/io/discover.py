@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,17 +27,23 @@ def _is_scoring_name(path: Path) -> bool:
     return bool(_SCORING_ONLY.search(re.split(r"[-_]", path.stem)[-1]))
 
 
-def _candidates(stem: str) -> list[str]:
-    """Scoring file name patterns for a recording stem, most specific first."""
+def _candidates(stem: str) -> list[str | re.Pattern[str]]:
+    """Scoring file names for a recording stem, most specific first: exact names, and one
+    pattern for Sleep-EDF whose hypnograms differ from the recording in the eighth letter.
+
+    Names are compared exactly, never as glob patterns, so a recording called ``n[12].edf`` or
+    ``night*.edf`` is paired with its own scoring only.
+    """
     base = re.sub(r"[-_](psg|eeg|raw)$", "", stem, flags=re.I)
-    names = [f"{stem}-nsrr.xml", f"{base}-nsrr.xml", f"{stem}.xml", f"{base}.xml",   # NSRR
-             f"{base}_sleepscoring.edf", f"{base}_sleepscoring.txt",                     # HMC
-             f"{base}-Hypnogram.edf", f"{base}_hypnogram.edf",
-             f"{base}_events.tsv", f"{base}_events.csv",                                # BIDS
-             f"{base}.tsv", f"{base}.csv", f"{base}.txt",
-             f"{base}_hypnogram.txt", f"{base}-hypnogram.txt", f"{base}_hypnogram.csv"]
-    if re.fullmatch(r"S[CT]\d{4}[A-Z]\d", base, flags=re.I):                          # Sleep-EDF
-        names.append(f"{base[:7]}?-Hypnogram.edf")
+    names: list[str | re.Pattern[str]] = [
+        f"{stem}-nsrr.xml", f"{base}-nsrr.xml", f"{stem}.xml", f"{base}.xml",   # NSRR
+        f"{base}_sleepscoring.edf", f"{base}_sleepscoring.txt",                   # HMC
+        f"{base}-Hypnogram.edf", f"{base}_hypnogram.edf",
+        f"{base}_events.tsv", f"{base}_events.csv",                              # BIDS
+        f"{base}.tsv", f"{base}.csv", f"{base}.txt",
+        f"{base}_hypnogram.txt", f"{base}-hypnogram.txt", f"{base}_hypnogram.csv"]
+    if re.fullmatch(r"S[CT]\d{4}[A-Z]\d", base, flags=re.I):                   # Sleep-EDF
+        names.append(re.compile(re.escape(base[:7]) + r"[A-Z]-Hypnogram\.edf"))
     return names
 
 
@@ -47,12 +55,30 @@ def find_scoring(recording: Path, search_dirs: Iterable[Path] = ()) -> Path | No
     ``sub-01_task-sleep_eeg.edf`` ↔ ``sub-01_task-sleep_events.tsv``; otherwise the same stem
     with ``.xml``, ``.tsv``, ``.csv`` or ``.txt``.
     """
-    dirs = [recording.parent, *search_dirs]
-    for pattern in _candidates(recording.stem):
-        for folder in dirs:
-            hits = sorted(p for p in folder.glob(pattern) if p != recording)
-            if hits:
-                return hits[0]
+    return _match(recording, [(folder, _listing(folder)) for folder in [recording.parent, *search_dirs]])
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_listing(folder: Path, mtime_ns: int) -> frozenset[str]:
+    with os.scandir(folder) as entries:
+        return frozenset(e.name for e in entries if e.is_file())
+
+
+def _listing(folder: Path) -> frozenset[str]:
+    """File names in ``folder`` (listed once per folder state, so pairing a cohort stays linear)."""
+    return _cached_listing(folder, folder.stat().st_mtime_ns) if folder.is_dir() else frozenset()
+
+
+def _match(recording: Path, listings: list[tuple[Path, frozenset[str]]]) -> Path | None:
+    for candidate in _candidates(recording.stem):
+        for folder, names in listings:
+            if isinstance(candidate, str):
+                if candidate in names and folder / candidate != recording:
+                    return folder / candidate
+            else:
+                hit = min((n for n in names if candidate.fullmatch(n)), default=None)
+                if hit is not None:
+                    return folder / hit
     return None
 
 

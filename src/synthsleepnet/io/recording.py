@@ -1,7 +1,9 @@
-"""Read PSG recordings: EDF/EDF+/BDF through edfio, anything else MNE reads as a fallback.
+"""Read PSG recordings: EDF/EDF+/BDF with our checked reader, anything else MNE reads.
 
 Each channel is kept at its native rate (no upsampling to the fastest channel, unlike MNE), and
-voltages are converted to µV so every later step can assume one unit.
+voltages are converted to µV so every later step can assume one unit. Channels are read on
+demand, one at a time: opening a recording reads its header only, and preparing a night holds
+one raw channel in memory at a time.
 """
 
 from __future__ import annotations
@@ -9,39 +11,61 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .._logging import logger, verbose
 from .._validation import ChannelNotFoundError, PSGReadError, check_path_exists
+from .edf import EdfFile
 
 __all__ = ["Annotation", "Recording", "Signal", "read_recording"]
 
 _TO_MICROVOLT = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
                  "mv": 1e3, "millivolt": 1e3, "v": 1e6, "volt": 1e6, "volts": 1e6, "nv": 1e-3}
-_EDFIO_SUFFIXES = {".edf", ".rec", ".bdf"}
+_EDF_SUFFIXES = {".edf", ".rec", ".bdf"}
+
+
+def _unit_factor(unit: str) -> float | None:
+    return _TO_MICROVOLT.get(unit.strip().lower().replace(" ", ""))
 
 
 @dataclasses.dataclass
 class Signal:
-    """One channel at its native rate.
+    """One channel at its native rate, read when its ``data`` is asked for.
 
     ``data`` holds physical values: µV for any voltage (``unit == "uV"``), otherwise the file's
-    own unit (``%`` for SpO2, arbitrary for airflow). ``original_unit`` is what the file said.
+    own unit (``%`` for SpO2, arbitrary for airflow); it is read from the file at each access and
+    not kept, so a recording never holds more than the channel in use. ``original_unit`` is what
+    the file said; ``problem`` says why the channel cannot be used (a broken calibration), and
+    ``clipped_fraction`` (known after a read) the share of samples at the recorder's limits.
     """
 
     label: str
-    data: np.ndarray
     sfreq: float
+    n_samples: int
     unit: str
     original_unit: str
+    loader: Callable[[], tuple[np.ndarray, float]] = dataclasses.field(repr=False)
+    problem: str | None = None
+    clipped_fraction: float | None = None
+
+    @classmethod
+    def from_array(cls, label: str, data: np.ndarray, sfreq: float, unit: str) -> Signal:
+        """A signal held in memory (voltages converted to µV, like a file's)."""
+        factor = _unit_factor(unit)
+        values = np.asarray(data, dtype=np.float64) * (factor or 1.0)
+        return cls(label, sfreq, int(values.size), "uV" if factor else unit, unit, lambda: (values.copy(), 0.0))
+
+    @property
+    def data(self) -> np.ndarray:
+        values, self.clipped_fraction = self.loader()
+        return values
 
     @property
     def duration_s(self) -> float:
-        return self.data.size / self.sfreq
+        return self.n_samples / self.sfreq if self.sfreq > 0 else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,13 +79,18 @@ class Annotation:
 
 @dataclasses.dataclass
 class Recording:
-    """A PSG recording: channels at native rates, embedded annotations, start time."""
+    """A PSG recording: channels at native rates, embedded annotations, start time.
+
+    ``gaps`` lists ``(onset_s, duration_s)`` where an EDF+D file has no data (its samples are NaN
+    there); ``notes`` says what the reader repaired or could not read.
+    """
 
     path: Path
     signals: list[Signal]
     start: dt.datetime | None
     annotations: list[Annotation]
     notes: list[str] = dataclasses.field(default_factory=list)
+    gaps: list[tuple[float, float]] = dataclasses.field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -80,78 +109,64 @@ class Recording:
         raise ChannelNotFoundError(f"{self.path}: no channel {label!r}; available: {self.labels}")
 
 
-def _unit_factor(unit: str) -> float | None:
-    return _TO_MICROVOLT.get(unit.strip().lower().replace(" ", ""))
+def _edf_loader(edf: EdfFile, index: int, factor: float) -> Callable[[], tuple[np.ndarray, float]]:
+    channel = edf.header.channels[index]
+
+    def load() -> tuple[np.ndarray, float]:
+        values, clipped = edf.read(channel)
+        if factor != 1.0:
+            values *= factor
+        return values, clipped
+
+    return load
 
 
-def _make_signal(label: str, data: np.ndarray, sfreq: float, unit: str, path: Path) -> Signal:
-    factor = _unit_factor(unit)
-    if factor is None:
-        return Signal(label, np.asarray(data, dtype=np.float64), sfreq, unit, unit)
-    if factor != 1.0:
-        logger.info("%s: channel %r converted from %s to uV", path.name, label, unit)
-    return Signal(label, np.asarray(data, dtype=np.float64) * factor, sfreq, "uV", unit)
-
-
-def _edfio_start(edf: object) -> dt.datetime | None:
-    import edfio
-
-    try:
-        return dt.datetime.combine(edf.startdate, edf.starttime)  # type: ignore[attr-defined]
-    except (edfio.AnonymizedDateError, ValueError):
-        return None
-
-
-def _read_edfio(path: Path, channels: Sequence[str] | None, strict: bool) -> Recording:
-    import edfio
-
-    reader = edfio.read_bdf if path.suffix.lower() == ".bdf" else edfio.read_edf
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            edf = reader(path, lazy_load_data=True)
-    except Exception as err:  # edfio raises ValueError, IndexError, UnicodeError... for bad bytes
-        raise PSGReadError(f"{path}: not a readable EDF/BDF file ({type(err).__name__}: {err})") from err
-    notes = [f"repaired on reading: {w.message}" for w in caught]
-    if notes and strict:
-        raise PSGReadError(f"{path}: header and data disagree (truncated file, or a header that lies "
-                           f"about its sample counts): {'; '.join(notes)}")
+def _read_edf(path: Path, strict: bool) -> Recording:
+    edf = EdfFile(path, strict=strict)
+    notes = list(edf.header.notes)
+    signals = []
+    for channel in edf.channels:
+        factor = _unit_factor(channel.unit)
+        sfreq = edf.header.sfreq(channel)
+        n_samples = int(round(edf.duration_s * sfreq)) if edf.header.discontinuous else \
+            edf.header.n_records * channel.samples_per_record
+        signals.append(Signal(channel.label, sfreq, n_samples, "uV" if factor else channel.unit, channel.unit,
+                              _edf_loader(edf, channel.index, factor or 1.0), channel.problem))
+        if factor not in (None, 1.0):
+            logger.debug("%s: channel %r is converted from %s to uV", path.name, channel.label, channel.unit)
+    texts, annotation_notes = edf.annotations() if any(c.is_annotation for c in edf.header.channels) else ([], [])
+    notes += annotation_notes
+    gaps = edf.gaps()
+    if gaps:
+        total = sum(d for _, d in gaps)
+        notes.append(f"EDF+D: {len(gaps)} gap(s) without data ({total:.0f} s in all, the first at "
+                     f"{gaps[0][0]:.0f} s); their samples are missing and their epochs unscored")
     for note in notes:
         logger.warning("%s: %s", path, note)
-    wanted = None if channels is None else set(channels)
-    signals = []
-    for sig in edf.signals:
-        if wanted is not None and sig.label not in wanted:
-            continue
-        try:
-            data = sig.data
-        except Exception as err:
-            raise PSGReadError(f"{path}: channel {sig.label!r} cannot be decoded ({err})") from err
-        signals.append(_make_signal(sig.label, data, float(sig.sampling_frequency),
-                                    sig.physical_dimension, path))
-    annotations = [Annotation(float(a.onset), float(a.duration or 0.0), a.text)
-                   for a in edf.annotations]
-    return Recording(path, signals, _edfio_start(edf), annotations, notes)
+    annotations = [Annotation(t.onset_s, t.duration_s, t.text) for t in texts]
+    return Recording(path, signals, edf.header.start, annotations, notes, gaps)
 
 
-def _read_mne(path: Path, channels: Sequence[str] | None) -> Recording:
+def _read_mne(path: Path) -> Recording:
     import mne
 
     try:
         raw = mne.io.read_raw(path, preload=False, verbose="error")
-    except Exception as err:
+    except Exception as err:  # MNE raises many error types for foreign files
         raise PSGReadError(f"{path}: MNE cannot read this file ({type(err).__name__}: {err})") from err
-    picks = raw.ch_names if channels is None else [c for c in raw.ch_names if c in set(channels)]
-    data = raw.get_data(picks=picks)  # SI units: volts for voltage channels
+    sfreq = float(raw.info["sfreq"])
     signals = []
-    for row, name in zip(data, picks, strict=True):
-        unit_code = raw.info["chs"][raw.ch_names.index(name)]["unit"]
-        unit = "V" if unit_code == mne.io.constants.FIFF.FIFF_UNIT_V else ""
-        signals.append(_make_signal(name, row, float(raw.info["sfreq"]), unit, path))
+    for name, info in zip(raw.ch_names, raw.info["chs"], strict=True):
+        unit = "V" if info["unit"] == mne.io.constants.FIFF.FIFF_UNIT_V else ""
+
+        def load(name: str = name, factor: float = _unit_factor(unit) or 1.0) -> tuple[np.ndarray, float]:
+            return raw.get_data(picks=[name])[0] * factor, 0.0
+
+        signals.append(Signal(name, sfreq, int(raw.n_times), "uV" if unit else unit, unit, load))
     start = raw.info["meas_date"]
     annotations = [Annotation(float(a["onset"]), float(a["duration"]), str(a["description"]))
                    for a in raw.annotations]
-    notes = [f"read with MNE: all channels at {raw.info['sfreq']:g} Hz"]
+    notes = [f"read with MNE: all channels at {sfreq:g} Hz"]
     return Recording(path, signals, start.replace(tzinfo=None) if start else None, annotations, notes)
 
 
@@ -163,17 +178,20 @@ def read_recording(
     strict: bool = False,
     verbose: bool | str | int | None = None,
 ) -> Recording:
-    """Read a PSG recording with every channel at its native rate.
+    """Open a PSG recording with every channel at its native rate (header now, samples on demand).
 
-    EDF, EDF+ and BDF files go through edfio (record durations other than 1 s, mixed rates and
-    annotation channels are handled); other formats (BrainVision, EEGLAB, FIF...) through MNE.
+    EDF, EDF+ (continuous and discontinuous) and BDF files go through a checked reader: record
+    durations other than 1 s, mixed rates and annotation channels are handled, and every header
+    fault is either repaired and said (``Recording.notes``) or refused naming the field. Other
+    formats (BrainVision, EEGLAB, FIF...) go through MNE.
 
     Parameters
     ----------
     path : str | Path
         The recording.
     channels : sequence of str | None
-        Labels to load; all when None. Unloaded channels cost no memory.
+        Keep only these labels (all when None); each must be present. Channels are read on
+        demand anyway, so this only narrows what the recording lists.
     strict : bool
         Refuse a file whose header and data disagree. By default the reader repairs it (drops an
         incomplete last record, corrects the record count), logs a warning naming the file and
@@ -184,26 +202,24 @@ def read_recording(
     Returns
     -------
     Recording
-        Signals (voltages in µV), embedded annotations and the start time (None if anonymised).
+        Signals (voltages in µV), embedded annotations, the start time (None if unknown), gaps.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     PSGReadError
-        If the file is not a readable recording, is truncated, or its header lies about its size.
+        If the file is not a readable recording, or its header cannot describe its data.
     """
     path = check_path_exists(path, "recording")
     if path.stat().st_size == 0:
         raise PSGReadError(f"{path}: the file is empty")
-    if path.suffix.lower() in _EDFIO_SUFFIXES:
-        recording = _read_edfio(path, channels, strict)
-    else:
-        recording = _read_mne(path, channels)
+    recording = _read_edf(path, strict) if path.suffix.lower() in _EDF_SUFFIXES else _read_mne(path)
     if channels is not None:
         missing = sorted(set(channels) - set(recording.labels))
         if missing:
-            raise ChannelNotFoundError(f"{path}: channel(s) {missing} not in the file")
+            raise ChannelNotFoundError(f"{path}: channel(s) {missing} not in the file; it has {recording.labels}")
+        recording.signals = [s for s in recording.signals if s.label in set(channels)]
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("%s: %d channels, %.0f s", path.name, len(recording.signals), recording.duration_s)
     return recording

@@ -1,19 +1,29 @@
 """Models: frame backbone, NeuroNet, SynthSleepNet fusion, Mamba2 temporal context, heads."""
 
 from .blocks import TransformerBlock
-from .checkpoint import check_compatible, load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from .checkpoint import (
+    CheckpointMeta,
+    DataIdentity,
+    check_compatible,
+    load_checkpoint,
+    load_classifier,
+    load_encoder,
+    load_neuronet,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
+from .classifier import SleepClassifier
 from .frame_backbone import FrameBackbone
 from .lora import LoRALinear, add_lora, merge_lora
 from .mamba2 import Mamba2
 from .neuronet import NeuroNet, NeuroNetEncoder
-from .presets import PRESETS, get_preset
 from .registry import (
     MODELS,
+    ModelSpec,
     build_model,
     count_parameters,
     describe_presets,
     encoder_gflops,
-    get_config,
     model_from_preset,
 )
 from .synthsleepnet import SynthSleepNet
@@ -21,13 +31,16 @@ from .temporal import EpochHead, TemporalContextModule
 
 __all__ = [
     "MODELS",
-    "PRESETS",
+    "CheckpointMeta",
+    "DataIdentity",
     "EpochHead",
     "FrameBackbone",
     "LoRALinear",
     "Mamba2",
+    "ModelSpec",
     "NeuroNet",
     "NeuroNetEncoder",
+    "SleepClassifier",
     "SynthSleepNet",
     "TemporalContextModule",
     "TransformerBlock",
@@ -37,11 +50,12 @@ __all__ = [
     "count_parameters",
     "describe_presets",
     "encoder_gflops",
-    "get_config",
-    "get_preset",
     "load_checkpoint",
+    "load_classifier",
+    "load_encoder",
+    "load_neuronet",
     "merge_lora",
     "model_from_preset",
-    "read_checkpoint_metadata",
+    "read_checkpoint_meta",
     "save_checkpoint",
 ]

@@ -6,60 +6,62 @@ encoder files).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._config import AdaptConfig, Context, ModelConfig
+from .._device import Runtime
 from .lora import add_lora
 from .synthsleepnet import SynthSleepNet
 from .temporal import EpochHead, TemporalContextModule
 
-__all__ = ["FINETUNE_LORA_TARGETS", "SleepClassifier"]
-
-#: Where fine-tuning adds adapters: each encoder's frame-feature MLP and the last fusion block's MLP.
-FINETUNE_LORA_TARGETS = ("backbone.mlp.0", "backbone.mlp.2")
+__all__ = ["SleepClassifier"]
 
 
 class SleepClassifier(nn.Module):
-    """Epoch (``context="epoch"``) or 20-epoch sequence (``context="sequence"``) classifier.
+    """Epoch (``context="epoch"``) or sequence (``context="sequence"``) classifier.
 
     Parameters
     ----------
-    fusion : dict
-        Keyword arguments of :class:`SynthSleepNet`.
+    channels : sequence of str
+        Canonical channels, one encoder each.
+    config : ModelConfig
+        Encoder, fusion and temporal sizes.
     n_outputs : int
         Classes (5 stages, or 2 for apnea / hypopnea).
     context : str
         ``"epoch"``: frozen fusion + :class:`EpochHead` on single epochs (linear probing);
-        ``"sequence"``: fusion with new LoRA adapters + :class:`TemporalContextModule`
-        (fine-tuning).
-    head : dict
-        Keyword arguments of the head (``EpochHead`` or ``TemporalContextModule``) besides
-        ``in_dim`` and ``n_outputs``.
-    finetune_lora : dict | None
-        ``{"rank", "alpha"}`` of the fine-tuning adapters (paper: 4, 8); sequence context only.
+        ``"sequence"``: fusion with new LoRA adapters + :class:`TemporalContextModule` over
+        ``config.temporal.seq_len`` epochs (fine-tuning).
+    adapt : AdaptConfig | None
+        The fine-tuning adapters (paper: rank 4, alpha 8 on each encoder's frame MLP and the last
+        fusion block's MLP); sequence context only.
     """
 
-    def __init__(self, *, fusion: dict[str, Any], n_outputs: int, context: str = "epoch",
-                 head: dict[str, Any] | None = None, finetune_lora: dict[str, Any] | None = None) -> None:
+    def __init__(self, channels: Sequence[str], config: ModelConfig, n_outputs: int, context: Context = "epoch",
+                 adapt: AdaptConfig | None = None) -> None:
         super().__init__()
         if context not in ("epoch", "sequence"):
             raise ValueError(f"context must be 'epoch' or 'sequence', got {context!r}")
         self.context = context
-        self.fusion = SynthSleepNet(**fusion)
+        self.n_outputs = n_outputs
+        self.fusion = SynthSleepNet(channels, config.encoder, config.fusion)
         self.fusion.requires_grad_(False)
         self.fusion.eval()  # frozen from the start: an epoch's embedding never depends on its batch
-        if finetune_lora:
-            last = f"fusion.{len(self.fusion.fusion) - 1}.mlp"
-            add_lora(self.fusion, FINETUNE_LORA_TARGETS + (f"{last}.fc1", f"{last}.fc2"),
-                     finetune_lora["rank"], finetune_lora["alpha"])
+        if context == "sequence":
+            adapt = adapt or AdaptConfig()
+            targets = adapt.lora_targets
+            if adapt.lora_last_fusion_mlp:
+                last = f"fusion.{len(self.fusion.fusion) - 1}.mlp"
+                targets += (f"{last}.fc1", f"{last}.fc2")
+            add_lora(self.fusion, targets, adapt.lora_rank, adapt.lora_alpha)
         dim = self.fusion.fusion_dim
-        head = dict(head or {})
-        self.head: nn.Module = (EpochHead(dim, n_outputs, **head) if context == "epoch"
-                                else TemporalContextModule(dim, n_outputs, **head))
+        self.seq_len = config.temporal.seq_len if context == "sequence" else 1
+        self.head: nn.Module = (EpochHead(dim, n_outputs, config.temporal.hidden, config.temporal.dropout)
+                                if context == "epoch" else TemporalContextModule(dim, n_outputs, config.temporal))
 
     @property
     def channels(self) -> list[str]:
@@ -84,38 +86,49 @@ class SleepClassifier(nn.Module):
         """Logits (B, n_outputs) or (B, S, n_outputs)."""
         return self.head(self.embed(inputs))
 
-    @torch.inference_mode()
-    def predict_proba(self, night: Mapping[str, np.ndarray | torch.Tensor], *, batch_size: int = 32,
-                      bf16: bool = True) -> np.ndarray:
-        """Class probabilities (E, n_outputs) for a whole night given as ``{channel: (E, T)}``.
+    def window_starts(self, n_epochs: int) -> list[int]:
+        """Starts of the evaluation windows: stride ``seq_len``, the last one end-aligned."""
+        length = min(self.seq_len, n_epochs)
+        starts = list(range(0, n_epochs - length + 1, length))
+        if starts[-1] != n_epochs - length:
+            starts.append(n_epochs - length)
+        return starts
 
-        Sequence models see windows of ``seq_len`` epochs with stride ``seq_len``; the last window
-        is aligned to the night's end and epochs covered twice get the mean of both predictions.
-        Channels the model knows but the night lacks are simply not used.
+    @torch.inference_mode()
+    def predict_proba(self, night: Mapping[str, np.ndarray | torch.Tensor], *, runtime: Runtime | None = None,
+                      batch_size: int = 32) -> np.ndarray:
+        """Class probabilities (E, n_outputs), float32 on the CPU, for a night as ``{channel: (E, T)}``.
+
+        Sequence models see windows of ``seq_len`` epochs (:meth:`window_starts`); epochs covered
+        twice get the mean of both predictions. Channels the model knows but the night lacks are
+        not used. Inputs move to ``runtime.device`` batch by batch (default: the model's device,
+        fp32).
         """
         self.eval()
+        device = next(self.parameters()).device
+        runtime = runtime or Runtime(device, None)
         inputs = {c: torch.as_tensor(np.asarray(x, dtype=np.float32)) for c, x in night.items() if c in self.channels}
         if not inputs:
             raise ValueError(f"the night has none of the model's channels {self.channels}")
         n_epochs = next(iter(inputs.values())).shape[0]
-        use_bf16 = bf16 and torch.backends.mkldnn.is_available()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            if self.context == "epoch":
-                chunks = [torch.softmax(self({c: x[i:i + batch_size] for c, x in inputs.items()}).float(), -1)
-                          for i in range(0, n_epochs, batch_size)]
-                return torch.cat(chunks).numpy()
-            length = min(self.head.seq_len, n_epochs)  # type: ignore[union-attr]  # short nights: one window
-            starts = list(range(0, n_epochs - length + 1, length))
-            if starts[-1] != n_epochs - length:
-                starts.append(n_epochs - length)
-            total = torch.zeros(n_epochs, self.head.head.net[-1].out_features)  # type: ignore[union-attr,index]
-            count = torch.zeros(n_epochs, 1)
-            per_batch = max(batch_size // length, 1)
-            for i in range(0, len(starts), per_batch):
-                group = starts[i:i + per_batch]
-                batch = {c: torch.stack([x[s:s + length] for s in group]) for c, x in inputs.items()}
-                probs = torch.softmax(self(batch).float(), -1)
-                for s, p in zip(group, probs, strict=True):
-                    total[s:s + length] += p
-                    count[s:s + length] += 1
+
+        def run(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            moved = {c: x.to(runtime.device, non_blocking=True) for c, x in batch.items()}
+            with runtime.autocast():
+                return torch.softmax(self(moved).float(), -1).cpu()
+
+        if self.context == "epoch":
+            chunks = [run({c: x[i:i + batch_size] for c, x in inputs.items()}) for i in range(0, n_epochs, batch_size)]
+            return torch.cat(chunks).numpy()
+        length = min(self.seq_len, n_epochs)  # short nights: one window
+        starts = self.window_starts(n_epochs)
+        total = torch.zeros(n_epochs, self.n_outputs)
+        count = torch.zeros(n_epochs, 1)
+        per_batch = max(batch_size // length, 1)
+        for i in range(0, len(starts), per_batch):
+            group = starts[i:i + per_batch]
+            probs = run({c: torch.stack([x[s:s + length] for s in group]) for c, x in inputs.items()})
+            for s, p in zip(group, probs, strict=True):
+                total[s:s + length] += p
+                count[s:s + length] += 1
         return (total / count).numpy()

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._config import BackboneConfig
+
 __all__ = ["FrameBackbone", "make_frames"]
 
 
@@ -65,57 +67,45 @@ class FrameBackbone(nn.Module):
     ----------
     frame_samples : int
         Samples per frame (paper: 400, 4 s at 100 Hz).
-    stem_channels : int
-        Channels of the stem convolution (paper: 64).
-    channels : tuple of int
-        Output channels of the four SE blocks of each branch (paper: 64, 128, 128, 256).
-    strides : tuple of int
-        Their strides (paper: 1, 1, 2, 2).
-    kernels : tuple of int
-        Kernel size of each branch (paper: 3, 5, 7).
-    pools : tuple of int
-        Average-pooling window of each branch (paper: 16, 11, 6).
-    chunk_frames : int
-        Frames processed per forward chunk. Chunks of a few hundred frames were measured faster
-        than one huge batch and than a loop over frames. In training mode BatchNorm normalises
-        each chunk with its own statistics, as the paper's loop over frame positions did with
-        each position's batch; in eval mode every frame uses the running statistics, so results
-        do not depend on the chunk size.
+    config : BackboneConfig
+        Stem and branch sizes (see :class:`~synthsleepnet._config.BackboneConfig`). Frames are
+        processed ``config.chunk_frames`` at a time: chunks of a few hundred frames were measured
+        faster than one huge batch and than a loop over frames. In training mode BatchNorm
+        normalises each chunk with its own statistics, as the paper's loop over frame positions
+        did with each position's batch; in eval mode every frame uses the running statistics,
+        so results do not depend on the chunk size.
     """
 
-    def __init__(self, frame_samples: int = 400, stem_channels: int = 64,
-                 channels: tuple[int, ...] = (64, 128, 128, 256), strides: tuple[int, ...] = (1, 1, 2, 2),
-                 kernels: tuple[int, ...] = (3, 5, 7), pools: tuple[int, ...] = (16, 11, 6),
-                 chunk_frames: int = 256) -> None:
+    def __init__(self, frame_samples: int, config: BackboneConfig | None = None) -> None:
         super().__init__()
-        if len(channels) != len(strides) or len(kernels) != len(pools):
-            raise ValueError("channels/strides and kernels/pools must have matching lengths")
+        config = config or BackboneConfig()
         self.frame_samples = frame_samples
-        self.chunk_frames = chunk_frames
-        self.stem = nn.Sequential(nn.Conv1d(1, stem_channels, 7, stride=2, padding=3, bias=False),
-                                  nn.BatchNorm1d(stem_channels), nn.ELU(),
-                                  nn.MaxPool1d(3, stride=2, padding=1))
+        self.chunk_frames = config.chunk_frames
+        stem = config.stem_channels
+        self.stem = nn.Sequential(nn.Conv1d(1, stem, 7, stride=2, padding=3, bias=False),
+                                  nn.BatchNorm1d(stem), nn.ELU(), nn.MaxPool1d(3, stride=2, padding=1))
         self.branches = nn.ModuleList()
-        for kernel, pool in zip(kernels, pools, strict=True):
+        for kernel, pool in zip(config.kernels, config.pools, strict=True):
             blocks: list[nn.Module] = []
-            c_in = stem_channels
-            for c_out, stride in zip(channels, strides, strict=True):
+            c_in = stem
+            for c_out, stride in zip(config.channels, config.strides, strict=True):
                 blocks.append(_SEResBlock(c_in, c_out, kernel, stride))
                 c_in = c_out
             blocks.append(nn.AvgPool1d(pool, stride=1))
             self.branches.append(nn.Sequential(*blocks))
-        with torch.no_grad():
-            n_conv = self._conv_features(torch.zeros(2, frame_samples)).shape[-1]
+        try:
+            with torch.no_grad():
+                n_conv = self._conv_features(torch.zeros(2, frame_samples)).shape[-1]
+        except RuntimeError as err:  # a kernel or pool longer than what reaches it
+            raise ValueError(f"frames of {frame_samples} samples are too short for this backbone "
+                             f"(kernels {config.kernels}, pools {config.pools}): {err}") from err
         self.n_features = n_conv // 2
         self.mlp = nn.Sequential(nn.Linear(n_conv, self.n_features), nn.ELU(),
                                  nn.Linear(self.n_features, self.n_features))
 
     def _conv_features(self, frames: torch.Tensor) -> torch.Tensor:
         x = self.stem(frames.unsqueeze(1))
-        branches = [branch(x) for branch in self.branches]
-        if min(b.shape[-1] for b in branches) < 1:
-            raise ValueError(f"frames of {self.frame_samples} samples are too short for the pools")
-        return torch.cat(branches, dim=-1).flatten(1)
+        return torch.cat([branch(x) for branch in self.branches], dim=-1).flatten(1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """(..., frame_samples) → (..., n_features); frames are batched in chunks, never looped."""

@@ -24,8 +24,9 @@ class LoRALinear(nn.Module):
             raise ValueError(f"LoRA rank must be ≥ 1, got {rank}")
         self.base = base
         self.scale = alpha / rank
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        device, dtype = base.weight.device, base.weight.dtype  # adapters live with their layer
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=device, dtype=dtype))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=device, dtype=dtype))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
         for p in self.base.parameters():
             p.requires_grad_(False)

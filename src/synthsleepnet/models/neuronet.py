@@ -8,11 +8,12 @@ masked frame features of each view; the two CLS tokens are projected for an NT-X
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .._config import EncoderConfig, NeuroNetConfig
 from .blocks import TransformerBlock, init_vit_weights, projection_mlp, sincos_positions
 from .frame_backbone import FrameBackbone, make_frames
 from .masking import random_masking, unshuffle
@@ -25,34 +26,27 @@ class NeuroNetEncoder(nn.Module):
 
     Parameters
     ----------
-    sfreq : float
-        Sampling rate in Hz (paper: 100).
-    epoch_s : float
-        Epoch length in s (paper: 30).
-    frame_s, frame_step_s : float
-        Frame window and step in s (paper: 4 and 1, so 27 frames).
-    backbone : dict
-        Keyword arguments of :class:`FrameBackbone` other than ``frame_samples``.
-    embed_dim, depth, n_heads : int
-        Transformer width, blocks and heads (paper: 768, 4, 8).
+    config : EncoderConfig
+        Rate, epoch and frame lengths in seconds, backbone and transformer sizes (paper: 100 Hz,
+        30-s epochs, 4-s frames every 1 s, 768 wide, 4 blocks, 8 heads).
     """
 
-    def __init__(self, *, sfreq: float = 100.0, epoch_s: float = 30.0, frame_s: float = 4.0,
-                 frame_step_s: float = 1.0, backbone: dict[str, Any] | None = None,
-                 embed_dim: int = 768, depth: int = 4, n_heads: int = 8) -> None:
+    pos_embed: torch.Tensor
+
+    def __init__(self, config: EncoderConfig | None = None) -> None:
         super().__init__()
-        self.sfreq, self.epoch_s = sfreq, epoch_s
-        self.frame_samples = int(round(frame_s * sfreq))
-        self.step_samples = int(round(frame_step_s * sfreq))
-        self.epoch_samples = int(round(epoch_s * sfreq))
-        self.n_frames = (self.epoch_samples - self.frame_samples) // self.step_samples + 1
-        self.embed_dim = embed_dim
-        self.backbone = FrameBackbone(frame_samples=self.frame_samples, **(backbone or {}))
-        self.patch_embed = nn.Linear(self.backbone.n_features, embed_dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.register_buffer("pos_embed", sincos_positions(self.n_frames + 1, embed_dim)[None], persistent=False)
-        self.blocks = nn.ModuleList(TransformerBlock(embed_dim, n_heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        config = config or EncoderConfig()
+        self.sfreq, self.epoch_s = config.sfreq, config.epoch_s
+        self.frame_samples, self.step_samples = config.frame_samples, config.step_samples
+        self.epoch_samples, self.n_frames = config.epoch_samples, config.n_frames
+        self.embed_dim = config.embed_dim
+        self.backbone = FrameBackbone(self.frame_samples, config.backbone)
+        self.patch_embed = nn.Linear(self.backbone.n_features, self.embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
+        self.register_buffer("pos_embed", sincos_positions(self.n_frames + 1, self.embed_dim)[None],
+                             persistent=False)
+        self.blocks = nn.ModuleList(TransformerBlock(self.embed_dim, config.n_heads) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(self.embed_dim, eps=1e-6)
         init_vit_weights(self)
         nn.init.normal_(self.cls_token, std=0.02)
 
@@ -93,30 +87,29 @@ class NeuroNet(nn.Module):
 
     Parameters
     ----------
-    encoder : dict
-        Keyword arguments of :class:`NeuroNetEncoder`.
-    decoder_dim, decoder_depth, decoder_heads : int
-        MAE decoder width, blocks and heads (paper: 256, 3, 8).
-    projection : tuple of int
-        Projector sizes after the encoder width (paper: 1024, 512).
-    mask_ratio : float
-        Fraction of frames masked in each view (paper: 0.8).
+    encoder : EncoderConfig
+        The encoder (see :class:`NeuroNetEncoder`).
+    pretext : NeuroNetConfig
+        Decoder and projector sizes, mask ratio and loss settings (paper: decoder 256 wide,
+        3 blocks, 8 heads; projector 1024, 512; mask ratio 0.8; NT-Xent temperature 0.05).
     """
 
-    def __init__(self, *, encoder: dict[str, Any] | None = None, decoder_dim: int = 256,
-                 decoder_depth: int = 3, decoder_heads: int = 8,
-                 projection: tuple[int, ...] = (1024, 512), mask_ratio: float = 0.8) -> None:
+    decoder_pos: torch.Tensor
+
+    def __init__(self, encoder: EncoderConfig | None = None, pretext: NeuroNetConfig | None = None) -> None:
         super().__init__()
-        self.encoder = NeuroNetEncoder(**(encoder or {}))
+        pretext = pretext or NeuroNetConfig()
+        self.encoder = NeuroNetEncoder(encoder)
         n_frames, n_features = self.encoder.n_frames, self.encoder.backbone.n_features
-        self.mask_ratio = mask_ratio
-        self.decoder_embed = nn.Linear(self.encoder.embed_dim, decoder_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
-        self.register_buffer("decoder_pos", sincos_positions(n_frames, decoder_dim)[None], persistent=False)
-        self.decoder = nn.ModuleList(TransformerBlock(decoder_dim, decoder_heads) for _ in range(decoder_depth))
-        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
-        self.decoder_pred = nn.Linear(decoder_dim, n_features)
-        self.projector = projection_mlp([self.encoder.embed_dim, *projection])
+        self.mask_ratio = pretext.mask_ratio
+        dim = pretext.decoder_dim
+        self.decoder_embed = nn.Linear(self.encoder.embed_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.register_buffer("decoder_pos", sincos_positions(n_frames, dim)[None], persistent=False)
+        self.decoder = nn.ModuleList(TransformerBlock(dim, pretext.decoder_heads) for _ in range(pretext.decoder_depth))
+        self.decoder_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.decoder_pred = nn.Linear(dim, n_features)
+        self.projector = projection_mlp([self.encoder.embed_dim, *pretext.projection])
         init_vit_weights(self.decoder)
         nn.init.normal_(self.mask_token, std=0.02)
 

@@ -1,85 +1,91 @@
-"""Models by name, built from plain-dict configs that round-trip through checkpoints."""
+"""Models by name, each rebuilt from a :class:`ModelSpec` that travels in its checkpoint."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._config import PRESETS, AdaptConfig, Architecture, Context, ModelConfig, get_preset
+from .._validation import check_int
 from .classifier import SleepClassifier
 from .neuronet import NeuroNet, NeuroNetEncoder
-from .presets import get_preset
 from .synthsleepnet import SynthSleepNet
 from .temporal import EpochHead, TemporalContextModule
 
-__all__ = ["MODELS", "build_model", "count_parameters", "describe_presets", "encoder_gflops", "get_config",
-           "model_from_preset", "sleep_classifier_kwargs"]
+__all__ = ["MODELS", "ModelSpec", "build_model", "count_parameters", "describe_presets", "encoder_gflops",
+           "model_from_preset"]
 
-MODELS: dict[str, type[nn.Module]] = {
-    "neuronet": NeuroNet,
-    "neuronet_encoder": NeuroNetEncoder,
-    "synthsleepnet": SynthSleepNet,
-    "temporal": TemporalContextModule,
-    "epoch_head": EpochHead,
-    "sleep_classifier": SleepClassifier,
+_MAX_CHANNELS = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model: architecture, sizes, channels, outputs, adapters.
+
+    Parameters
+    ----------
+    architecture : str
+        A key of :data:`MODELS`.
+    config : ModelConfig
+        Sizes (a preset, possibly with overrides).
+    channels : tuple of str
+        Canonical channels (fusion models and classifiers: one encoder each).
+    n_outputs : int
+        Classes (classifiers and heads).
+    context : str
+        ``epoch`` or ``sequence`` (classifiers).
+    adapt : AdaptConfig | None
+        Fine-tuning adapters of a sequence classifier.
+    """
+
+    architecture: Architecture
+    config: ModelConfig
+    channels: tuple[str, ...] = ()
+    n_outputs: int = 0
+    context: Context = "epoch"
+    adapt: AdaptConfig | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.channels) > _MAX_CHANNELS or len(set(self.channels)) != len(self.channels):
+            raise ValueError(f"channels must be at most {_MAX_CHANNELS} distinct names, got {list(self.channels)}")
+        if any(not 0 < len(c) <= 64 for c in self.channels):
+            raise ValueError(f"channel names must be 1 to 64 characters, got {list(self.channels)}")
+        if self.architecture in ("synthsleepnet", "sleep_classifier") and not self.channels:
+            raise ValueError(f"a {self.architecture} model needs at least one channel")
+        if self.architecture in ("sleep_classifier", "epoch_head"):
+            check_int("n_outputs", self.n_outputs, 2, 1000)
+
+
+def _epoch_head(spec: ModelSpec) -> nn.Module:
+    temporal = spec.config.temporal
+    return EpochHead(spec.config.fusion.fusion_dim, spec.n_outputs, temporal.hidden, temporal.dropout)
+
+
+MODELS: dict[str, Callable[[ModelSpec], nn.Module]] = {
+    "neuronet": lambda s: NeuroNet(s.config.encoder, s.config.neuronet),
+    "synthsleepnet": lambda s: SynthSleepNet(s.channels, s.config.encoder, s.config.fusion),
+    "sleep_classifier": lambda s: SleepClassifier(s.channels, s.config, s.n_outputs, s.context, s.adapt),
+    "epoch_head": _epoch_head,
 }
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+def build_model(spec: ModelSpec) -> nn.Module:
+    """Build the model ``spec`` describes; an unknown architecture lists the registered ones."""
+    if spec.architecture not in MODELS:
+        raise ValueError(f"unknown model {spec.architecture!r}; registered models: {sorted(MODELS)}")
+    return MODELS[spec.architecture](spec)
 
 
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build registered model ``name``; its config is kept for checkpoints (``get_config``)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
-    model = MODELS[name](**kwargs)
-    model.ssn_config = {"name": name, "kwargs": _jsonable(kwargs)}  # type: ignore[assignment]
-    return model
-
-
-def get_config(model: nn.Module) -> dict[str, Any]:
-    """The ``{"name", "kwargs"}`` a model was built from (``build_model(**config)`` rebuilds it)."""
-    config = getattr(model, "ssn_config", None)
-    if config is None:
-        raise ValueError(f"{type(model).__name__} was not built with build_model; it has no config")
-    return dict(config)
-
-
-def model_from_preset(name: str, preset: str, *, channels: Sequence[str] = (), n_outputs: int = 0,
-                      in_dim: int | None = None) -> nn.Module:
-    """Build ``neuronet``, ``synthsleepnet``, ``temporal`` or ``epoch_head`` at a preset's size."""
-    p = get_preset(preset)
-    if name in ("neuronet", "neuronet_encoder"):
-        kwargs = {"encoder": p["encoder"], **p["neuronet"]} if name == "neuronet" else p["encoder"]
-    elif name == "synthsleepnet":
-        kwargs = {"channels": list(channels), "encoder": p["encoder"], **p["fusion"]}
-    elif name == "temporal":
-        kwargs = {"in_dim": in_dim or p["fusion"]["fusion_dim"], "n_outputs": n_outputs, **p["temporal"]}
-    elif name == "epoch_head":
-        kwargs = {"in_dim": in_dim or p["fusion"]["fusion_dim"], "n_outputs": n_outputs,
-                  "hidden": p["temporal"]["hidden"], "dropout": p["temporal"]["dropout"]}
-    elif name == "sleep_classifier":
-        kwargs = sleep_classifier_kwargs(preset, channels, n_outputs, context="epoch")
-    else:
-        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
-    return build_model(name, **_jsonable(kwargs))
-
-
-def sleep_classifier_kwargs(preset: str, channels: Sequence[str], n_outputs: int, *, context: str
-                            ) -> dict[str, Any]:
-    """Constructor arguments of a :class:`SleepClassifier` at a preset's size."""
-    p = get_preset(preset)
-    fusion = {"channels": list(channels), "encoder": p["encoder"], **p["fusion"]}
-    if context == "epoch":
-        head = {"hidden": p["temporal"]["hidden"], "dropout": p["temporal"]["dropout"]}
-        return _jsonable({"fusion": fusion, "n_outputs": n_outputs, "context": "epoch", "head": head})
-    head = {k: v for k, v in p["temporal"].items()}
-    return _jsonable({"fusion": fusion, "n_outputs": n_outputs, "context": "sequence", "head": head,
-                      "finetune_lora": {"rank": 4, "alpha": 8.0}})
+def model_from_preset(architecture: Architecture, preset: str | ModelConfig, *, channels: Sequence[str] = (),
+                      n_outputs: int = 0, context: Context = "epoch", adapt: AdaptConfig | None = None
+                      ) -> nn.Module:
+    """Build ``architecture`` at a preset's size (a name, or a :class:`ModelConfig`)."""
+    config = get_preset(preset) if isinstance(preset, str) else preset
+    return build_model(ModelSpec(architecture, config, tuple(channels), n_outputs, context, adapt))
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -93,17 +99,17 @@ def encoder_gflops(encoder: NeuroNetEncoder) -> dict[str, float]:
     from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.zeros(1, encoder.epoch_samples)
-    parts = {"conv": encoder.backbone._conv_features, "frame_mlp": encoder.backbone.mlp,
-             "transformer": encoder.encode_tokens}
+    parts: dict[str, Callable[[torch.Tensor], Any]] = {
+        "conv": encoder.backbone._conv_features, "frame_mlp": encoder.backbone.mlp,
+        "transformer": encoder.encode_tokens}
     was_training = encoder.training
     encoder.eval()
     out: dict[str, float] = {}
     with torch.no_grad():
         frames = x.unfold(-1, encoder.frame_samples, encoder.step_samples).reshape(-1, encoder.frame_samples)
-        conv_in = frames
         mlp_in = encoder.backbone._conv_features(frames)
         tokens = encoder.embed(encoder.backbone.mlp(mlp_in)[None])
-        for name, inputs in (("conv", conv_in), ("frame_mlp", mlp_in), ("transformer", tokens)):
+        for name, inputs in (("conv", frames), ("frame_mlp", mlp_in), ("transformer", tokens)):
             counter = FlopCounterMode(display=False)
             with counter:
                 parts[name](inputs)
@@ -122,23 +128,22 @@ def describe_presets(channels: Sequence[str] = ("C4-M1", "E1-M2", "Chin", "ECG")
     ``synthsleepnet`` counts are for one encoder per channel in ``channels`` (the paper's four),
     with LoRA adapters; trainable excludes the frozen encoder weights.
     """
-    from .presets import PRESETS
-
     rows = []
-    for name, preset in PRESETS.items():
-        neuronet = model_from_preset("neuronet", name)
-        fusion = model_from_preset("synthsleepnet", name, channels=channels)
-        temporal = model_from_preset("temporal", name, n_outputs=5)
+    for name, config in PRESETS.items():
+        neuronet = NeuroNet(config.encoder, config.neuronet)
+        fusion = SynthSleepNet(channels, config.encoder, config.fusion)
+        temporal = TemporalContextModule(config.fusion.fusion_dim, 5, config.temporal)
         n_total, n_train = count_parameters(fusion)
+        encoder = neuronet.encoder
         rows.append({
             "preset": name,
-            "description": preset["description"],
+            "description": config.description,
             "neuronet_params": count_parameters(neuronet)[0],
-            "neuronet_encoder_params": count_parameters(neuronet.encoder)[0],
+            "neuronet_encoder_params": count_parameters(encoder)[0],
             "synthsleepnet_params": n_total,
             "synthsleepnet_trainable": n_train,
             "synthsleepnet_channels": list(channels),
             "temporal_params": count_parameters(temporal)[0],
-            "gflops_per_epoch_per_modality": {k: round(v, 3) for k, v in encoder_gflops(neuronet.encoder).items()},
+            "gflops_per_epoch_per_modality": {k: round(v, 3) for k, v in encoder_gflops(encoder).items()},
         })
     return rows

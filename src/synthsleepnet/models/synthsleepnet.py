@@ -15,11 +15,13 @@ and any subset of channels can be encoded (a clinic without ECG is still scored)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .._config import EncoderConfig, FusionConfig
+from .._validation import CheckpointError
 from .blocks import TransformerBlock, init_vit_weights, projection_mlp, sincos_positions
 from .lora import add_lora
 from .masking import random_masking, unshuffle
@@ -61,56 +63,51 @@ class SynthSleepNet(nn.Module):
     ----------
     channels : sequence of str
         Canonical channels, one encoder each (paper: C4-M1, E1-M2, Chin, ECG).
-    encoder : dict
-        Keyword arguments of :class:`NeuroNetEncoder` (shared by all channels).
-    fusion_dim, fusion_depth, fusion_heads : int
-        Shared transformer (paper: 512, 4, 8).
-    decoder_dim, decoder_depth, decoder_heads : int
-        Per-channel decoders (paper: 256, 3, 8).
-    projection : tuple of int
-        Contrastive projector sizes after the input width (paper: 512, 256).
-    mask_ratio : float
-        Fraction of each channel's tokens masked in pretraining (paper: 0.4).
-    lora_rank, lora_alpha : int, float
-        Encoder adapters (paper: 4, 16); 0 rank trains nothing in the encoders.
-    lora_targets : tuple of str
-        Names of the encoder linears that get adapters (paper: attention output projections).
+    encoder : EncoderConfig
+        The per-channel NeuroNet encoders (all the same size).
+    fusion : FusionConfig
+        Shared transformer, per-channel decoders, projector, mask ratio and encoder LoRA
+        (paper: 512 wide, 4 blocks, 8 heads; decoders 256, 3 blocks; projector 512, 256;
+        masking 0.4; LoRA rank 4, alpha 16 on the attention output projections).
     """
 
-    def __init__(self, channels: Sequence[str], *, encoder: dict[str, Any] | None = None,
-                 fusion_dim: int = 512, fusion_depth: int = 4, fusion_heads: int = 8,
-                 decoder_dim: int = 256, decoder_depth: int = 3, decoder_heads: int = 8,
-                 projection: tuple[int, ...] = (512, 256), mask_ratio: float = 0.4,
-                 lora_rank: int = 4, lora_alpha: float = 16.0,
-                 lora_targets: tuple[str, ...] = ("attn.proj",)) -> None:
+    pos_embed: torch.Tensor
+    decoder_pos: torch.Tensor
+
+    def __init__(self, channels: Sequence[str], encoder: EncoderConfig | None = None,
+                 fusion: FusionConfig | None = None) -> None:
         super().__init__()
         if not channels:
             raise ValueError("SynthSleepNet needs at least one channel")
+        fusion = fusion or FusionConfig()
+        encoder = encoder or EncoderConfig()
         self.channels = list(channels)
-        self.mask_ratio = mask_ratio
-        self.encoders = nn.ModuleDict({_key(c): NeuroNetEncoder(**(encoder or {})) for c in self.channels})
-        first = next(iter(self.encoders.values()))
-        n_frames, embed_dim = first.n_frames, first.embed_dim
+        self.mask_ratio = fusion.mask_ratio
+        self.encoders = nn.ModuleDict({_key(c): NeuroNetEncoder(encoder) for c in self.channels})
+        n_frames, embed_dim = encoder.n_frames, encoder.embed_dim
+        fusion_dim, decoder_dim = fusion.fusion_dim, fusion.decoder_dim
         self.n_frames, self.embed_dim, self.fusion_dim = n_frames, embed_dim, fusion_dim
         for enc in self.encoders.values():
             enc.requires_grad_(False)
-            if lora_rank > 0:
-                add_lora(enc, lora_targets, lora_rank, lora_alpha)
+            if fusion.lora_rank > 0:
+                add_lora(enc, fusion.lora_targets, fusion.lora_rank, fusion.lora_alpha)
         self.token_proj = nn.ModuleDict({_key(c): _TokenProjection(embed_dim, fusion_dim) for c in self.channels})
         self.channel_token = nn.ParameterDict({_key(c): nn.Parameter(torch.zeros(1, n_frames, fusion_dim))
                                                for c in self.channels})
         self.register_buffer("pos_embed", sincos_positions(n_frames, fusion_dim)[None], persistent=False)
-        self.fusion = nn.ModuleList(TransformerBlock(fusion_dim, fusion_heads) for _ in range(fusion_depth))
+        self.fusion = nn.ModuleList(TransformerBlock(fusion_dim, fusion.fusion_heads)
+                                    for _ in range(fusion.fusion_depth))
         self.fusion_norm = nn.LayerNorm(fusion_dim, eps=1e-6)
         self.decoder_embed = nn.Linear(fusion_dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         self.register_buffer("decoder_pos", sincos_positions(n_frames, decoder_dim)[None], persistent=False)
         self.decoders = nn.ModuleDict({
-            _key(c): nn.Sequential(*[TransformerBlock(decoder_dim, decoder_heads) for _ in range(decoder_depth)],
+            _key(c): nn.Sequential(*[TransformerBlock(decoder_dim, fusion.decoder_heads)
+                                     for _ in range(fusion.decoder_depth)],
                                    nn.LayerNorm(decoder_dim, eps=1e-6), nn.Linear(decoder_dim, embed_dim))
             for c in self.channels})
-        self.fused_projector = projection_mlp([fusion_dim, *projection])
-        self.channel_projectors = nn.ModuleDict({_key(c): projection_mlp([embed_dim, *projection])
+        self.fused_projector = projection_mlp([fusion_dim, *fusion.projection])
+        self.channel_projectors = nn.ModuleDict({_key(c): projection_mlp([embed_dim, *fusion.projection])
                                                  for c in self.channels})
         fresh = [self.token_proj, self.fusion, self.fusion_norm, self.decoder_embed, self.decoders,
                  self.fused_projector, self.channel_projectors]
@@ -172,14 +169,17 @@ class SynthSleepNet(nn.Module):
     def load_encoder(self, channel: str, state: Mapping[str, torch.Tensor]) -> None:
         """Initialise one channel's encoder from a pretrained NeuroNet encoder's state dict."""
         target = self.encoders[_key(channel)]
+        wanted = target.state_dict()
         mapped = {}
-        for name in target.state_dict():
+        for name, tensor in wanted.items():
             source = name.replace(".base.", ".")
             if name.endswith(("lora_a", "lora_b")):
                 continue
             if source not in state:
-                raise KeyError(f"pretrained encoder for {channel} lacks {source!r}")
+                raise CheckpointError(f"the pretrained encoder for {channel} lacks the weight {source!r}; "
+                                      "was it pretrained with the same model preset?")
+            if state[source].shape != tensor.shape:
+                raise CheckpointError(f"the pretrained encoder for {channel} has {source!r} of shape "
+                                      f"{tuple(state[source].shape)}, this model needs {tuple(tensor.shape)}")
             mapped[name] = state[source]
-        missing = target.load_state_dict(mapped, strict=False).missing_keys
-        if any(not k.endswith(("lora_a", "lora_b")) for k in missing):
-            raise KeyError(f"could not load {channel} encoder: missing {missing}")
+        target.load_state_dict(mapped, strict=False)

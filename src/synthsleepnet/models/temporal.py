@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._config import TemporalConfig
 from .blocks import TransformerBlock, sincos_positions
 from .mamba2 import Mamba2
 
 __all__ = ["EpochHead", "TemporalContextModule"]
-
-MIXERS = ("mamba2", "gru", "transformer")
 
 
 class EpochHead(nn.Module):
@@ -21,6 +20,7 @@ class EpochHead(nn.Module):
 
     def __init__(self, in_dim: int, n_outputs: int, hidden: int = 256, dropout: float = 0.5) -> None:
         super().__init__()
+        self.n_outputs = n_outputs
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ELU(), nn.Dropout(dropout),
             nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ELU(), nn.Dropout(dropout),
@@ -34,20 +34,24 @@ class EpochHead(nn.Module):
 class _Mixer(nn.Module):
     """One sequence mixer, optionally bidirectional (sum of a forward and a reversed pass)."""
 
-    def __init__(self, kind: str, dim: int, bidirectional: bool, d_state: int, d_conv: int, expand: int,
-                 n_heads: int, max_len: int) -> None:
+    pos: torch.Tensor
+
+    def __init__(self, dim: int, config: TemporalConfig) -> None:
         super().__init__()
-        if kind not in MIXERS:
-            raise ValueError(f"mixer must be one of {list(MIXERS)}, got {kind!r}")
-        self.kind, self.bidirectional = kind, bidirectional
-        if kind == "mamba2":
-            self.fwd = Mamba2(dim, d_state=d_state, d_conv=d_conv, expand=expand)
-            self.bwd = Mamba2(dim, d_state=d_state, d_conv=d_conv, expand=expand) if bidirectional else None
-        elif kind == "gru":
-            self.gru = nn.GRU(dim, dim // 2 if bidirectional else dim, batch_first=True, bidirectional=bidirectional)
+        self.kind, self.bidirectional = config.mixer, config.bidirectional
+        if self.kind == "mamba2":
+            def mamba() -> Mamba2:
+                return Mamba2(dim, d_state=config.d_state, d_conv=config.d_conv, expand=config.expand,
+                              headdim=config.headdim)
+
+            self.fwd = mamba()
+            self.bwd = mamba() if self.bidirectional else None
+        elif self.kind == "gru":
+            self.gru = nn.GRU(dim, dim // 2 if self.bidirectional else dim, batch_first=True,
+                              bidirectional=self.bidirectional)
         else:
-            self.block = TransformerBlock(dim, n_heads)
-            self.register_buffer("pos", sincos_positions(max_len, dim)[None], persistent=False)
+            self.block = TransformerBlock(dim, config.n_heads)
+            self.register_buffer("pos", sincos_positions(max(config.seq_len, 64), dim)[None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "mamba2":
@@ -67,17 +71,17 @@ class TemporalContextModule(nn.Module):
     BatchNorm → ``x + mixer(x)`` → per-epoch :class:`EpochHead`. The paper's mixer is a causal
     Mamba2 (d_state 16, d_conv 4, expand 2) over 20-epoch windows; ``bidirectional`` adds a
     reversed pass so an epoch also sees what follows (as a scorer does), and ``gru`` or
-    ``transformer`` can replace Mamba2 for comparison.
+    ``transformer`` can replace Mamba2 for comparison (see :class:`TemporalConfig`).
     """
 
-    def __init__(self, in_dim: int, n_outputs: int, *, mixer: str = "mamba2", bidirectional: bool = False,
-                 d_state: int = 16, d_conv: int = 4, expand: int = 2, n_heads: int = 8,
-                 seq_len: int = 20, hidden: int = 256, dropout: float = 0.5) -> None:
+    def __init__(self, in_dim: int, n_outputs: int, config: TemporalConfig | None = None) -> None:
         super().__init__()
-        self.seq_len = seq_len
+        config = config or TemporalConfig()
+        self.seq_len = config.seq_len
+        self.n_outputs = n_outputs
         self.norm = nn.BatchNorm1d(in_dim)
-        self.mixer = _Mixer(mixer, in_dim, bidirectional, d_state, d_conv, expand, n_heads, max(seq_len, 64))
-        self.head = EpochHead(in_dim, n_outputs, hidden, dropout)
+        self.mixer = _Mixer(in_dim, config)
+        self.head = EpochHead(in_dim, n_outputs, config.hidden, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)

@@ -1,4 +1,4 @@
-"""Per-epoch labels from a scoring aligned to a recording: stage, apnea, hypopnea."""
+"""Per-epoch labels from a scoring aligned to a recording, one column per registered task."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 
 from .._validation import AnnotationError
-from ..io.annotations import APNEA_EVENTS, UNSCORED, Scoring
+from ..io.annotations import Scoring
+from ..tasks import UNSCORED, LabelContext, epoch_labels, task_names
 
-__all__ = ["LABEL_NAMES", "EpochLabels", "align_scoring", "event_epoch_labels"]
+__all__ = ["EpochLabels", "align_scoring"]
 
-#: Label columns, in the order they are stored.
-LABEL_NAMES: tuple[str, ...] = ("stage", "apnea", "hypopnea")
 #: A scoring whose start differs from the recording's by more than this belongs elsewhere.
 MAX_START_OFFSET_S = 3600.0
 
@@ -23,34 +22,15 @@ MAX_START_OFFSET_S = 3600.0
 class EpochLabels:
     """Labels of a recording's epochs and what aligning the scoring changed.
 
-    ``labels`` has shape (E, 3): stage (0–4, -1 unscored), apnea and hypopnea (1 when an event
-    overlaps the epoch, 0 when not, -1 when respiratory events were not scored). ``events`` are in
+    ``labels`` has shape (E, n_tasks), one column per registered task in ``names`` (stage 0–4;
+    an event task 1 when an event overlaps the epoch, 0 when not; −1 unknown). ``events`` are in
     seconds from the recording start.
     """
 
     labels: np.ndarray
+    names: tuple[str, ...]
     events: pd.DataFrame
     notes: list[str]
-
-
-def event_epoch_labels(events: pd.DataFrame, kinds: tuple[str, ...], n_epochs: int,
-                       epoch_s: float, min_overlap_s: float = 0.0) -> np.ndarray:
-    """1 for every epoch an event of ``kinds`` overlaps by more than ``min_overlap_s`` seconds.
-
-    Overlap is computed exactly from onset and duration; nothing is rounded to epochs, so a 10-s
-    event that straddles an epoch boundary marks both epochs when ``min_overlap_s`` allows it.
-    """
-    flags = np.zeros(n_epochs, dtype=np.int8)
-    chosen = events[events["event"].isin(kinds)]
-    for onset, duration in zip(chosen["onset_s"], chosen["duration_s"], strict=True):
-        end = onset + max(float(duration), 0.0)
-        first = max(int(np.floor(onset / epoch_s)), 0)
-        last = min(int(np.ceil(end / epoch_s)), n_epochs)
-        for k in range(first, last):
-            overlap = min(end, (k + 1) * epoch_s) - max(onset, k * epoch_s)
-            if overlap > min_overlap_s or (duration == 0 and overlap == 0 and k == first):
-                flags[k] = 1
-    return flags
 
 
 def align_scoring(scoring: Scoring | None, recording_start: dt.datetime | None, n_epochs: int,
@@ -62,13 +42,22 @@ def align_scoring(scoring: Scoring | None, recording_start: dt.datetime | None, 
     both are said in ``notes``. A scoring whose stated start is more than an hour away from the
     recording's, or whose scored epochs all fall after the recording's end, is refused.
     """
-    labels = np.full((n_epochs, len(LABEL_NAMES)), UNSCORED, dtype=np.int8)
+    names = task_names()
     empty = pd.DataFrame({"onset_s": pd.Series(dtype=float), "duration_s": pd.Series(dtype=float),
                           "event": pd.Series(dtype=str)})
     if scoring is None:
-        return EpochLabels(labels, empty, ["no scoring: every label is unknown (-1)"])
-    notes: list[str] = []
+        labels = np.full((n_epochs, len(names)), UNSCORED, dtype=np.int8)
+        return EpochLabels(labels, names, empty, ["no scoring: every label is unknown (-1)"])
+    notes: list[str] = list(scoring.notes)
     offset_s = 0.0
+    if scoring.start is None and scoring.clock_start is not None and recording_start is not None:
+        clock = recording_start.time()
+        apart = abs((clock.hour * 3600 + clock.minute * 60 + clock.second)
+                    - (scoring.clock_start.hour * 3600 + scoring.clock_start.minute * 60 + scoring.clock_start.second))
+        if min(apart, 86400 - apart) > MAX_START_OFFSET_S:
+            raise AnnotationError(
+                f"{scoring.source}: scoring starts at clock time {scoring.clock_start} but {source} starts at "
+                f"{clock}; this scoring belongs to another recording")
     if scoring.start is not None and recording_start is not None:
         offset_s = (scoring.start - recording_start).total_seconds()
         if abs(offset_s) > MAX_START_OFFSET_S:
@@ -92,7 +81,6 @@ def align_scoring(scoring: Scoring | None, recording_start: dt.datetime | None, 
     if np.any(src != UNSCORED) and not np.any(stages != UNSCORED):
         raise AnnotationError(f"{scoring.source}: none of its scored epochs falls inside {source} "
                               f"({n_epochs} epochs); this scoring belongs to another recording")
-    labels[:, 0] = stages
     events = scoring.events.copy()
     events["onset_s"] = events["onset_s"] + offset_s
     end_s = n_epochs * epoch_s
@@ -100,9 +88,7 @@ def align_scoring(scoring: Scoring | None, recording_start: dt.datetime | None, 
     if outside.any():
         notes.append(f"{int(outside.sum())} events outside the recording dropped from the labels")
     events = events[~outside].reset_index(drop=True)
-    if scoring.respiratory_scored:
-        labels[:, 1] = event_epoch_labels(events, APNEA_EVENTS, n_epochs, epoch_s, min_overlap_s)
-        labels[:, 2] = event_epoch_labels(events, ("hypopnea",), n_epochs, epoch_s, min_overlap_s)
-    else:
+    if not scoring.respiratory_scored:
         notes.append("no respiratory scoring: apnea and hypopnea labels unknown (-1)")
-    return EpochLabels(labels, events, notes)
+    context = LabelContext(stages, events, epoch_s, min_overlap_s, scoring.respiratory_scored)
+    return EpochLabels(epoch_labels(context, names), names, events, notes)

@@ -12,10 +12,11 @@ import pandas as pd
 
 from .._config import PreprocessingConfig, config_hash, config_to_dict
 from .._logging import logger, verbose
-from .._validation import ChannelNotFoundError, SignalQualityError
+from .._validation import ChannelNotFoundError, PSGReadError, SignalQualityError
 from ..io.annotations import Scoring, read_scoring
 from ..io.channels import MODALITIES, ChannelTable, MappedChannel, map_channels
 from ..io.recording import Recording, read_recording
+from ..tasks import UNSCORED
 from .labels import align_scoring
 from .signal import bandpass, check_signal_quality, fit_band, resample, robust_scale
 
@@ -69,24 +70,32 @@ class PreparedNight:
         Canonical channel names, in table order.
     modalities : list of str
         Modality of each channel.
-    labels : ndarray of int8, shape (E, 3)
-        Stage, apnea, hypopnea per epoch (-1 unknown).
+    labels : ndarray of int8, shape (E, n_tasks)
+        One column per task in ``label_names`` (stage, apnea, hypopnea; -1 unknown).
+    label_names : tuple of str
+        The task of each label column (the task registry's order when prepared).
     events : DataFrame
         Scored events (``onset_s``, ``duration_s``, ``event``) from the recording start.
     config : PreprocessingConfig
         The settings used.
     report : NightReport
         What was used, skipped and changed.
+    start_iso : str | None
+        Recording start (ISO 8601), when known.
+    gap_epochs : list of int
+        Epochs an EDF+D gap overlaps: their signal is bridged and their labels unscored.
     """
 
     signals: np.ndarray
     channels: list[str]
     modalities: list[str]
     labels: np.ndarray
+    label_names: tuple[str, ...]
     events: pd.DataFrame
     config: PreprocessingConfig
     report: NightReport
     start_iso: str | None = None
+    gap_epochs: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def n_epochs(self) -> int:
@@ -98,30 +107,63 @@ class PreparedNight:
             "channels": self.channels,
             "modalities": self.modalities,
             "n_epochs": self.n_epochs,
+            "labels": list(self.label_names),
             "start": self.start_iso,
+            "gap_epochs": self.gap_epochs,
             "preprocessing": config_to_dict(self.config),
             "preprocessing_hash": config_hash(self.config),
             "report": self.report.to_dict(),
         }
 
 
-def _source_data(recording: Recording, channel: MappedChannel) -> tuple[np.ndarray, float, str]:
+#: Share of samples at the recorder's digital limits above which a channel is called clipped.
+_CLIPPED_FRACTION = 0.01
+
+
+def _source_data(recording: Recording, channel: MappedChannel) -> tuple[np.ndarray, float, str, float]:
+    """A channel's samples (derived when needed), rate, unit and share of clipped samples."""
     first = recording.signal(channel.sources[0])
+    for sig in (recording.signal(s) for s in channel.sources):
+        if sig.problem:
+            raise SignalQualityError(f"{recording.path}: channel {sig.label!r} cannot be used: {sig.problem}")
+    data = first.data
+    clipped = first.clipped_fraction or 0.0
     if not channel.derived:
-        return first.data, first.sfreq, first.unit
+        return data, first.sfreq, first.unit, clipped
     second = recording.signal(channel.sources[1])
-    if first.sfreq != second.sfreq or first.data.size != second.data.size:
+    if first.sfreq != second.sfreq or first.n_samples != second.n_samples:
         raise SignalQualityError(
             f"{recording.path}: cannot derive {channel.name} as {channel.sources[0]} − "
             f"{channel.sources[1]}: rates {first.sfreq:g}/{second.sfreq:g} Hz, lengths "
-            f"{first.data.size}/{second.data.size} samples differ")
-    return first.data - second.data, first.sfreq, first.unit
+            f"{first.n_samples}/{second.n_samples} samples differ")
+    data -= second.data
+    return data, first.sfreq, first.unit, max(clipped, second.clipped_fraction or 0.0)
 
 
-def _condition(data: np.ndarray, sfreq: float, unit: str, channel: MappedChannel,
-               config: PreprocessingConfig, source: str) -> tuple[np.ndarray, dict[str, Any]]:
+def _gap_mask(n_samples: int, sfreq: float, gaps: list[tuple[float, float]]) -> np.ndarray:
+    mask = np.zeros(n_samples, dtype=bool)
+    for onset, duration in gaps:
+        mask[int(np.floor(onset * sfreq)):int(np.ceil((onset + duration) * sfreq))] = True
+    return mask
+
+
+def _bridge_gaps(data: np.ndarray, sfreq: float, gaps: list[tuple[float, float]]) -> None:
+    """Fill the samples of recording gaps (NaN) by linear interpolation, in place, so the
+    filters see no step; the epochs they touch are unscored anyway."""
+    if not gaps:
+        return
+    missing = _gap_mask(data.size, sfreq, gaps) & np.isnan(data)
+    if missing.any() and not missing.all():
+        index = np.arange(data.size)
+        data[missing] = np.interp(index[missing], index[~missing], data[~missing])
+
+
+def _condition(data: np.ndarray, sfreq: float, unit: str, clipped: float, channel: MappedChannel,
+               config: PreprocessingConfig, source: str, gaps: list[tuple[float, float]]
+               ) -> tuple[np.ndarray, dict[str, Any]]:
     """Check, resample, filter and scale one channel; raise SignalQualityError if unusable."""
     label = "−".join(channel.sources)
+    _bridge_gaps(data, sfreq, gaps)
     check_signal_quality(data, label, source)
     info: dict[str, Any] = {"source": list(channel.sources), "native_sfreq": sfreq, "unit": unit}
     band, note = fit_band(config.bands_hz.get(channel.modality), sfreq, config.sfreq)
@@ -129,6 +171,10 @@ def _condition(data: np.ndarray, sfreq: float, unit: str, channel: MappedChannel
         raise SignalQualityError(f"{source}: channel {label!r} ({channel.name}): {note}")
     if note:
         info["band_note"] = note
+    if clipped > _CLIPPED_FRACTION:
+        info["clipping_warning"] = (f"{100 * clipped:.1f} % of the samples of {label!r} sit at the recorder's "
+                                    "limits: the signal is clipped (saturated or railing amplifier)")
+        logger.warning("%s: %s", source, info["clipping_warning"])
     if channel.modality in _BIOPOTENTIAL:
         if unit != "uV":
             info["unit_note"] = f"unit {unit!r} is not a voltage; assumed µV"
@@ -139,7 +185,9 @@ def _condition(data: np.ndarray, sfreq: float, unit: str, channel: MappedChannel
                        f"outside the plausible {lo:g}–{hi:g} µV; check its physical unit")
             logger.warning("%s", message)
             info["amplitude_warning"] = message
-    x = bandpass(resample(data, sfreq, config.sfreq), config.sfreq, band, config.filter_order)
+    x = resample(data, sfreq, config.sfreq)
+    del data
+    x = bandpass(x, config.sfreq, band, config.filter_order)
     info["band_hz"] = list(band) if band else None
     if config.scaling.get(channel.modality, "robust") == "fixed":
         offset, scale = config.fixed_scaling[channel.modality]
@@ -151,10 +199,22 @@ def _condition(data: np.ndarray, sfreq: float, unit: str, channel: MappedChannel
     return x, info
 
 
-def _epoch_count(recording: Recording, epoch_s: float) -> tuple[int, float]:
-    duration = min(s.duration_s for s in recording.signals)
+def _epoch_count(recording: Recording, mapping_sources: list[str], epoch_s: float) -> tuple[int, float]:
+    """Whole epochs the mapped channels all cover, and the trailing partial epoch in seconds."""
+    usable = [recording.signal(label) for label in mapping_sources]
+    durations = [s.duration_s for s in usable if not s.problem] or [s.duration_s for s in recording.signals]
+    duration = min(durations)
     n_epochs = int(np.floor(duration / epoch_s + 1e-9))
     return n_epochs, duration - n_epochs * epoch_s
+
+
+def gap_epochs(gaps: list[tuple[float, float]], n_epochs: int, epoch_s: float) -> np.ndarray:
+    """Indices of the epochs a recording gap overlaps (they are unscored and flagged)."""
+    hit = np.zeros(n_epochs, dtype=bool)
+    for onset, duration in gaps:
+        first, last = int(np.floor(onset / epoch_s)), int(np.ceil((onset + duration) / epoch_s))
+        hit[max(first, 0):min(last, n_epochs)] = True
+    return np.flatnonzero(hit)
 
 
 @verbose
@@ -210,25 +270,32 @@ def prepare_recording(
         report.notes.append(f"{name}: also matched {list(labels)}; the first label was used")
     if not recording.signals:
         raise ChannelNotFoundError(f"{source}: the recording holds no signal channels")
-    n_epochs, truncated_s = _epoch_count(recording, config.epoch_s)
+    sources = [label for channel in mapping.channels for label in channel.sources]
+    n_epochs, truncated_s = _epoch_count(recording, sources, config.epoch_s)
     if n_epochs == 0:
         raise SignalQualityError(f"{source}: the recording is {recording.duration_s:.1f} s long, "
                                  f"shorter than one {config.epoch_s:g}-s epoch")
     report.truncated_s = round(truncated_s, 6)
     n_samples = n_epochs * config.epoch_samples
-    columns: list[np.ndarray] = []
+    # filled one channel at a time: memory holds the output and the channel being conditioned
+    signals = np.empty((n_epochs, len(mapping.channels), config.epoch_samples), dtype=np.float32)
     channels: list[str] = []
     for channel in mapping.channels:
         try:
-            data, sfreq, unit = _source_data(recording, channel)
-            conditioned, info = _condition(data, sfreq, unit, channel, config, source)
-        except SignalQualityError as err:
+            data, sfreq, unit, clipped = _source_data(recording, channel)
+            conditioned, info = _condition(data, sfreq, unit, clipped, channel, config, source, recording.gaps)
+        except (SignalQualityError, PSGReadError) as err:
             report.channels_skipped[channel.name] = str(err).removeprefix(f"{source}: ")
             logger.warning("%s", err)
             continue
-        columns.append(conditioned[:n_samples].astype(np.float32))
+        if conditioned.size < n_samples:
+            report.channels_skipped[channel.name] = (f"{conditioned.size / config.sfreq:.1f} s long after "
+                                                     f"resampling, shorter than the night's {n_epochs} epochs")
+            continue
+        signals[:, len(channels)] = conditioned[:n_samples].reshape(n_epochs, config.epoch_samples)
         channels.append(channel.name)
         report.channels_used[channel.name] = info
+    signals = signals[:, :len(channels)]  # a view; the store writes it contiguously
     modality_of = {c.name: c.modality for c in mapping.channels}
     modalities = [modality_of[name] for name in channels]
     report.modalities_missing = [m for m in MODALITIES if m not in modalities]
@@ -240,14 +307,16 @@ def prepare_recording(
     if not channels:
         raise ChannelNotFoundError(f"{source}: no usable canonical channel. Labels: {recording.labels}; "
                                    f"skipped: {report.channels_skipped}")
-    signals = np.stack(columns, axis=0).reshape(len(channels), n_epochs, config.epoch_samples)
-    signals = np.ascontiguousarray(signals.transpose(1, 0, 2))
     aligned = align_scoring(scoring, recording.start, n_epochs, config.epoch_s,
                             min_overlap_s=config.event_min_overlap_s, source=source)
     report.notes.extend(aligned.notes)
+    gapped = gap_epochs(recording.gaps, n_epochs, config.epoch_s)
+    if gapped.size:
+        aligned.labels[gapped] = UNSCORED
+        report.notes.append(f"{gapped.size} epoch(s) overlap recording gaps: their labels are unscored (-1)")
     start_iso = recording.start.isoformat() if recording.start else None
-    return PreparedNight(signals, channels, modalities, aligned.labels, aligned.events, config,
-                         report, start_iso)
+    return PreparedNight(signals, channels, modalities, aligned.labels, aligned.names, aligned.events, config,
+                         report, start_iso, gapped.tolist())
 
 
 def describe_recording(
@@ -268,11 +337,13 @@ def describe_recording(
     feeds = mapping.by_label()
     rows = []
     for sig in recording.signals:
-        row: dict[str, Any] = {"label": sig.label, "sfreq": sig.sfreq, "n_samples": int(sig.data.size),
+        row: dict[str, Any] = {"label": sig.label, "sfreq": sig.sfreq, "n_samples": sig.n_samples,
                                "duration_s": sig.duration_s, "unit": sig.original_unit,
                                "canonical": None, "modality": None}
         channel = feeds.get(sig.label)
-        if channel is None:
+        if sig.problem:
+            row["use"] = f"not used: {sig.problem}"
+        elif channel is None:
             row["use"] = "not used: no alias in the channel table"
         else:
             row.update(canonical=channel.name, modality=channel.modality)

@@ -1,8 +1,8 @@
 """Scoring a recording and the result object."""
 
 from .embed import embed_epochs, write_embeddings
-from .result import STAGE_LABELS, ScoringResult, severity_band
-from .score import load_scorers, score_recording
+from .result import ScoringResult, severity_band
+from .score import Scorer, load_scorers, score_recording
 
-__all__ = ["STAGE_LABELS", "ScoringResult", "embed_epochs", "load_scorers", "score_recording", "severity_band",
+__all__ = ["Scorer", "ScoringResult", "embed_epochs", "load_scorers", "score_recording", "severity_band",
            "write_embeddings"]

@@ -11,13 +11,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_write_text
+from ..metrics import classification_metrics
 from ..stats import sleep_statistics
+from ..tasks import RESPIRATORY_EVENTS, STAGES, TASKS, UNSCORED
 
-__all__ = ["STAGE_LABELS", "ScoringResult", "severity_band"]
+__all__ = ["ScoringResult", "severity_band"]
 
-#: Stage strings by code; unscored epochs are "UNS".
-STAGE_LABELS: tuple[str, ...] = ("W", "N1", "N2", "N3", "R")
-_CODES = {name: code for code, name in enumerate(STAGE_LABELS)} | {"UNS": -1, "ART": -1}
+#: Stage codes by string; epochs without a stage are "UNS" (no stage model, or unscored).
+_CODES = {name: code for code, name in enumerate(STAGES)} | {"UNS": UNSCORED, "ART": UNSCORED}
 #: AHI severity bands (events per hour): AASM / ICSD-3.
 SEVERITY = ((5.0, "normal"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
 
@@ -44,9 +46,10 @@ class ScoringResult:
     stages : list of str
         Per epoch: W, N1, N2, N3, R (UNS where no stage model ran).
     stage_proba : ndarray (E, 5) | None
-        Stage probabilities in the order of ``STAGE_LABELS``; rows sum to 1.
-    apnea_proba, hypopnea_proba : ndarray (E,) | None
-        Probability that an apnea / hypopnea overlaps each epoch.
+        Stage probabilities in the order of :data:`~synthsleepnet.tasks.STAGES`; rows sum to 1.
+    event_proba : dict of str to ndarray (E,)
+        Per event task (``apnea``, ``hypopnea``), the probability that such an event overlaps
+        each epoch.
     epoch_s : float
         Epoch length in seconds.
     start : datetime
@@ -73,8 +76,7 @@ class ScoringResult:
 
     stages: list[str]
     stage_proba: np.ndarray | None
-    apnea_proba: np.ndarray | None
-    hypopnea_proba: np.ndarray | None
+    event_proba: dict[str, np.ndarray]
     epoch_s: float
     start: dt.datetime
     source: str
@@ -104,9 +106,9 @@ class ScoringResult:
         mapping = mapping or _CODES
         return np.array([mapping[s] for s in self.stages], dtype=int)
 
-    def flags(self, kind: str) -> np.ndarray | None:
-        """0/1 per epoch for ``apnea`` or ``hypopnea`` (probability > threshold)."""
-        proba = {"apnea": self.apnea_proba, "hypopnea": self.hypopnea_proba}[kind]
+    def flags(self, task: str) -> np.ndarray | None:
+        """0/1 per epoch for an event task (probability > threshold); None if it was not scored."""
+        proba = self.event_proba.get(task)
         return None if proba is None else (proba > self.threshold).astype(int)
 
     def respiratory_events(self) -> pd.DataFrame:
@@ -116,10 +118,10 @@ class ScoringResult:
         count is a lower bound when events cluster.
         """
         rows = []
-        for kind in ("apnea", "hypopnea"):
-            flags = self.flags(kind)
-            if flags is not None:
-                rows += [(o, d, kind) for o, d in _runs(flags, self.epoch_s)]
+        for task in self.event_proba:
+            if set(TASKS[task].events) <= set(RESPIRATORY_EVENTS):
+                flags = (self.event_proba[task] > self.threshold).astype(int)
+                rows += [(o, d, task) for o, d in _runs(flags, self.epoch_s)]
         table = pd.DataFrame(rows, columns=["onset_s", "duration_s", "event"])
         return table.sort_values("onset_s", kind="stable").reset_index(drop=True)
 
@@ -134,7 +136,7 @@ class ScoringResult:
         Only events starting in a sleep epoch count. NaN when no apnea/hypopnea model ran or
         there is no sleep.
         """
-        if self.apnea_proba is None and self.hypopnea_proba is None:
+        if not any(set(TASKS[t].events) <= set(RESPIRATORY_EVENTS) for t in self.event_proba):
             return {"ahi": float("nan"), "severity": "unknown", "n_events": 0,
                     "note": "no apnea/hypopnea model was given"}
         codes = self.as_int()
@@ -151,12 +153,10 @@ class ScoringResult:
         """Accuracy and κ against the reference hypnogram, over epochs both scored."""
         if self.reference is None:
             return None
-        from ..training.metrics import classification_metrics
-
         ref = np.array([_CODES[s] for s in self.reference])
         pred = self.as_int()
         pred = np.where(pred < 0, 0, pred)
-        metrics = classification_metrics(ref, pred, 5, STAGE_LABELS)
+        metrics = classification_metrics(ref, pred, len(STAGES), STAGES)
         return {k: metrics[k] for k in ("n_epochs", "accuracy", "kappa", "macro_f1", "f1", "confusion")}
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -165,14 +165,13 @@ class ScoringResult:
         table: dict[str, Any] = {"epoch": np.arange(self.n_epochs), "onset_s": onset,
                                  "time": [(self.start + dt.timedelta(seconds=float(o))).isoformat() for o in onset],
                                  "stage": self.stages}
-        for i, name in enumerate(STAGE_LABELS):
+        for i, name in enumerate(STAGES):
             table[f"p_{name}"] = self.stage_proba[:, i] if self.stage_proba is not None else np.nan
         table["confidence"] = self.confidence
-        for kind in ("apnea", "hypopnea"):
-            proba = getattr(self, f"{kind}_proba")
-            table[f"p_{kind}"] = proba if proba is not None else np.nan
-            flags = self.flags(kind)
-            table[f"{kind}_flag"] = flags if flags is not None else pd.array([pd.NA] * self.n_epochs, dtype="Int64")
+        for task in (t for t in TASKS if TASKS[t].is_event):
+            flags = self.flags(task)
+            table[f"p_{task}"] = self.event_proba[task] if flags is not None else np.nan
+            table[f"{task}_flag"] = flags if flags is not None else pd.array([pd.NA] * self.n_epochs, dtype="Int64")
         if self.reference is not None:
             table["reference_stage"] = self.reference
         return pd.DataFrame(table)
@@ -202,12 +201,11 @@ class ScoringResult:
         """Serialise everything (round-trips through :meth:`from_json`)."""
         data = dataclasses.asdict(self)
         data["start"] = self.start.isoformat()
-        for key in ("stage_proba", "apnea_proba", "hypopnea_proba"):
-            value = getattr(self, key)
-            data[key] = None if value is None else np.asarray(value).tolist()
+        data["stage_proba"] = None if self.stage_proba is None else np.asarray(self.stage_proba).tolist()
+        data["event_proba"] = {k: np.asarray(v).tolist() for k, v in self.event_proba.items()}
         text = json.dumps(data, allow_nan=True)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            atomic_write_text(path, text)
         return text
 
     @classmethod
@@ -217,9 +215,9 @@ class ScoringResult:
             text = Path(text_or_path).read_text(encoding="utf-8")
         data = json.loads(text)
         data["start"] = dt.datetime.fromisoformat(data["start"])
-        for key in ("stage_proba", "apnea_proba", "hypopnea_proba"):
-            if data[key] is not None:
-                data[key] = np.asarray(data[key], dtype=float)
+        if data["stage_proba"] is not None:
+            data["stage_proba"] = np.asarray(data["stage_proba"], dtype=float)
+        data["event_proba"] = {k: np.asarray(v, dtype=float) for k, v in data["event_proba"].items()}
         return cls(**data)
 
     # --- other tools ---

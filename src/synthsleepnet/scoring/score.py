@@ -2,53 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._config import PreprocessingConfig, config_from_dict
+from .._config import PreprocessingConfig
+from .._device import Runtime, resolve_runtime
 from .._logging import logger, verbose
+from .._validation import CheckpointError, check_finite_output
 from ..io.annotations import Scoring, read_scoring
-from ..io.channels import load_channel_table, map_channels
+from ..io.channels import ChannelTable, load_channel_table, map_channels
 from ..io.recording import Recording, read_recording
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import CheckpointMeta, load_classifier
+from ..models.classifier import SleepClassifier
 from ..preprocessing.pipeline import prepare_recording
 from ..preprocessing.signal import resample
-from .result import STAGE_LABELS, ScoringResult
+from ..tasks import STAGES, get_task
+from .result import ScoringResult
 
-__all__ = ["load_scorers", "score_recording"]
-
-_TASK_FIELD = {"stage": "stage_proba", "apnea": "apnea_proba", "hypopnea": "hypopnea_proba"}
+__all__ = ["Scorer", "load_scorers", "score_recording"]
 
 
-def load_scorers(checkpoints: Sequence[str | Path]) -> tuple[dict[str, Any], PreprocessingConfig, str]:
-    """Load probe/fine-tune checkpoints, one per task, sharing one preprocessing."""
+@dataclasses.dataclass(frozen=True)
+class Scorer:
+    """A loaded classifier, its metadata and the file it came from."""
+
+    model: SleepClassifier
+    meta: CheckpointMeta
+    path: str
+
+
+def load_scorers(checkpoints: Sequence[str | Path], runtime: Runtime | None = None
+                 ) -> tuple[dict[str, Scorer], PreprocessingConfig]:
+    """Load probe/fine-tune checkpoints, at most one per task, sharing one preprocessing."""
     if not checkpoints:
         raise ValueError("give at least one model checkpoint (a probe or fine-tune checkpoint)")
-    models: dict[str, Any] = {}
-    hashes = set()
-    preprocessing: dict[str, Any] = {}
+    device = runtime.device if runtime else "cpu"
+    scorers: dict[str, Scorer] = {}
     for path in checkpoints:
-        model, meta = load_checkpoint(path)
-        if meta.get("stage") not in ("probe", "finetune"):
-            raise ValueError(f"{path} is a {meta.get('stage')!r} checkpoint; scoring needs a probe or "
-                             "fine-tune checkpoint (its classifier)")
-        task = meta["task"]
-        if task in models:
-            raise ValueError(f"two checkpoints for task {task!r}: {models[task][1]['path']} and {path}")
-        models[task] = (model, {**meta, "path": str(path)})
-        hashes.add(meta["preprocessing_hash"])
-        preprocessing = meta["preprocessing"]
+        model, meta = load_classifier(path, device=device)
+        task = get_task(str(meta.task)).name
+        if task in scorers:
+            raise CheckpointError(f"two checkpoints for task {task!r}: {scorers[task].path} and {path}")
+        if meta.preprocessing is None:
+            raise CheckpointError(f"{path} does not record the preprocessing of its training data")
+        scorers[task] = Scorer(model, meta, str(path))
+    hashes = {s.meta.preprocessing_hash for s in scorers.values()}
     if len(hashes) != 1:
-        raise ValueError(f"the checkpoints were trained on differently prepared data ({sorted(hashes)})")
-    return models, config_from_dict(PreprocessingConfig, preprocessing), hashes.pop()
+        raise CheckpointError(f"the checkpoints were trained on differently prepared data ({sorted(map(str, hashes))})")
+    preprocessing = next(iter(scorers.values())).meta.preprocessing
+    if preprocessing is None:  # checked per checkpoint above
+        raise CheckpointError("no preprocessing recorded")
+    return scorers, preprocessing
 
 
-def _match_channels(wanted: Sequence[str], available: dict[str, np.ndarray], modality_of: dict[str, str],
-                    table: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _match_channels(wanted: Sequence[str], available: Mapping[str, np.ndarray], modality_of: Mapping[str, str],
+                    table: ChannelTable) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The model's channels present in the night; a missing one is stood in for by an unused
     channel of the same modality (Fpz-Cz for C4-M1 in Sleep-EDF), which is reported."""
     inputs = {c: available[c] for c in wanted if c in available}
@@ -66,12 +79,12 @@ def _match_channels(wanted: Sequence[str], available: dict[str, np.ndarray], mod
     return inputs, swapped
 
 
-def _spo2_1hz(recording: Recording, channel_table: Any) -> list[float] | None:
+def _spo2_1hz(recording: Recording, channel_table: ChannelTable) -> list[float] | None:
     mapping = map_channels(recording.labels, channel_table)
     for ch in mapping.channels:
         if ch.modality == "spo2" and not ch.derived:
             sig = recording.signal(ch.sources[0])
-            return np.round(resample(sig.data, sig.sfreq, 1.0), 2).tolist()
+            return [float(v) for v in np.round(resample(sig.data, sig.sfreq, 1.0), 2)]
     return None
 
 
@@ -84,9 +97,11 @@ def score_recording(
     channel_file: str | Path | None = None,
     timezone: dt.tzinfo = dt.UTC,
     threshold: float = 0.5,
+    device: str = "auto",
+    precision: str = "auto",
     verbose: bool | str | int | None = None,
 ) -> ScoringResult:
-    """Score one night: stages with probabilities, apnea and hypopnea per epoch, statistics, AHI.
+    """Score one night: stages with probabilities, event flags per epoch, statistics, AHI.
 
     The recording is prepared exactly as the models' training data were (the settings travel in
     the checkpoints), with the channels it has; models use the subset of their channels present
@@ -105,11 +120,21 @@ def score_recording(
     timezone : tzinfo
         Zone of the EDF clock time (EDF stores local time without a zone).
     threshold : float
-        Probability above which an epoch is flagged for an apnea or hypopnea.
+        Probability above which an epoch is flagged for an event.
+    device, precision : str
+        Where the models run (``auto``: CUDA when present) and in what precision (``auto``: bf16
+        where supported).
     verbose : bool | str | int | None
         Log level for this call.
+
+    Raises
+    ------
+    ModelOutputError
+        If a model produces NaN or infinite probabilities (a damaged model never yields a
+        hypnogram).
     """
-    scorers, config, digest = load_scorers(models)
+    runtime = resolve_runtime(device, precision)
+    scorers, config = load_scorers(models, runtime)
     table = load_channel_table(channel_file)
     if not isinstance(recording, Recording):
         recording = read_recording(recording)
@@ -118,12 +143,14 @@ def score_recording(
     night = prepare_recording(recording, annotations, config=config, channel_table=table)
     available = {c: night.signals[:, i] for i, c in enumerate(night.channels)}
     modality_of = dict(zip(night.channels, night.modalities, strict=True))
-    outputs: dict[str, np.ndarray | None] = {"stage_proba": None, "apnea_proba": None, "hypopnea_proba": None}
+    stage_proba: np.ndarray | None = None
+    event_proba: dict[str, np.ndarray] = {}
     used: list[str] = []
     known: set[str] = set()
-    model_info = []
+    model_info: list[dict[str, Any]] = []
     substitutions: dict[str, str] = {}
-    for task, (model, meta) in scorers.items():
+    for task, scorer in scorers.items():
+        model, meta = scorer.model, scorer.meta
         known |= set(model.channels)
         inputs, swapped = _match_channels(model.channels, available, modality_of, table)
         substitutions.update(swapped)
@@ -132,29 +159,34 @@ def score_recording(
             raise ValueError(f"{recording.path}: the {task} model needs a channel of the modalities of "
                              f"{model.channels}; the night has {night.channels} "
                              f"(skipped: {night.report.channels_skipped})")
-        proba = model.predict_proba(inputs)
-        outputs[_TASK_FIELD[task]] = proba if task == "stage" else proba[:, 1]
+        proba = check_finite_output(model.predict_proba(inputs, runtime=runtime), scorer.path)
+        if task == "stage":
+            stage_proba = proba
+        else:
+            event_proba[task] = proba[:, 1]
         used += [c for c in present if c not in used]
-        model_info.append({"task": task, "checkpoint": meta["path"], "stage": meta["stage"],
-                           "preset": meta.get("preset"), "pretrained": meta.get("pretrained"),
-                           "channels": present, "package_version": meta.get("package_version")})
-        logger.info("%s: %s model used %s", recording.path.name, task, present)
-    stage_proba = outputs["stage_proba"]
-    stages = ([STAGE_LABELS[i] for i in stage_proba.argmax(1)] if stage_proba is not None
-              else ["UNS"] * night.n_epochs)
+        model_info.append({"task": task, "checkpoint": scorer.path, "phase": meta.phase, "preset": meta.preset,
+                           "pretrained": meta.pretrained, "channels": present,
+                           "package_version": meta.package_version, "sha256": meta.tensor_sha256})
+        logger.info("%s: %s model used %s on %s", recording.path.name, task, present, runtime)
+    stages = [STAGES[i] for i in stage_proba.argmax(1)] if stage_proba is not None else ["UNS"] * night.n_epochs
+    for epoch in night.gap_epochs:  # no data there: not scored, whatever the model says
+        stages[epoch] = "UNS"
     reference = None
     if annotations is not None:
-        reference = ["UNS" if c < 0 else STAGE_LABELS[c] for c in night.labels[:, 0]]
+        column = night.label_names.index("stage")
+        reference = ["UNS" if c < 0 else STAGES[c] for c in night.labels[:, column]]
     start = (recording.start or dt.datetime(1985, 1, 1)).replace(tzinfo=timezone)
     missing = sorted(c for c in known - set(used) if c not in substitutions)
     notes = night.report.notes + [f"skipped {k}: {v}" for k, v in night.report.channels_skipped.items()]
+    notes += [f"{name}: {info[key]}" for name, info in night.report.channels_used.items()
+              for key in ("band_note", "unit_note", "amplitude_warning") if key in info]
     notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
     if missing:
         notes.append(f"channels the models know but the night lacks: {missing}")
-    return ScoringResult(stages=stages, stage_proba=stage_proba, apnea_proba=outputs["apnea_proba"],
-                         hypopnea_proba=outputs["hypopnea_proba"], epoch_s=config.epoch_s, start=start,
-                         source=str(recording.path), models=model_info, channels_used=used,
+    return ScoringResult(stages=stages, stage_proba=stage_proba, event_proba=event_proba, epoch_s=config.epoch_s,
+                         start=start, source=str(recording.path), models=model_info, channels_used=used,
                          channels_missing=missing,
                          modalities_used=list(dict.fromkeys(modality_of[c] for c in used)),
-                         preprocessing_hash=digest, reference=reference, threshold=threshold,
-                         spo2=_spo2_1hz(recording, table), notes=notes)
+                         preprocessing_hash=str(next(iter(scorers.values())).meta.preprocessing_hash),
+                         reference=reference, threshold=threshold, spo2=_spo2_1hz(recording, table), notes=notes)

@@ -7,6 +7,8 @@ generated per epoch in Python.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
@@ -66,9 +68,10 @@ def _sawtooth_burst(sfreq: float, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(25, 45) * wave * np.sin(np.pi * t / duration)
 
 
-def _place(x: np.ndarray, onsets_s: np.ndarray, sfreq: float, make: object, rng: np.random.Generator) -> None:
+def _place(x: np.ndarray, onsets_s: np.ndarray, sfreq: float,
+           make: Callable[[float, np.random.Generator], np.ndarray], rng: np.random.Generator) -> None:
     for onset in onsets_s:
-        _add(x, int(onset * sfreq), make(sfreq, rng))  # type: ignore[operator]
+        _add(x, int(onset * sfreq), make(sfreq, rng))
 
 
 def simulate_eeg(hyp: np.ndarray, profile: SubjectProfile, arousals: Arousals, sfreq: float,
@@ -174,7 +177,7 @@ def _beat(sfreq: float) -> np.ndarray:
     t = np.arange(int(0.7 * sfreq)) / sfreq - 0.25
     waves = ((150, -0.17, 0.025), (-100, -0.03, 0.01), (1000, 0.0, 0.012), (-250, 0.03, 0.012),
              (300, 0.25, 0.045))
-    return sum(a * np.exp(-0.5 * ((t - mu) / sd) ** 2) for a, mu, sd in waves)  # type: ignore[return-value]
+    return np.sum([a * np.exp(-0.5 * ((t - mu) / sd) ** 2) for a, mu, sd in waves], axis=0)
 
 
 def simulate_ecg(hyp: np.ndarray, profile: SubjectProfile, heart_rate_offset: np.ndarray,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 import re
+import threading
+import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +19,10 @@ from tqdm.auto import tqdm
 from .._config import PreprocessingConfig, config_hash
 from .._logging import logger, verbose
 from ..io.channels import load_channel_table
-from ..io.discover import RecordingFiles, find_recordings, subject_id
+from ..io.discover import RecordingFiles, find_recordings, find_scoring, subject_id
 from ..preprocessing.pipeline import prepare_recording
 from .epoch_store import create_store, rebuild_manifest
+from .lock import store_lock
 from .night_files import remove_partial_nights, write_night_files
 
 __all__ = ["PrepareSummary", "night_id_for", "prepare_store"]
@@ -52,18 +57,36 @@ def night_id_for(recording: Path) -> str:
 def _prepare_one(item: RecordingFiles, store: Path, night_id: str, config: PreprocessingConfig,
                  channel_file: str | None, required: tuple[str, ...], subject: str, cohort: str
                  ) -> tuple[str, str | None, str]:
-    """Worker: prepare and write one night. Returns (night_id, error or None, report text)."""
+    """Worker: prepare and write one night. Returns (night_id, error or None, report text).
+
+    Any exception is this night's failure, never the cohort's: it is returned with the file
+    named, and the other nights go on.
+    """
     try:
         night = prepare_recording(item.recording, item.scoring, config=config,
                                   channel_table=load_channel_table(channel_file), required=required)
-    except (ValueError, OSError) as err:  # our errors subclass ValueError; each names the file
-        return night_id, f"{type(err).__name__}: {err}", ""
-    meta = night.metadata()
-    meta.update(subject=subject, cohort=cohort, source=str(item.recording),
-                scoring=str(item.scoring) if item.scoring else None)
-    write_night_files(store / "nights" / night_id, night.signals, night.labels, night.events, meta,
-                      config.store_dtype)
+        meta = night.metadata()
+        meta.update(subject=subject, cohort=cohort, source=str(item.recording),
+                    scoring=str(item.scoring) if item.scoring else None)
+        write_night_files(store / "nights" / night_id, night.signals, night.labels, night.events, meta,
+                          config.store_dtype)
+    except Exception as err:  # one bad night must not stop the others; the reason is reported
+        text = str(err)
+        named = text if str(item.recording) in text or (item.scoring and str(item.scoring) in text) \
+            else f"{item.recording}: {text}"
+        return night_id, f"{type(err).__name__}: {named}", ""
     return night_id, None, night.report.summary()
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: exit when the parent dies (``kill -9`` leaves no orphan working on)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _done(store: Path, night_id: str, digest: str) -> bool:
@@ -97,8 +120,9 @@ def prepare_store(
     Parameters
     ----------
     inputs : str | Path | sequence
-        A folder (searched recursively; scorings paired by naming convention), or a list of
-        recordings or :class:`RecordingFiles`.
+        A folder (searched recursively), or a list of recordings or :class:`RecordingFiles`;
+        recordings without an explicit scoring are paired with one by naming convention
+        (:func:`~synthsleepnet.io.find_scoring`).
     store : str | Path
         The store folder; created if needed.
     config : PreprocessingConfig | None
@@ -129,12 +153,12 @@ def prepare_store(
     """
     config = config or PreprocessingConfig()
     store = create_store(store, config)
-    for name in remove_partial_nights(store / "nights"):
-        logger.warning("removed a half-written night left by an interrupted run: %s", name)
+    dirs = [Path(d) for d in scoring_dirs]
     if isinstance(inputs, str | Path):
-        items = find_recordings(inputs, scoring_dirs=scoring_dirs)
-    else:
-        items = [i if isinstance(i, RecordingFiles) else RecordingFiles(Path(i), None) for i in inputs]
+        items = find_recordings(inputs, scoring_dirs=dirs)
+    else:  # bare paths get their scoring by the same naming rules as a folder's recordings
+        items = [i if isinstance(i, RecordingFiles) else RecordingFiles(Path(i), find_scoring(Path(i), dirs))
+                 for i in inputs]
     if not items:
         raise FileNotFoundError(f"no recordings found in {inputs}")
     ids = [night_id_for(i.recording) for i in items]
@@ -142,6 +166,16 @@ def prepare_store(
     if clashes:
         raise ValueError(f"recordings share night id(s) {clashes}; rename the files or prepare "
                          "them into separate stores")
+    with store_lock(store):
+        return _prepare_items(store, items, ids, config, channel_file, tuple(required), cohort, subject_pattern,
+                              workers, overwrite, progress)
+
+
+def _prepare_items(store: Path, items: list[RecordingFiles], ids: list[str], config: PreprocessingConfig,
+                   channel_file: str | Path | None, required: tuple[str, ...], cohort: str,
+                   subject_pattern: str | None, workers: int, overwrite: bool, progress: bool) -> PrepareSummary:
+    for name in remove_partial_nights(store / "nights"):
+        logger.warning("removed a half-written night left by an interrupted run: %s", name)
     summary = PrepareSummary(store)
     digest = config_hash(config)
     todo = []
@@ -151,7 +185,6 @@ def prepare_store(
         else:
             todo.append((item, night_id))
     channel = str(channel_file) if channel_file else None
-    required = tuple(required)
     args = [(item, store, night_id, config, channel, required,
              subject_id(item.recording.stem, subject_pattern), cohort) for item, night_id in todo]
     bar = tqdm(total=len(args), desc="prepare", unit="night", disable=not progress or not args)
@@ -167,7 +200,11 @@ def prepare_store(
             bar.update()
     finally:
         bar.close()
-        rebuild_manifest(store)
+        try:
+            rebuild_manifest(store)
+        except OSError as err:  # a full disk must not hide the summary of what was prepared
+            summary.failed["(manifest)"] = f"{store / 'manifest.csv'} could not be written ({err}); rerun to rebuild it"
+            logger.error("%s", summary.failed["(manifest)"])
     return summary
 
 
@@ -176,7 +213,12 @@ def _run(args: list[tuple[Any, ...]], workers: int) -> Iterable[tuple[str, str |
         for a in args:
             yield _prepare_one(*a)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures: list[Future[tuple[str, str | None, str]]] = [pool.submit(_prepare_one, *a) for a in args]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(_prepare_one, *a): a[2] for a in args}
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except BrokenProcessPool:  # a worker was killed (out of memory?); say which nights are undone
+                yield futures[future], ("a worker process died while this night was being prepared or waited "
+                                        "(out of memory?); rerun to prepare it"), ""

@@ -26,7 +26,8 @@ import pandas as pd
 
 from .._atomic import atomic_write_text
 from .._config import PreprocessingConfig, config_from_dict, config_hash, config_to_dict
-from ..io.annotations import STAGE_NAMES, UNSCORED
+from .._validation import StoreError
+from ..tasks import STAGES, TASKS, UNSCORED, get_task, task_names
 from .night_files import NightFiles
 
 __all__ = ["STORE_FORMAT_VERSION", "EpochStore", "create_store", "rebuild_manifest"]
@@ -34,6 +35,8 @@ __all__ = ["STORE_FORMAT_VERSION", "EpochStore", "create_store", "rebuild_manife
 STORE_FORMAT_VERSION = 1
 _MANIFEST = "manifest.csv"
 _SPLITS = "splits.json"
+#: Label columns of stores written before the task registry recorded them.
+_LEGACY_LABELS = ("stage", "apnea", "hypopnea")
 
 
 def create_store(path: str | Path, config: PreprocessingConfig) -> Path:
@@ -41,29 +44,34 @@ def create_store(path: str | Path, config: PreprocessingConfig) -> Path:
 
     Raises
     ------
-    ValueError
+    StoreError
         If ``path`` is a store prepared with other settings (mixing them would give the model
-        inputs it was not trained on).
+        inputs it was not trained on) or other label columns (tasks registered since).
     """
     path = Path(path)
     info_file = path / "store.json"
     if info_file.exists():
         info = json.loads(info_file.read_text("utf-8"))
         if info["preprocessing_hash"] != config_hash(config):
-            raise ValueError(
+            raise StoreError(
                 f"{path} was prepared with other preprocessing settings (hash "
                 f"{info['preprocessing_hash']}, now {config_hash(config)}); use a new store folder")
+        labels = tuple(info.get("labels", _LEGACY_LABELS))
+        if labels != task_names():
+            raise StoreError(f"{path} holds label columns {list(labels)}, but the task registry now has "
+                             f"{list(task_names())}; prepare into a new store folder")
         return path
     (path / "nights").mkdir(parents=True, exist_ok=True)
     info = {"format_version": STORE_FORMAT_VERSION, "preprocessing": config_to_dict(config),
-            "preprocessing_hash": config_hash(config)}
+            "preprocessing_hash": config_hash(config), "labels": list(task_names())}
     atomic_write_text(info_file, json.dumps(info, indent=1))
     return path
 
 
 def _manifest_row(night_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     labels = np.load(night_dir / "labels.npy")
-    stages = labels[:, 0]
+    names = list(meta.get("labels", _LEGACY_LABELS))
+    stages = labels[:, names.index("stage")]
     row: dict[str, Any] = {
         "night_id": night_dir.name,
         "subject": meta.get("subject", night_dir.name),
@@ -74,12 +82,13 @@ def _manifest_row(night_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
         "channels": ";".join(meta["channels"]),
         "modalities": ";".join(dict.fromkeys(meta["modalities"])),
     }
-    for code, name in enumerate(STAGE_NAMES):
+    for code, name in enumerate(STAGES):
         row[f"n_{name}"] = int(np.sum(stages == code))
     row["n_unscored"] = int(np.sum(stages == UNSCORED))
-    row["n_apnea"] = int(np.sum(labels[:, 1] == 1))
-    row["n_hypopnea"] = int(np.sum(labels[:, 2] == 1))
-    row["respiratory_scored"] = bool(np.any(labels[:, 1] != UNSCORED))
+    events = [n for n in names if n in TASKS and TASKS[n].is_event]
+    for name in events:
+        row[f"n_{name}"] = int(np.sum(labels[:, names.index(name)] == 1))
+    row["respiratory_scored"] = bool(any(np.any(labels[:, names.index(n)] != UNSCORED) for n in events))
     return row
 
 
@@ -129,7 +138,7 @@ class EpochStore:
                                     "create one with `synthsleepnet prepare`")
         self.info: dict[str, Any] = json.loads(info_file.read_text("utf-8"))
         if self.info.get("format_version") != STORE_FORMAT_VERSION:
-            raise ValueError(f"{self.path}: store format {self.info.get('format_version')} is not "
+            raise StoreError(f"{self.path}: store format {self.info.get('format_version')} is not "
                              f"supported (expected {STORE_FORMAT_VERSION})")
         manifest_file = self.path / _MANIFEST
         self.manifest: pd.DataFrame = (pd.read_csv(manifest_file, dtype={"subject": str, "split": str},
@@ -149,6 +158,24 @@ class EpochStore:
     def night_ids(self) -> list[str]:
         return list(self._ids)
 
+    @property
+    def preprocessing_hash(self) -> str:
+        """The hash of the preprocessing every night was prepared with."""
+        return str(self.info["preprocessing_hash"])
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The task of each label column, in order."""
+        return tuple(self.info.get("labels", _LEGACY_LABELS))
+
+    def label_column(self, task: str) -> int:
+        """The label column of ``task``; refused when the store was prepared without it."""
+        get_task(task)
+        if task not in self.label_names:
+            raise StoreError(f"{self.path} has no labels for task {task!r} (its columns: "
+                             f"{list(self.label_names)}); prepare the store again to add them")
+        return self.label_names.index(task)
+
     def __len__(self) -> int:
         return len(self.manifest)
 
@@ -160,16 +187,16 @@ class EpochStore:
         if night_id not in self._nights:
             night_dir = self.path / "nights" / night_id
             if not night_dir.exists():
-                raise KeyError(f"{self.path}: no night {night_id!r}; nights: {self.night_ids[:10]}...")
+                raise StoreError(f"{self.path}: no night {night_id!r}; nights: {self.night_ids[:10]}...")
             self._nights[night_id] = NightFiles(night_dir)
         return self._nights[night_id]
 
     def channel_index(self, night_id: str, channels: list[str]) -> list[int]:
-        """Positions of ``channels`` in a night; raises KeyError naming what is missing."""
+        """Positions of ``channels`` in a night; raises StoreError naming what is missing."""
         have = self.night(night_id).channels
         missing = [c for c in channels if c not in have]
         if missing:
-            raise KeyError(f"night {night_id!r} lacks channel(s) {missing}; it has {have}")
+            raise StoreError(f"night {night_id!r} lacks channel(s) {missing}; it has {have}")
         return [have.index(c) for c in channels]
 
     def random_epochs(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int]]]:
@@ -224,8 +251,10 @@ class EpochStore:
         def nights_with(column: str) -> dict[str, int]:
             return dict(Counter(x for value in m[column] for x in str(value).split(";")))
 
-        stage_counts = {name: int(m[f"n_{name}"].sum()) for name in STAGE_NAMES}
+        stage_counts = {name: int(m[f"n_{name}"].sum()) for name in STAGES}
         stage_counts["unscored"] = int(m["n_unscored"].sum())
+        events = {f"{name}_epochs": int(m[f"n_{name}"].sum()) for name in self.label_names
+                  if f"n_{name}" in m and name != "stage"}
         return {
             "path": str(self.path),
             "nights": int(len(m)),
@@ -235,8 +264,7 @@ class EpochStore:
             "nights_per_channel": nights_with("channels"),
             "nights_per_modality": nights_with("modalities"),
             "stages": stage_counts,
-            "apnea_epochs": int(m["n_apnea"].sum()),
-            "hypopnea_epochs": int(m["n_hypopnea"].sum()),
+            **events,
             "splits": {str(k) or "unassigned": int(v) for k, v in m["split"].value_counts().items()},
             "preprocessing_hash": self.info["preprocessing_hash"],
         }

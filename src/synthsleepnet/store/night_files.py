@@ -5,7 +5,7 @@ A night is a folder ``nights/<night_id>/`` holding
 - ``signals.npy``: (E, C, T) epochs in the store dtype, C-contiguous, so epoch ``k`` is one
   contiguous byte range and a random batch costs one ``pread`` per epoch (no page-cache
   warm-up, no loading of the night);
-- ``labels.npy``: (E, 3) int8 stage/apnea/hypopnea;
+- ``labels.npy``: (E, n_tasks) int8, one column per task of the store's ``labels`` (stage, apnea, hypopnea);
 - ``events.csv``: scored events (onset, duration, type) in seconds from the recording start;
 - ``meta.json``: channels, modalities, source files, preprocessing settings and hash, report.
 
@@ -45,12 +45,17 @@ def write_night_files(night_dir: Path, signals: np.ndarray, labels: np.ndarray, 
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    np.save(tmp / "signals.npy", np.ascontiguousarray(signals, dtype=dtype))
-    np.save(tmp / "labels.npy", np.ascontiguousarray(labels, dtype=np.int8))
-    events.to_csv(tmp / "events.csv", index=False)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
-    for name in ("signals.npy", "labels.npy", "events.csv", "meta.json"):
-        _fsync_file(tmp / name)
+    try:
+        np.save(tmp / "signals.npy", np.ascontiguousarray(signals, dtype=dtype))
+        np.save(tmp / "labels.npy", np.ascontiguousarray(labels, dtype=np.int8))
+        events.to_csv(tmp / "events.csv", index=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        for name in ("signals.npy", "labels.npy", "events.csv", "meta.json"):
+            _fsync_file(tmp / name)
+    except OSError as err:  # a full disk: leave nothing half-written, and say which night and where
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(err.errno, f"cannot write night {night_dir.name} to {night_dir.parent} ({err.strerror})") \
+            from err
     if night_dir.exists():
         shutil.rmtree(night_dir)
     os.rename(tmp, night_dir)
@@ -85,7 +90,8 @@ class NightFiles:
             self._offset = f.tell()
         if fortran:
             raise ValueError(f"{self.path}/signals.npy is Fortran-ordered; rewrite the night")
-        self.shape: tuple[int, int, int] = tuple(shape)  # type: ignore[assignment]
+        n_epochs, n_channels, n_samples = shape
+        self.shape: tuple[int, int, int] = (int(n_epochs), int(n_channels), int(n_samples))
         self.dtype = np.dtype(dtype)
         self._epoch_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         self._labels: np.ndarray | None = None
@@ -100,7 +106,7 @@ class NightFiles:
 
     @property
     def labels(self) -> np.ndarray:
-        """(E, 3) int8 labels; small, so loaded once."""
+        """(E, n_tasks) int8 labels (columns: the store's ``label_names``); small, so loaded once."""
         if self._labels is None:
             self._labels = np.load(self.path / "labels.npy")
         return self._labels

@@ -1,26 +1,19 @@
-"""Training and evaluation: splits, datasets, losses, the loop, pretraining, adaptation, metrics."""
+"""Training and evaluation: splits, datasets, losses, the loop, pretraining and adaptation."""
 
 from .adapt import finetune, probe
-from .data import TASKS, class_weights, inverse_frequency_weights
+from .data import class_weights, inverse_frequency_weights
 from .evaluate import evaluate
 from .loop import FitResult, fit
 from .losses import masked_mse, neuronet_loss, nt_xent, synthsleepnet_loss
-from .metrics import auprc, auroc, classification_metrics, event_f1, events_from_flags
 from .pretrain import pretrain_multimodal, pretrain_unimodal
 from .splits import SPLITS, assign_splits, sample_labelled_epochs, split_nights
 
 __all__ = [
     "SPLITS",
-    "TASKS",
     "FitResult",
     "assign_splits",
-    "auprc",
-    "auroc",
     "class_weights",
-    "classification_metrics",
     "evaluate",
-    "event_f1",
-    "events_from_flags",
     "finetune",
     "fit",
     "inverse_frequency_weights",

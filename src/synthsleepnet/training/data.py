@@ -1,11 +1,13 @@
 """PyTorch datasets over an epoch store: single epochs per channel, multichannel epochs, windows.
 
-Items are read on demand with ``pread``; nothing is loaded up front.
+Items are read on demand with ``pread``; nothing is loaded up front. Every dataset says which
+nights it left out and why (``skipped``): training logs it and saves it beside the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -13,14 +15,41 @@ from torch.utils.data import Dataset
 
 from ..store.epoch_store import EpochStore
 
-__all__ = ["ChannelEpochs", "MultiChannelEpochs", "TASKS", "Windows", "class_weights", "inverse_frequency_weights"]
+__all__ = ["ChannelEpochs", "Items", "MultiChannelEpochs", "ReportsSkipped", "Windows", "class_weights",
+           "inverse_frequency_weights", "nights_with_channels"]
 
-#: task → (label column, number of classes, class names)
-TASKS: dict[str, tuple[int, int, tuple[str, ...]]] = {
-    "stage": (0, 5, ("W", "N1", "N2", "N3", "R")),
-    "apnea": (1, 2, ("none", "apnea")),
-    "hypopnea": (2, 2, ("none", "hypopnea")),
-}
+
+class Items(Protocol):
+    """A map-style dataset: a length and items by index."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+@runtime_checkable
+class ReportsSkipped(Protocol):
+    """A dataset that names the nights it left out: ``{night: reason}``."""
+
+    skipped: dict[str, str]
+
+
+def _missing(have: Sequence[str], channels: Sequence[str]) -> list[str]:
+    return [c for c in channels if c not in have]
+
+
+def nights_with_channels(store: EpochStore, nights: Sequence[str], channels: Sequence[str]
+                         ) -> tuple[list[str], dict[str, str]]:
+    """The nights holding every one of ``channels``, and the others with the reason."""
+    usable, skipped = [], {}
+    for night in nights:
+        have = store.night(night).channels
+        missing = _missing(have, channels)
+        if missing:
+            skipped[night] = f"lacks channel(s) {missing} (it has {have})"
+        else:
+            usable.append(night)
+    return usable, skipped
 
 
 class ChannelEpochs(Dataset[torch.Tensor]):
@@ -28,13 +57,14 @@ class ChannelEpochs(Dataset[torch.Tensor]):
 
     def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str]) -> None:
         self.store = store
+        self.skipped: dict[str, str] = {}
         items = []
         for night in nights:
-            have = store.night(night).channels
-            for ch in channels:
-                if ch in have:
-                    c = have.index(ch)
-                    items += [(night, e, c) for e in range(store.night(night).n_epochs)]
+            nf = store.night(night)
+            present = [nf.channels.index(c) for c in channels if c in nf.channels]
+            if not present:
+                self.skipped[night] = f"has none of the channels {list(channels)} (it has {nf.channels})"
+            items += [(night, e, c) for c in present for e in range(nf.n_epochs)]
         if not items:
             raise ValueError(f"no epochs of channels {list(channels)} in nights {list(nights)[:5]}")
         self.items = items
@@ -48,18 +78,23 @@ class ChannelEpochs(Dataset[torch.Tensor]):
 
 
 class MultiChannelEpochs(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
-    """Epochs as ``{channel: (T,)}`` with their (3,) labels; only nights with every channel."""
+    """Epochs as ``{channel: (T,)}`` with their (n_tasks,) labels; only nights with every channel.
+
+    With ``epochs`` (a label-fraction sample, ``night → epoch indices``) only those epochs are
+    items; nights outside the sample are not "skipped", they simply hold no sampled epoch.
+    """
 
     def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str],
-                 epochs: dict[str, np.ndarray] | None = None) -> None:
+                 epochs: Mapping[str, np.ndarray] | None = None) -> None:
         self.store, self.channels = store, list(channels)
         self.items: list[tuple[str, int]] = []
         self._index: dict[str, list[int]] = {}
-        skipped = []
+        self.skipped: dict[str, str] = {}
         for night in nights:
             have = store.night(night).channels
-            if not all(c in have for c in channels):
-                skipped.append(night)
+            missing = _missing(have, channels)
+            if missing:
+                self.skipped[night] = f"lacks channel(s) {missing} (it has {have})"
                 continue
             if epochs is None:
                 chosen = np.arange(store.night(night).n_epochs)
@@ -69,16 +104,15 @@ class MultiChannelEpochs(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
                 continue
             self._index[night] = [have.index(c) for c in channels]
             self.items += [(night, int(e)) for e in chosen]
-        self.skipped_nights = skipped
         if not self.items:
-            raise ValueError(f"no nights with all of {self.channels} among {list(nights)[:5]}")
+            raise ValueError(f"no nights with all of {self.channels} among {list(nights)[:5]}: {self.skipped}")
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def labels(self) -> np.ndarray:
-        """(N, 3) labels of all items, without reading signals."""
-        return np.stack([self.store.night(n).labels[e] for n, e in self.items])
+    def labels(self, column: int) -> np.ndarray:
+        """(N,) labels of one column for all items, without reading signals."""
+        return np.array([self.store.night(n).labels[e, column] for n, e in self.items])
 
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         night, epoch = self.items[i]
@@ -89,23 +123,27 @@ class MultiChannelEpochs(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
 
 
 class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
-    """Windows of ``length`` consecutive epochs: ``{channel: (S, T)}`` and (S, 3) labels.
+    """Windows of ``length`` consecutive epochs: ``{channel: (S, T)}`` and (S, n_tasks) labels.
 
-    Training windows use ``stride`` 10 (overlapping); evaluation uses ``stride == length`` and a
-    last window aligned to the end, so every epoch is covered. With ``epochs`` (a label-fraction
-    sample) only windows holding at least one chosen epoch are kept, and unchosen epochs get
-    label -1 so the loss ignores them.
+    Training windows overlap (``stride`` < ``length``); evaluation uses ``stride == length`` and
+    a last window aligned to the end, so every epoch is covered. With ``epochs`` (a label-
+    fraction sample) only windows holding at least one chosen epoch are kept, and unchosen
+    epochs get label -1 so the loss ignores them.
     """
 
     def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str], *,
-                 length: int = 20, stride: int = 10, epochs: dict[str, np.ndarray] | None = None) -> None:
+                 length: int = 20, stride: int = 10, epochs: Mapping[str, np.ndarray] | None = None) -> None:
         self.store, self.channels, self.length = store, list(channels), length
         self.items: list[tuple[str, int]] = []
         self._index: dict[str, list[int]] = {}
         self._mask: dict[str, np.ndarray] = {}
+        self.skipped: dict[str, str] = {}
         for night in nights:
             nf = store.night(night)
-            if not all(c in nf.channels for c in channels) or nf.n_epochs < length:
+            missing = _missing(nf.channels, channels)
+            if missing or nf.n_epochs < length:
+                self.skipped[night] = (f"lacks channel(s) {missing} (it has {nf.channels})" if missing else
+                                       f"has {nf.n_epochs} epochs, fewer than one {length}-epoch window")
                 continue
             self._index[night] = [nf.channels.index(c) for c in channels]
             keep = np.ones(nf.n_epochs, dtype=bool)
@@ -118,19 +156,20 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
                 starts.append(nf.n_epochs - length)
             self.items += [(night, s) for s in starts if keep[s:s + length].any()]
         if not self.items:
-            raise ValueError(f"no {length}-epoch windows with all of {self.channels} in {list(nights)[:5]}")
+            raise ValueError(f"no {length}-epoch windows with all of {self.channels} in {list(nights)[:5]}: "
+                             f"{self.skipped}")
 
     def __len__(self) -> int:
         return len(self.items)
 
     def _window_labels(self, night: str, start: int) -> np.ndarray:
-        """(length, 3) labels of one window, -1 for epochs outside the label-fraction sample."""
+        """(length, n_tasks) labels of one window, -1 for epochs outside the label-fraction sample."""
         labels = self.store.night(night).labels[start:start + self.length].astype(np.int64)
         labels[~self._mask[night][start:start + self.length]] = -1
         return labels
 
     def labels(self, column: int) -> np.ndarray:
-        """(windows, length) labels of one task as training sees them, without reading signals."""
+        """(windows, length) labels of one column as training sees them, without reading signals."""
         return np.stack([self._window_labels(n, s)[:, column] for n, s in self.items])
 
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

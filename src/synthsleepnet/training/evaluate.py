@@ -7,63 +7,65 @@ from typing import Any
 
 import numpy as np
 
-from .._logging import verbose
-from ..models.checkpoint import check_compatible, load_checkpoint
+from .._device import resolve_runtime
+from .._logging import logger, verbose
+from .._validation import CheckpointError
+from ..metrics import classification_metrics, event_f1, events_from_flags
+from ..models.checkpoint import check_compatible, load_classifier
 from ..store.epoch_store import EpochStore
-from .adapt import night_inputs
-from .data import TASKS
-from .metrics import classification_metrics, event_f1, events_from_flags
+from ..tasks import get_task
+from .adapt import night_inputs, predict_night
+from .data import nights_with_channels
 from .splits import split_nights
 
 __all__ = ["evaluate"]
 
-_EVENT_TYPES = {"apnea": ("apnea_obstructive", "apnea_central", "apnea_mixed", "apnea"), "hypopnea": ("hypopnea",)}
-
 
 @verbose
-def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test",
-             verbose: bool | str | int | None = None) -> dict[str, Any]:
+def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", device: str = "auto",
+             precision: str = "auto", verbose: bool | str | int | None = None) -> dict[str, Any]:
     """Metrics of a probe or fine-tune checkpoint on one split's subjects (default: test).
 
-    Stages: accuracy, macro-F1, κ, per-class F1, confusion. Apnea/hypopnea add AUROC, AUPRC and
+    Stages: accuracy, macro-F1, κ, per-class F1, confusion. Event tasks add AUROC, AUPRC and
     event-level F1 (runs of predicted positive epochs against scored events, any overlap).
-    Unscored epochs are ignored. Refuses a store prepared differently from the training data.
+    Unscored epochs are ignored; nights without the model's channels are left out and listed
+    under ``skipped``. Refuses a store prepared differently from the training data, nights that
+    trained or selected the model, and a model whose outputs are not finite.
     """
-    model, meta = load_checkpoint(checkpoint)
-    if meta.get("stage") not in ("probe", "finetune"):
-        raise ValueError(f"{checkpoint} is a {meta.get('stage')!r} checkpoint; evaluate takes a probe or "
-                         "fine-tune checkpoint")
+    runtime = resolve_runtime(device, precision)
+    model, meta = load_classifier(checkpoint, device=runtime.device)
     st = EpochStore(store)
-    check_compatible(meta, preprocessing_hash=st.info["preprocessing_hash"], source=str(checkpoint))
-    task = meta["task"]
-    column, n_classes, names = TASKS[task]
+    check_compatible(meta, preprocessing_hash=st.preprocessing_hash, source=str(checkpoint))
+    task = get_task(str(meta.task))
+    column = st.label_column(task.name)
     nights = split_nights(st, split)
-    overlap = sorted(set(nights) & set(meta.get("nights", [])) | set(nights) & set(meta.get("val_nights", [])))
+    used = set(meta.data.nights + meta.data.val_nights) if meta.data else set()
+    overlap = sorted(set(nights) & used)
     if overlap:
-        raise ValueError(f"nights {overlap[:5]} of split {split!r} were used to train or select {checkpoint}")
+        raise CheckpointError(f"nights {overlap[:5]} of split {split!r} were used to train or select {checkpoint}")
+    usable, skipped = nights_with_channels(st, nights, model.channels)
+    for night, reason in skipped.items():
+        logger.warning("evaluate: night %s left out: %s", night, reason)
+    if not usable:
+        raise ValueError(f"no night of split {split!r} has the model's channels {model.channels}: {skipped}")
     truth, probs, true_events, pred_events = [], [], [], []
     epoch_s = st.config.epoch_s
     offset = 0.0
-    for night in nights:
-        inputs = night_inputs(st, night, model.channels)  # type: ignore[arg-type]
-        if len(inputs) != len(model.channels):  # type: ignore[arg-type]
-            continue
-        p = model.predict_proba(inputs)  # type: ignore[operator]
+    for night in usable:
+        p = predict_night(model, night_inputs(st, night, model.channels), runtime, str(checkpoint))
         labels = st.night(night).labels[:, column]
         probs.append(p)
         truth.append(labels)
-        if task in _EVENT_TYPES:
+        if task.is_event:
             events = st.night(night).events
-            chosen = events[events["event"].isin(_EVENT_TYPES[task])]
+            chosen = events[events["event"].isin(task.events)]
             true_events += [(offset + o, d) for o, d in zip(chosen["onset_s"], chosen["duration_s"], strict=True)]
             pred_events += [(offset + o, d) for o, d in events_from_flags(p.argmax(1), epoch_s)]
         offset += labels.size * epoch_s + 3600  # nights never touch
-    if not probs:
-        raise ValueError(f"no night of split {split!r} has the model's channels {model.channels}")
     p, t = np.concatenate(probs), np.concatenate(truth)
-    out = {"checkpoint": str(checkpoint), "task": task, "split": split, "nights": len(probs),
-           "stage": meta["stage"], "pretrained": meta.get("pretrained"), "label_fraction": meta.get("label_fraction"),
-           **classification_metrics(t, p.argmax(1), n_classes, names, scores=p)}
-    if task in _EVENT_TYPES:
+    out = {"checkpoint": str(checkpoint), "task": task.name, "split": split, "nights": len(usable),
+           "phase": meta.phase, "pretrained": meta.pretrained, "label_fraction": meta.label_fraction,
+           "skipped": skipped, **classification_metrics(t, p.argmax(1), task.n_classes, task.classes, scores=p)}
+    if task.is_event:
         out.update(event_f1(true_events, pred_events))
     return out

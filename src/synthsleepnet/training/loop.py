@@ -1,24 +1,31 @@
-"""One training loop for every stage: seeded, resumable, logged, DDP-aware.
+"""One training loop for every phase: seeded, resumable, logged, on any device, DDP-aware.
 
 Determinism: item order, masking and dropout are reseeded from ``(seed, epoch)`` at the start of
 every epoch, and the training state (model, optimiser, schedule, history) is written atomically
 after every epoch, so a run killed at any point and resumed with ``resume=True`` ends with the
-same weights as an uninterrupted one.
+same weights as an uninterrupted one. The state records the run's identity (phase, task,
+modality, model, data, label fraction, training settings); resuming with any of them changed is
+refused, naming the field, and a damaged state file gives a clear error (``restart=True``
+starts over).
 
-Scale-out: under ``torchrun`` (``WORLD_SIZE`` > 1) the loop joins a process group (gloo on CPU,
-NCCL on GPU), wraps the model in DistributedDataParallel and gives each rank every
-``world_size``-th item of the epoch's order; rank 0 writes checkpoints and logs. BatchNorm
-statistics stay per process, so a 2-process run matches a 1-process run only to a tolerance.
+Scale-out: under ``torchrun`` (``WORLD_SIZE`` > 1) the loop joins a process group (NCCL with
+each process on its ``LOCAL_RANK`` GPU, gloo on CPU), wraps the model in
+DistributedDataParallel (SyncBatchNorm on CUDA; on CPU BatchNorm statistics stay per process,
+so a 2-process run matches a 1-process run only to a tolerance) and gives each rank a disjoint
+share of each epoch's seeded order (:class:`EpochSampler`); gradients of accumulated
+micro-batches are synchronised once per step (``no_sync``); rank 0 writes checkpoints and logs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +33,44 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_text
 from .._config import TrainConfig, config_to_dict
+from .._device import Runtime, resolve_runtime
 from .._logging import logger
-from ..models.checkpoint import save_checkpoint
+from .._validation import ResumeError
+from ..models.checkpoint import CheckpointMeta, save_checkpoint
+from .data import ReportsSkipped
 
-__all__ = ["FitResult", "fit", "init_distributed", "is_main_process"]
+__all__ = ["EpochSampler", "FitResult", "fit", "init_distributed", "is_main_process", "run_identity", "to_device"]
 
-StepFn = Callable[[nn.Module, Any, torch.Generator], dict[str, torch.Tensor]]
+#: ``step(batch, generator) → {"loss": …, other terms…}``; it closes over the model it trains.
+StepFn = Callable[[Any, torch.Generator], dict[str, torch.Tensor]]
 ValidateFn = Callable[[nn.Module], dict[str, Any]]
 _STATE = "train_state.pt"
+_CHECKPOINT = "model.safetensors"
 
 
 @dataclasses.dataclass
 class FitResult:
-    """Where the selected model is and how training went."""
+    """Where the selected model is, how training went, and what data it left out."""
 
     checkpoint: Path
     history: list[dict[str, Any]]
     best_epoch: int | None
     best_score: float | None
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def init_distributed() -> tuple[int, int]:
+def init_distributed(device: torch.device) -> tuple[int, int]:
     """Join the torchrun process group if there is one; returns (rank, world size)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -63,6 +78,17 @@ def init_distributed() -> tuple[int, int]:
 
 def is_main_process() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a batch (tensors in dicts, lists and tuples) to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
 def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: float) -> torch.optim.lr_scheduler.LambdaLR:
@@ -77,15 +103,55 @@ def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: f
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> np.ndarray:
-    rng = np.random.default_rng([seed, epoch])
-    if weights is None:
-        return rng.permutation(n)
-    return rng.choice(n, size=n, replace=True, p=weights)
+class EpochSampler(Sampler[int]):
+    """Each epoch's seeded item order, shared out among DDP ranks (DistributedSampler semantics).
+
+    The order depends only on ``(seed, epoch)`` (a permutation, or draws with replacement by
+    ``weights``), so it is the same for any number of loader workers and after a resume. Under
+    ``world`` processes it is padded with its own first items to a multiple of ``world`` and
+    rank ``r`` takes items ``r, r + world, …``: shares are disjoint and equally long.
+    """
+
+    def __init__(self, n_items: int, seed: int, *, weights: np.ndarray | None = None, rank: int = 0,
+                 world: int = 1) -> None:
+        self.n_items, self.seed, self.weights, self.rank, self.world = n_items, seed, weights, rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.weights is None:
+            order = rng.permutation(self.n_items)
+        else:
+            order = rng.choice(self.n_items, size=self.n_items, replace=True, p=self.weights)
+        pad = (-len(order)) % self.world
+        return np.concatenate([order, order[:pad]])[self.rank::self.world]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order().tolist())
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_items / self.world)
 
 
-def _collate(batch: Sequence[Any]) -> Any:
-    return torch.utils.data.default_collate(list(batch))
+class _Step(nn.Module):
+    """Runs the step function as ``forward``, so DistributedDataParallel sees every forward pass
+    (its gradient synchronisation is armed there; calling a model's own methods around the DDP
+    wrapper would train each replica apart)."""
+
+    def __init__(self, model: nn.Module, step_fn: StepFn) -> None:
+        super().__init__()
+        self.model = model
+        self.step_fn = step_fn
+
+    def forward(self, batch: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return self.step_fn(batch, generator)
+
+
+def _collate(batch: list[Any]) -> Any:
+    return torch.utils.data.default_collate(batch)
 
 
 def _log_row(out_dir: Path, row: dict[str, Any], writer: Any) -> None:
@@ -115,6 +181,56 @@ def _tensorboard(out_dir: Path) -> Any:
     return SummaryWriter(str(out_dir / "tensorboard"))
 
 
+def run_identity(meta: CheckpointMeta) -> dict[str, Any]:
+    """What must not change between a run and its resumption (device and precision may)."""
+    train = config_to_dict(meta.train) if meta.train else {}
+    for key in ("device", "precision"):
+        train.pop(key, None)
+    data = config_to_dict(meta.data) if meta.data else {}
+    return {"phase": meta.phase, "task": meta.task, "modality": meta.modality, "model": config_to_dict(meta.spec),
+            "preprocessing_hash": meta.preprocessing_hash, "store": data.get("store"), "nights": data.get("nights"),
+            "label_fraction": meta.label_fraction, "parents": {k: list(v) for k, v in meta.parents.items()},
+            "train": train}
+
+
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+        return out
+    return [] if old == new else [f"{where}: {_short(old)} → {_short(new)}"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _load_state(state_file: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    restart = "pass restart=True (--restart) to discard it and train from the start"
+    try:
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or overwritten file fails in many ways inside torch.load
+        raise ResumeError(f"{state_file} is damaged and cannot be resumed ({type(err).__name__}: {err}); "
+                          f"{restart}") from None
+    if not isinstance(state, dict) or "identity" not in state:
+        raise ResumeError(f"{state_file} was not written by this version's training loop; {restart}")
+    saved = json.loads(state["identity"])
+    differences = sorted(_differences(saved, json.loads(json.dumps(identity))),
+                         key=lambda d: d.split(":")[0].count("."))  # the broadest first: 'modality' before a width
+    if differences:
+        raise ResumeError(f"{state_file.parent} holds another run; resuming would mix them. Differences: "
+                          + "; ".join(differences[:6]) + f"; use another output folder or {restart}")
+    return state
+
+
+def _clear_run(out_dir: Path) -> None:
+    for name in (_STATE, _CHECKPOINT, "log.csv", "skipped.json"):
+        (out_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
+
+
 def fit(
     model: nn.Module,
     dataset: Dataset[Any],
@@ -122,35 +238,54 @@ def fit(
     *,
     config: TrainConfig,
     out_dir: str | Path,
-    checkpoint_meta: dict[str, Any],
+    meta: CheckpointMeta,
+    runtime: Runtime | None = None,
     sample_weights: np.ndarray | None = None,
     validate: ValidateFn | None = None,
     selection: str = "macro_f1",
+    skipped: Mapping[str, str] | None = None,
     resume: bool = False,
+    restart: bool = False,
     progress: bool = True,
     description: str = "train",
 ) -> FitResult:
-    """Train ``model`` on ``dataset`` with ``step_fn`` (which returns a dict holding ``"loss"``).
+    """Train ``model`` on ``dataset`` with ``step_fn(batch, generator)``, which returns a dict
+    holding ``"loss"`` and computes it with ``model`` (under DDP it runs inside the wrapper).
 
     With ``validate``, the model with the best ``selection`` score on validation data is saved
     to ``model.safetensors`` the moment it is reached (later epochs cannot change it); without,
-    the model after the last epoch is saved. ``train_state.pt`` holds what resuming needs.
+    the model after the last epoch is saved. ``train_state.pt`` holds what resuming needs;
+    ``skipped.json`` the nights the data left out (from the dataset's ``skipped`` and
+    ``skipped``). Batches reach ``step_fn`` on the run's device, inside its autocast.
     """
     out_dir = Path(out_dir)
-    rank, world = init_distributed()
+    rt = runtime or resolve_runtime(config.device, config.precision)
+    rank, world = init_distributed(rt.device)
+    state_file, best_file = out_dir / _STATE, out_dir / _CHECKPOINT
+    if restart and is_main_process():
+        _clear_run(out_dir)
+    elif state_file.exists() and not resume:
+        raise FileExistsError(f"{out_dir} already holds a training run; pass resume=True (--resume) to "
+                              "continue it, restart=True (--restart) to start it over, or choose another folder")
     if is_main_process():
         out_dir.mkdir(parents=True, exist_ok=True)
-    state_file, best_file = out_dir / _STATE, out_dir / "model.safetensors"
-    if state_file.exists() and not resume:
-        raise FileExistsError(f"{out_dir} already holds a training run; pass resume=True (--resume) to "
-                              "continue it, or choose another output folder")
-    if is_main_process():  # the resolved settings, next to the outputs
+    meta = dataclasses.replace(meta, train=config, seed=config.seed)
+    identity = run_identity(meta)
+    left_out = {**(dataset.skipped if isinstance(dataset, ReportsSkipped) else {}), **(skipped or {})}
+    if left_out:
+        logger.warning("%s: %d night(s) left out: %s", description, len(left_out),
+                       "; ".join(f"{k}: {v}" for k, v in list(left_out.items())[:5]))
+    if is_main_process():  # the resolved settings, and what was left out, next to the outputs
         atomic_write_text(out_dir / "config.json", json.dumps(config_to_dict(config), indent=1))
+        atomic_write_text(out_dir / "skipped.json", json.dumps(left_out, indent=1))
+    model.to(rt.device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    n_items = len(dataset)  # type: ignore[arg-type]
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"fit needs a map-style dataset with a length, got {type(dataset).__name__}")
+    n_items = len(dataset)
     if n_items < world:
         raise ValueError(f"{n_items} training items cannot be shared by {world} processes")
     # a small labelled set (1 % labels) shrinks the batch and the accumulation, never to zero steps;
@@ -161,28 +296,32 @@ def fit(
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
     scheduler = _schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_frac)
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_grad_scaler)
     history: list[dict[str, Any]] = []
     start_epoch, best_score, best_epoch = 0, None, None
     if resume and state_file.exists():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        state = _load_state(state_file, identity)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state.get("scaler") or scaler.state_dict())
         start_epoch, history = int(state["epoch"]) + 1, list(state["history"])
         best_score, best_epoch = state["best_score"], state["best_epoch"]
         logger.info("resuming %s at epoch %d", out_dir, start_epoch + 1)
-    train_model: nn.Module = model
+    train_model: nn.Module = _Step(model, step_fn)
     if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(model)
-    autocast = config.bf16 and torch.backends.mkldnn.is_available()
+        if rt.device.type == "cuda":
+            train_model = nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
+        train_model = nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    sampler = EpochSampler(n_items, config.seed, weights=sample_weights, rank=rank, world=world)
+    loader = DataLoader(dataset, batch_size=micro, sampler=sampler, collate_fn=_collate, drop_last=True,
+                        pin_memory=rt.device.type == "cuda")
     writer = _tensorboard(out_dir) if is_main_process() else None
-    meta = {**checkpoint_meta, "train_config": config_to_dict(config), "seed": config.seed}
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch)
-        generator = torch.Generator().manual_seed(config.seed * 7_919 + epoch)
-        order = _epoch_order(n_items, epoch, config.seed, sample_weights)[rank::world]
-        loader = DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=micro,
-                            shuffle=False, collate_fn=_collate, drop_last=True)
+        generator = rt.generator(config.seed * 7_919 + epoch)
+        sampler.set_epoch(epoch)
         model.train()
         sums: dict[str, float] = {}
         steps = 0
@@ -191,15 +330,20 @@ def fit(
         batches = iter(loader)
         for _ in range(steps_per_epoch):
             optimizer.zero_grad(set_to_none=True)
-            for _ in range(accumulate):
-                batch = next(batches)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                    losses = step_fn(train_model, batch, generator)
-                (losses["loss"] / accumulate).backward()
+            for micro_step in range(accumulate):
+                batch = to_device(next(batches), rt.device)
+                sync = micro_step == accumulate - 1 or world == 1
+                no_sync = getattr(train_model, "no_sync", None)
+                with (contextlib.nullcontext() if sync or no_sync is None else no_sync()):
+                    with rt.autocast():
+                        losses = train_model(batch, generator)
+                    scaler.scale(losses["loss"] / accumulate).backward()
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + float(value.detach()) / accumulate
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             steps += 1
             bar.set_postfix(loss=f"{sums['loss'] / steps:.4f}")
@@ -219,12 +363,14 @@ def fit(
         history.append(row)
         if is_main_process():
             if validate is None or improved:
-                save_checkpoint(best_file, model, **meta, epoch=epoch + 1,
-                                **({f"val_{selection}": best_score} if validate is not None else {}))
+                save_checkpoint(best_file, model, dataclasses.replace(
+                    meta, epoch=epoch + 1, selection_metric=selection if validate else None,
+                    selection_score=best_score if validate else None))
             with atomic_path(state_file) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history,
-                            "best_score": best_score, "best_epoch": best_epoch}, tmp)
+                            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                            "history": history, "best_score": best_score, "best_epoch": best_epoch,
+                            "identity": json.dumps(identity)}, tmp)
             _log_row(out_dir, row, writer)
             logger.info("%s epoch %d: %s", description, epoch + 1,
                         ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
@@ -232,4 +378,4 @@ def fit(
         writer.close()
     if dist.is_initialized():  # every rank returns once rank 0 has written the checkpoint
         dist.barrier()
-    return FitResult(best_file, history, best_epoch, best_score)
+    return FitResult(best_file, history, best_epoch, best_score, left_out)

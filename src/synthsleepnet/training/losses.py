@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._config import FusionConfig, NeuroNetConfig
 from ..models.neuronet import NeuroNetPretext
 from ..models.synthsleepnet import SynthSleepNetPretext
 
@@ -31,20 +32,18 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     n = z1.shape[0]
     logits = z @ z.T / temperature
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    targets = torch.cat([torch.arange(n, 2 * n, device=z.device), torch.arange(0, n, device=z.device)])
     return F.cross_entropy(logits, targets)
 
 
-def neuronet_loss(out: NeuroNetPretext, *, temperature: float = 0.05, alpha: float = 1.0
-                  ) -> dict[str, torch.Tensor]:
+def neuronet_loss(out: NeuroNetPretext, config: NeuroNetConfig) -> dict[str, torch.Tensor]:
     """NeuroNet: reconstruction of both views + α · NT-Xent of the CLS projections (paper: τ 0.05, α 1)."""
-    recon = sum(masked_mse(p, out.target, m) for p, m in zip(out.predictions, out.masks, strict=True))
-    contrast = nt_xent(*out.projections, temperature)
-    return {"loss": recon + alpha * contrast, "reconstruction": recon, "contrastive": contrast}  # type: ignore[dict-item]
+    recon = torch.stack([masked_mse(p, out.target, m) for p, m in zip(out.predictions, out.masks, strict=True)]).sum()
+    contrast = nt_xent(*out.projections, config.temperature)
+    return {"loss": recon + config.alpha * contrast, "reconstruction": recon, "contrastive": contrast}
 
 
-def synthsleepnet_loss(out: SynthSleepNetPretext, *, temperature: float = 0.1, alpha: float = 1.0
-                       ) -> dict[str, torch.Tensor]:
+def synthsleepnet_loss(out: SynthSleepNetPretext, config: FusionConfig) -> dict[str, torch.Tensor]:
     """SynthSleepNet: masked token reconstruction over channels + α · mean cross-modal NT-Xent.
 
     Reconstruction pools the masked tokens of all channels; the contrast pairs the mean fused
@@ -53,6 +52,6 @@ def synthsleepnet_loss(out: SynthSleepNetPretext, *, temperature: float = 0.1, a
     errors = [(out.predictions[c] - out.targets[c]).pow(2).mean(-1) * out.masks[c] for c in out.targets]
     recon = torch.stack([e.sum() for e in errors]).sum() / torch.stack(
         [out.masks[c].sum() for c in out.targets]).sum().clamp(min=1)
-    contrast = torch.stack([nt_xent(out.fused_projection, z, temperature)
+    contrast = torch.stack([nt_xent(out.fused_projection, z, config.temperature)
                             for z in out.channel_projections.values()]).mean()
-    return {"loss": recon + alpha * contrast, "reconstruction": recon, "contrastive": contrast}
+    return {"loss": recon + config.alpha * contrast, "reconstruction": recon, "contrastive": contrast}

@@ -8,29 +8,45 @@ from typing import Any
 
 import torch
 
-from .._config import STAGE_DEFAULTS, TrainConfig
+from .._config import PHASE_DEFAULTS, ModelConfig, TrainConfig, get_preset
 from .._logging import logger, verbose
+from .._validation import CheckpointError, check_option
 from ..io.channels import MODALITIES, load_channel_table
-from ..models.checkpoint import load_checkpoint, read_checkpoint_metadata
-from ..models.registry import model_from_preset
+from ..models.checkpoint import (
+    CheckpointMeta,
+    DataIdentity,
+    check_compatible,
+    load_neuronet,
+    read_checkpoint_meta,
+)
+from ..models.neuronet import NeuroNet
+from ..models.registry import ModelSpec
+from ..models.synthsleepnet import SynthSleepNet
 from ..store.epoch_store import EpochStore
 from .data import ChannelEpochs, MultiChannelEpochs
 from .loop import FitResult, fit
 from .losses import neuronet_loss, synthsleepnet_loss
-from .splits import assign_splits, split_nights
+from .splits import assign_splits, split_hash, split_nights
 
-__all__ = ["default_channels", "pretrain_multimodal", "pretrain_unimodal", "store_identity"]
+__all__ = ["build_fusion", "default_channels", "pretrain_multimodal", "pretrain_unimodal", "resolve_model",
+           "store_identity"]
 
 #: The paper's modalities: the channel set of a scratch model when the caller names none.
 PRETRAIN_MODALITIES = ("eeg", "eog", "emg", "ecg")
 
 
-def store_identity(store: EpochStore, nights: Sequence[str]) -> dict[str, Any]:
-    """What a checkpoint records about its data: preprocessing, store, nights and subjects."""
+def store_identity(store: EpochStore, nights: Sequence[str], val_nights: Sequence[str] = ()) -> DataIdentity:
+    """What a checkpoint records about its data: store, nights, subjects and the split file's hash."""
     m = store.manifest
-    return {"preprocessing": store.info["preprocessing"], "preprocessing_hash": store.info["preprocessing_hash"],
-            "store": str(store.path), "nights": list(nights),
-            "subjects": sorted({str(s) for s in m.loc[m["night_id"].isin(nights), "subject"]})}
+    subjects = sorted({str(s) for s in m.loc[m["night_id"].isin(nights), "subject"]})
+    return DataIdentity(str(store.path), tuple(nights), tuple(subjects), tuple(val_nights), split_hash(store))
+
+
+def resolve_model(preset: str | ModelConfig, store: EpochStore) -> ModelConfig:
+    """A model config (by preset name or given), checked against the store's preprocessing."""
+    config = get_preset(preset) if isinstance(preset, str) else preset
+    config.check_preprocessing(store.config, source=f"model preset {config.preset!r}")
+    return config
 
 
 def default_channels(store: EpochStore, nights: Sequence[str], modalities: Sequence[str] = PRETRAIN_MODALITIES
@@ -54,9 +70,10 @@ def pretrain_unimodal(
     modality: str,
     out_dir: str | Path,
     *,
-    preset: str = "tiny",
+    preset: str | ModelConfig = "tiny",
     config: TrainConfig | None = None,
     resume: bool = False,
+    restart: bool = False,
     progress: bool = True,
     verbose: bool | str | int | None = None,
 ) -> FitResult:
@@ -65,46 +82,51 @@ def pretrain_unimodal(
     Masked frame-feature reconstruction of two views plus NT-Xent on their CLS projections
     (NeuroNet, arXiv:2404.17585). Splits are assigned on first use and saved in the store.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {list(MODALITIES)}, got {modality!r}")
-    config = config or STAGE_DEFAULTS["pretrain_unimodal"]
+    check_option("modality", modality, MODALITIES)
+    config = config or PHASE_DEFAULTS["pretrain_unimodal"]
+    assign_splits(store, seed=config.seed)
     st = EpochStore(store)
-    assign_splits(st.path, seed=config.seed)
-    st = EpochStore(store)
+    model_config = resolve_model(preset, st)
     nights = split_nights(st, "pretrain")
     table = load_channel_table()
     channels = [c for c, m in table.modality.items() if m == modality]
     dataset = ChannelEpochs(st, nights, channels)
     torch.manual_seed(config.seed)  # seeded initial weights: runs with one seed are identical
-    model = model_from_preset("neuronet", preset)
+    model = NeuroNet(model_config.encoder, model_config.neuronet)
     logger.info("pretraining NeuroNet (%s) on %d %s epoch-channels from %d nights",
-                preset, len(dataset), modality, len(nights))
+                model_config.preset, len(dataset), modality, len(nights))
 
-    def step(m: torch.nn.Module, x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
-        net = getattr(m, "module", m)
-        return neuronet_loss(net.pretext(x, g))
+    def step(x: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
+        return neuronet_loss(model.pretext(x, g), model_config.neuronet)
 
-    meta = {"stage": "pretrain_unimodal", "modality": modality, "preset": preset,
-            "channels": [c for c in channels if any(c in st.night(n).channels for n in nights)],
-            **store_identity(st, nights)}
-    return fit(model, dataset, step, config=config, out_dir=out_dir, checkpoint_meta=meta, resume=resume,
+    used = tuple(c for c in channels if any(c in st.night(n).channels for n in nights))
+    meta = CheckpointMeta(phase="pretrain_unimodal", spec=ModelSpec("neuronet", model_config, used),
+                          modality=modality, preprocessing=st.config, data=store_identity(st, nights))
+    return fit(model, dataset, step, config=config, out_dir=out_dir, meta=meta, resume=resume, restart=restart,
                progress=progress, description=f"pretrain {modality}")
 
 
-def build_fusion(preset: str, channels: Sequence[str], encoders: Mapping[str, str | Path]) -> torch.nn.Module:
-    """A SynthSleepNet whose encoders start from unimodal checkpoints (``modality → path``)."""
-    model = model_from_preset("synthsleepnet", preset, channels=channels)
+def build_fusion(config: ModelConfig, channels: Sequence[str], encoders: Mapping[str, str | Path]
+                 ) -> tuple[SynthSleepNet, dict[str, tuple[str, str]]]:
+    """A SynthSleepNet whose encoders start from unimodal checkpoints (``modality → path``).
+
+    Returns the model and its parents (``modality → (path, sha256)``).
+    """
+    model = SynthSleepNet(channels, config.encoder, config.fusion)
     table = load_channel_table()
+    parents: dict[str, tuple[str, str]] = {}
     for channel in channels:
-        modality = table.modality[channel]
+        modality = table.modality.get(channel, "")
         if modality not in encoders:
             raise ValueError(f"no pretrained encoder for channel {channel} ({modality}); give "
                              f"--encoders {modality}=PATH (have: {sorted(encoders)})")
-        neuronet, meta = load_checkpoint(encoders[modality])
-        if meta.get("preset") != preset:
-            raise ValueError(f"{encoders[modality]} is a {meta.get('preset')!r} model, not {preset!r}")
-        model.load_encoder(channel, neuronet.encoder.state_dict())  # type: ignore[operator]
-    return model
+        neuronet, meta = load_neuronet(encoders[modality])
+        if meta.spec.config.encoder != config.encoder:
+            raise CheckpointError(f"{encoders[modality]} is a {meta.preset!r} encoder, not the {config.preset!r} "
+                                  "encoder the other checkpoints have")
+        model.load_encoder(channel, neuronet.encoder.state_dict())
+        parents[modality] = (str(encoders[modality]), meta.tensor_sha256)
+    return model, parents
 
 
 @verbose
@@ -116,6 +138,7 @@ def pretrain_multimodal(
     channels: Sequence[str] | None = None,
     config: TrainConfig | None = None,
     resume: bool = False,
+    restart: bool = False,
     progress: bool = True,
     verbose: bool | str | int | None = None,
 ) -> FitResult:
@@ -124,30 +147,35 @@ def pretrain_multimodal(
     One encoder per channel (default: one channel per modality with a checkpoint), LoRA-adapted;
     masked token prediction per channel plus cross-modal NT-Xent.
     """
-    config = config or STAGE_DEFAULTS["pretrain_multimodal"]
-    metas = {m: read_checkpoint_metadata(p) for m, p in encoders.items()}
-    presets = {meta.get("preset") for meta in metas.values()}
-    if len(presets) != 1:
-        raise ValueError(f"encoders come from different presets {sorted(map(str, presets))}")
-    preset = str(presets.pop())
+    config = config or PHASE_DEFAULTS["pretrain_multimodal"]
+    for modality in encoders:
+        check_option("encoder modality", modality, MODALITIES)
+    metas = {m: read_checkpoint_meta(p) for m, p in encoders.items()}
+    for modality, meta in metas.items():
+        if meta.phase != "pretrain_unimodal":
+            raise CheckpointError(f"{encoders[modality]} is a {meta.phase} checkpoint, not a unimodal NeuroNet")
+    configs = {m: meta.spec.config for m, meta in metas.items()}
+    first = next(iter(configs.values()))
+    if any(c != first for c in configs.values()):
+        raise CheckpointError(f"encoders come from different model settings: "
+                              f"{ {m: c.preset for m, c in configs.items()} }")
     st = EpochStore(store)
-    hashes = {meta.get("preprocessing_hash") for meta in metas.values()}
-    if hashes != {st.info["preprocessing_hash"]}:
-        raise ValueError(f"encoders were pretrained on data prepared differently ({hashes}) from {st.path} "
-                         f"({st.info['preprocessing_hash']})")
+    for modality, meta in metas.items():
+        check_compatible(meta, preprocessing_hash=st.preprocessing_hash, source=str(encoders[modality]))
+    model_config = resolve_model(first, st)
     assign_splits(st.path, seed=config.seed)
     st = EpochStore(store)
     nights = split_nights(st, "pretrain")
     channels = list(channels or default_channels(st, nights, [m for m in MODALITIES if m in encoders]))
     torch.manual_seed(config.seed)
-    model = build_fusion(preset, channels, encoders)
+    model, parents = build_fusion(model_config, channels, encoders)
     dataset = MultiChannelEpochs(st, nights, channels)
 
-    def step(m: torch.nn.Module, batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
-        net = getattr(m, "module", m)
-        return synthsleepnet_loss(net.pretext(batch[0], g))
+    def step(batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
+        return synthsleepnet_loss(model.pretext(batch[0], g), model_config.fusion)
 
-    meta = {"stage": "pretrain_multimodal", "preset": preset, "channels": channels,
-            "encoders": {m: str(p) for m, p in encoders.items()}, **store_identity(st, nights)}
-    return fit(model, dataset, step, config=config, out_dir=out_dir, checkpoint_meta=meta, resume=resume,
+    meta = CheckpointMeta(phase="pretrain_multimodal", spec=ModelSpec("synthsleepnet", model_config, tuple(channels)),
+                          preprocessing=st.config, data=store_identity(st, nights), parents=parents)
+    return fit(model, dataset, step, config=config, out_dir=out_dir, meta=meta, resume=resume, restart=restart,
                progress=progress, description="pretrain fusion")
+

@@ -8,18 +8,22 @@ touched once, by ``evaluate``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from .._atomic import atomic_write_text
+from .._config import Split
+from .._validation import check_fraction, check_option
 from ..store.epoch_store import EpochStore, rebuild_manifest
 
-__all__ = ["DEFAULT_FRACTIONS", "SPLITS", "assign_splits", "sample_labelled_epochs", "split_nights"]
+__all__ = ["DEFAULT_FRACTIONS", "SPLITS", "assign_splits", "sample_labelled_epochs", "split_hash", "split_nights"]
 
-SPLITS: tuple[str, ...] = ("pretrain", "train", "val", "test")
+SPLITS: tuple[str, ...] = typing.get_args(Split)
 DEFAULT_FRACTIONS: dict[str, float] = {"pretrain": 0.6, "train": 0.2, "val": 0.1, "test": 0.1}
 
 
@@ -64,8 +68,7 @@ def split_nights(store: EpochStore, split: str | tuple[str, ...]) -> list[str]:
     """Night IDs (sorted) whose subject belongs to ``split`` (one name or several)."""
     wanted = (split,) if isinstance(split, str) else split
     for name in wanted:
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {list(SPLITS)}, got {name!r}")
+        check_option("split", name, SPLITS)
     m = store.manifest
     if "split" not in m or not (m["split"] != "").any():
         raise ValueError(f"{store.path}: no splits assigned yet; run assign_splits (the training "
@@ -73,16 +76,16 @@ def split_nights(store: EpochStore, split: str | tuple[str, ...]) -> list[str]:
     return sorted(str(n) for n in m.loc[m["split"].isin(wanted), "night_id"])
 
 
-def sample_labelled_epochs(store: EpochStore, nights: list[str], fraction: float, *, task_column: int,
+def sample_labelled_epochs(store: EpochStore, nights: list[str], fraction: float, *, task: str,
                            seed: int) -> dict[str, np.ndarray]:
     """A seeded sample, without replacement, of ``fraction`` of the labelled epochs of ``nights``.
 
-    The fraction counts epochs (pooled over the nights), among epochs whose label for the task
+    The fraction counts epochs (pooled over the nights), among epochs whose label for ``task``
     is known (≠ -1). At least one epoch is kept.
     """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
-    pool = [(n, i) for n in nights for i in np.flatnonzero(store.night(n).labels[:, task_column] >= 0)]
+    check_fraction("label fraction", fraction)
+    column = store.label_column(task)
+    pool = [(n, i) for n in nights for i in np.flatnonzero(store.night(n).labels[:, column] >= 0)]
     if not pool:
         raise ValueError(f"no labelled epochs for this task in nights {nights[:5]}...")
     k = max(int(round(fraction * len(pool))), 1)
@@ -92,3 +95,9 @@ def sample_labelled_epochs(store: EpochStore, nights: list[str], fraction: float
         night, epoch = pool[idx]
         out.setdefault(night, []).append(int(epoch))
     return {n: np.asarray(v) for n, v in out.items()}
+
+
+def split_hash(store: EpochStore) -> str:
+    """Short SHA-256 of the store's ``splits.json``: which subjects were in which split."""
+    file = store.path / "splits.json"
+    return hashlib.sha256(file.read_bytes()).hexdigest()[:16] if file.exists() else ""
