@@ -2,7 +2,7 @@
 
 A simulated 8-hour night (EEG/EOG 256 Hz, chin EMG 512 Hz, ECG 256 Hz, airflow and belts
 32 Hz, SpO2 1 Hz) is tiled record by record into 24- and 48-hour EDF files; each command then
-runs in its own process and reports its peak resident memory (``ru_maxrss``), next to the
+runs in its own process and reports its peak resident memory (``VmHWM``), next to the
 memory of a process that only imported the package (the floor).
 
     python benchmarks/long_night_memory.py [--hours 8 24 48]
@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _measure import peak_rss_mb
+
 
 def tile_edf(source: Path, target: Path, times: int) -> Path:
     """Repeat an EDF+C file's data records ``times`` times (streamed; constant memory)."""
-    raw_header = source.read_bytes()[:256]
-    ns = int(raw_header[252:256].decode().strip())
     with open(source, "rb") as f:
+        ns = int(f.read(256)[252:256].decode().strip())
+        f.seek(0)
         header = bytearray(f.read(256 * (ns + 1)))
         n_records = int(header[236:244].decode().strip())
         header[236:244] = str(n_records * times).encode().ljust(8)
@@ -53,8 +54,8 @@ def _child(command: str, path: str, workdir: str) -> None:
 
         summary = prepare_store([path], Path(workdir) / f"store-{Path(path).stem}", progress=False)
         assert summary.ok, summary.text()  # noqa: S101
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    sys.stderr.write(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": peak}) + "\n")
+    sys.stderr.write(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": peak_rss_mb()}) + "\n")
+
 
 
 def _run(command: str, path: Path | str, workdir: str) -> dict[str, float]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _measure import peak_rss_mb
 
 CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
 
@@ -55,7 +56,7 @@ def _yasa(edf: str) -> dict[str, float]:
 
 def _child(kind: str, edf: str, workdir: str) -> None:
     out = _yasa(edf) if kind == "yasa" else _ours(edf, kind, workdir)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
 

@@ -26,8 +26,10 @@ from synthsleepnet import (
     read_recording,
     read_scoring,
 )
+from synthsleepnet._config import PreprocessingConfig, get_preset
 from synthsleepnet.cli import main
 from synthsleepnet.io import find_recordings, find_scoring
+from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 from synthsleepnet.stats import sleep_statistics
 from synthsleepnet.store.lock import store_lock
 
@@ -59,6 +61,11 @@ def test_bdf_24_bit_reads_prepares_and_scores(tmp_path: Path, capsys: pytest.Cap
     assert "C4-M1 (eeg)" in capsys.readouterr().out
     assert main(["prepare", str(path), "--out", str(tmp_path / "store"), "--quiet"]) == 0
     assert EpochStore(tmp_path / "store").summary()["epochs"] == 3
+    spec = ModelSpec("sleep_classifier", get_preset("tiny"), ("C4-M1", "E1-M2"), 5, "sequence")
+    meta = CheckpointMeta(phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig())
+    model = save_checkpoint(tmp_path / "stage.safetensors", build_model(spec), meta)
+    assert main(["score", str(path), "--model", str(model), "--out", str(tmp_path / "scored"), "--device", "cpu"]) == 0
+    assert len((tmp_path / "scored" / "epochs.csv").read_text().splitlines()) == 1 + 3
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -284,30 +291,30 @@ def test_another_nights_nsrr_xml_is_refused(good_edf: Path, tmp_path: Path) -> N
 
 
 # --- faults while preparing -------------------------------------------------------------------
-def _bad_nights(tmp_path: Path) -> dict[str, Path]:
-    """One recording per kind of bad input that used to escape the per-night guard."""
-    bad = {}
-    bad["zero_spr"] = empty_signal(write_edf(tmp_path / "zero_spr.edf", {"EEG C4-M1": (_eeg(60), FS)}), 0)
-    bad["junk"] = tmp_path / "junk.edf"
-    bad["junk"].write_bytes(b"\x00" * 1000)
-    rec = write_edf(tmp_path / "inf_event.edf", {"EEG C4-M1": (_eeg(60), FS)}, start=START)
-    _xml(tmp_path / "inf_event-nsrr.xml", [(STAGE, "Wake|0", "inf", "30")])
-    bad["inf_event"] = rec
-    return bad
+def _mixed_folder(tmp_path: Path, good: Path) -> Path:
+    """A folder with a good night and one recording per kind of bad input that used to escape
+    the per-night guard (ZeroDivisionError, garbage, an infinite event onset)."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for suffix in (".edf", "-nsrr.xml"):
+        (folder / f"good{suffix}").symlink_to(good.with_name(good.stem + suffix))
+    empty_signal(write_edf(folder / "zero_spr.edf", {"EEG C4-M1": (_eeg(60), FS)}), 0)
+    (folder / "junk.edf").write_bytes(b"\x00" * 1000)
+    write_edf(folder / "inf_event.edf", {"EEG C4-M1": (_eeg(60), FS)}, start=START)
+    _xml(folder / "inf_event-nsrr.xml", [(STAGE, "Wake|0", "inf", "30")])
+    return folder
 
 
 def test_one_bad_night_never_stops_the_others(tmp_path: Path, sim_dir: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    bad = _bad_nights(tmp_path)
-    good = sim_dir / "sim-0011.edf"
-    args = ["prepare", str(good), *map(str, bad.values()), "--out", str(tmp_path / "st"), "--quiet", "--workers", "1"]
+    folder = _mixed_folder(tmp_path, sim_dir / "sim-0011.edf")
+    args = ["prepare", str(folder), "--out", str(tmp_path / "st"), "--quiet", "--workers", "1"]
     assert main(args) == 1
     out = capsys.readouterr().out
     assert "2 prepared" in out and "FAILED zero_spr" in out and "FAILED junk" in out
     assert "zero_spr.edf" in out and "junk.edf: not a readable EDF/BDF file" in out
     assert "FAILED inf_event" not in out  # its infinite event is dropped with a note; the night is kept
-    store = EpochStore(tmp_path / "st")
-    assert set(store.night_ids) == {"sim-0011", "inf_event"}
+    assert set(EpochStore(tmp_path / "st").night_ids) == {"good", "inf_event"}
     assert main([*args, "--keep-going"]) == 0
 
 

@@ -374,6 +374,17 @@ class EncoderConfig:
         return (self.epoch_samples - self.frame_samples) // self.step_samples + 1
 
 
+def _check_pretext(config: NeuroNetConfig | FusionConfig) -> None:
+    """The decoder, projector, masking and loss settings both pretexts share."""
+    _check_heads("decoder_dim", config.decoder_dim, "decoder_heads", config.decoder_heads)
+    check_int("decoder_depth", config.decoder_depth, 1, _MAX_DEPTH)
+    _check_widths("projection", config.projection, max_len=4)
+    if not 0 <= config.mask_ratio < 1:
+        raise ValueError(f"mask_ratio must be in [0, 1), got {config.mask_ratio}")
+    check_positive("temperature", config.temperature)
+    check_positive("alpha", config.alpha, allow_zero=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class NeuroNetConfig:
     """NeuroNet's pretext: MAE decoder, projector and losses (paper values as defaults).
@@ -392,13 +403,7 @@ class NeuroNetConfig:
     alpha: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_heads("decoder_dim", self.decoder_dim, "decoder_heads", self.decoder_heads)
-        check_int("decoder_depth", self.decoder_depth, 1, _MAX_DEPTH)
-        _check_widths("projection", self.projection, max_len=4)
-        if not 0 <= self.mask_ratio < 1:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
-        check_positive("temperature", self.temperature)
-        check_positive("alpha", self.alpha, allow_zero=True)
+        _check_pretext(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -426,16 +431,10 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         _check_heads("fusion_dim", self.fusion_dim, "fusion_heads", self.fusion_heads)
-        _check_heads("decoder_dim", self.decoder_dim, "decoder_heads", self.decoder_heads)
         check_int("fusion_depth", self.fusion_depth, 1, _MAX_DEPTH)
-        check_int("decoder_depth", self.decoder_depth, 1, _MAX_DEPTH)
-        _check_widths("projection", self.projection, max_len=4)
-        if not 0 <= self.mask_ratio < 1:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        _check_pretext(self)
         check_int("lora_rank", self.lora_rank, 0, 1024)
         check_positive("lora_alpha", self.lora_alpha)
-        check_positive("temperature", self.temperature)
-        check_positive("alpha", self.alpha, allow_zero=True)
 
 
 @dataclasses.dataclass(frozen=True)
