@@ -53,12 +53,19 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
 
 # --- info -----------------------------------------------------------------------------------
 def _cmd_info(args: argparse.Namespace) -> int:
+    from ._atomic import atomic_write_text
+    from ._validation import check_fname
     from .io import load_channel_table, read_recording
-    from .preprocessing import describe_recording
+    from .preprocessing import describe_recording, suggest_channel_file
 
+    if args.suggest:
+        check_fname(args.suggest, overwrite=args.overwrite, what="channel file")
     recording = read_recording(args.file)
     rows = describe_recording(recording, config=_run_config(args).preprocessing,
                               channel_table=load_channel_table(args.channel_file))
+    if args.suggest:
+        atomic_write_text(args.suggest, suggest_channel_file(rows, str(recording.path)))
+        logger.warning("wrote %s: complete it and pass it with --channel-file", args.suggest)
     if args.json:
         _print(json.dumps({"file": str(recording.path), "start": str(recording.start),
                            "duration_s": recording.duration_s, "channels": rows,
@@ -229,8 +236,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     scored = score_night(args.recording, args.model, args.out, annotations=args.annotations,
                          channel_file=args.channel_file, overwrite=args.overwrite, threshold=args.threshold,
-                         device=args.device or "auto", precision=args.precision or "auto")
+                         require=args.require, device=args.device or "auto", precision=args.precision or "auto")
     result = scored.result
+    if result.reliability["level"] != "full":
+        _print(f"WARNING: reliability {result.reliability['level'].upper()}: "
+               + "; ".join(result.reliability["reasons"]))
     stats, resp = result.sleep_statistics(), result.ahi()
     _print(f"{args.recording}: {result.n_epochs} epochs; modalities used {', '.join(result.modalities_used)} "
            f"({', '.join(result.channels_used)})")
@@ -347,6 +357,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = _sub(sub, "info", "preprocessing.pipeline", "describe_recording", _cmd_info)
     p.add_argument("file", help="EDF/EDF+/BDF recording (or any format MNE reads)")
     p.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
+    p.add_argument("--suggest", metavar="FILE.toml", help="write a channel file for the labels not mapped")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --suggest file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = _sub(sub, "prepare", "store.build", "prepare_store", _cmd_prepare)
@@ -406,6 +418,8 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
     q.add_argument("--threshold", type=float, default=0.5, help="event probability threshold")
+    q.add_argument("--require", action="append", default=[], metavar="MODALITY",
+                   help="refuse to score unless the models can use this modality or channel (e.g. eeg)")
     q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _add_runtime_flags(q)
 

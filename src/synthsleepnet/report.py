@@ -54,6 +54,8 @@ def plot_report(result: ScoringResult) -> Any:
     ax.set_ylabel("stage")
     agreement = result.agreement()
     title = f"{Path(result.source).name}  ·  start {result.start:%Y-%m-%d %H:%M}"
+    if result.reliability.get("level", "full") != "full":
+        title += f"  ·  RELIABILITY {result.reliability['level'].upper()}"
     if agreement:
         title += f"  ·  agreement with reference: accuracy {agreement['accuracy']:.2f}, κ {agreement['kappa']:.2f}"
     ax.set_title(title, loc="left", fontsize=10)
@@ -135,13 +137,19 @@ def _html(result: ScoringResult, png: bytes) -> str:
         setup.append(("Agreement with reference", f"accuracy {agreement['accuracy']:.3f}, κ {agreement['kappa']:.3f} "
                                                   f"over {agreement['n_epochs']} epochs"))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    level = result.reliability.get("level", "full")
+    banner = "" if level == "full" else (
+        f'<div class="banner {level}"><strong>Reliability: {level}.</strong> '
+        + html.escape("; ".join(result.reliability.get("reasons", []))) + "</div>")
     image = base64.b64encode(png).decode()
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Sleep report · {html.escape(Path(result.source).name)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse;margin:0 2em 1em 0}}
 th,td{{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}} th{{font-weight:600}}
-.grid{{display:flex;flex-wrap:wrap}} img{{max-width:100%}} .note{{color:#666;font-size:90%}}</style></head>
-<body><h1>Sleep report</h1>
+.grid{{display:flex;flex-wrap:wrap}} img{{max-width:100%}} .note{{color:#666;font-size:90%}}
+.banner{{padding:.8em 1em;margin:1em 0;border-radius:4px}} .low{{background:#f8d7da;color:#721c24}}
+.reduced{{background:#fff3cd;color:#856404}}</style></head>
+<body><h1>Sleep report</h1>{banner}
 <p class="note">Automatic scoring by SynthSleepNet. Review before clinical use. AHI counts runs of flagged
 30-s epochs as events (a lower bound when events cluster); statistics follow AASM definitions
 (stage R latency from sleep onset).</p>

@@ -34,6 +34,7 @@ def score_night(
     channel_file: str | Path | None = None,
     overwrite: bool = False,
     threshold: float = 0.5,
+    require: Sequence[str] = (),
     timezone: dt.tzinfo = dt.UTC,
     device: str = "auto",
     precision: str = "auto",
@@ -48,7 +49,8 @@ def score_night(
     names = [*EXPORT_FILES.values(), *REPORT_FILES]
     out = check_outputs(out_dir, names, overwrite=overwrite)
     result = score_recording(recording, checkpoints, annotations=annotations, channel_file=channel_file,
-                             threshold=threshold, timezone=timezone, device=device, precision=precision)
+                             threshold=threshold, require=require, timezone=timezone, device=device,
+                             precision=precision)
     outputs = export_all(result, out, overwrite=overwrite)
     outputs["png"], outputs["html"] = write_report(result, out)
     return ScoredNight(result, outputs)

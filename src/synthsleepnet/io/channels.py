@@ -17,6 +17,7 @@ from typing import Any
 
 from .._config import load_config_file
 from .._validation import ChannelNotFoundError
+from .montage import canonical_modality, parse_label
 
 __all__ = [
     "MODALITIES",
@@ -63,21 +64,44 @@ class ChannelTable:
     modality: dict[str, str]
     aliases: dict[str, tuple[str, ...]]
     derivations: dict[str, tuple[str, str]]
+    profiles: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = dataclasses.field(default_factory=dict)
+
+    def modality_of(self, name: str) -> str | None:
+        """The modality of a canonical channel: the table's, else read from its name (``C3-M1``)."""
+        return self.modality.get(name) or canonical_modality(name)
 
     def merged_with(self, user: ChannelTable) -> ChannelTable:
-        """Return a table where ``user`` entries come first and may add new channels."""
-        modality = {**self.modality, **user.modality}
+        """Return a table where ``user`` entries come first and may add new channels.
+
+        Aliases to a name the table lacks but the montage reader understands (``C3-M1``) add
+        that channel with its modality.
+        """
+        read = {n: m for n in [*user.aliases, *user.derivations] if n not in self.modality and n not in user.modality
+                and (m := canonical_modality(n))}
+        modality = {**self.modality, **read, **user.modality}
         aliases = {name: tuple(user.aliases.get(name, ())) + tuple(self.aliases.get(name, ()))
                    for name in modality}
         derivations = {**self.derivations, **user.derivations}
-        return ChannelTable(modality, aliases, derivations)
+        return ChannelTable(modality, aliases, derivations, {**self.profiles, **user.profiles})
+
+    def profiles_for(self, labels: Iterable[str]) -> list[str]:
+        """The cohort profiles whose distinctive labels (all of them) a recording carries."""
+        have = {normalize_label(label) for label in labels}
+        return [name for name, (detect, _) in self.profiles.items()
+                if detect and {normalize_label(d) for d in detect} <= have]
 
 
 def _table_from_mapping(data: Mapping[str, Any], source: str) -> ChannelTable:
-    unknown = sorted(set(data) - {"channels", "aliases", "derivations"})
+    unknown = sorted(set(data) - {"channels", "aliases", "derivations", "profiles"})
     if unknown:
         raise ValueError(f"{source}: unknown section(s) {unknown}; "
-                         "expected 'channels', 'aliases' and 'derivations'")
+                         "expected 'channels', 'aliases', 'derivations' and 'profiles'")
+    profiles: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = {}
+    for name, profile in dict(data.get("profiles", {})).items():
+        if not isinstance(profile, Mapping) or set(profile) - {"detect", "aliases"}:
+            raise ValueError(f"{source}: profile {name!r} must hold 'detect' (labels) and 'aliases'")
+        profiles[name] = (tuple(profile.get("detect", ())),
+                          {k: tuple(v) for k, v in dict(profile.get("aliases", {})).items()})
     channels = dict(data.get("channels", {}))
     aliases = {k: tuple(v) for k, v in dict(data.get("aliases", {})).items()}
     derivations: dict[str, tuple[str, str]] = {}
@@ -89,7 +113,7 @@ def _table_from_mapping(data: Mapping[str, Any], source: str) -> ChannelTable:
     for modality in channels.values():
         if modality not in MODALITIES:
             raise ValueError(f"{source}: modality must be one of {list(MODALITIES)}, got {modality!r}")
-    return ChannelTable(channels, aliases, derivations)
+    return ChannelTable(channels, aliases, derivations, profiles)
 
 
 def load_channel_table(user_file: str | Path | None = None) -> ChannelTable:
@@ -105,10 +129,11 @@ def load_channel_table(user_file: str | Path | None = None) -> ChannelTable:
         return table
     user = _table_from_mapping(load_config_file(user_file), str(user_file))
     names = set(user.aliases) | set(user.derivations)
-    undefined = sorted(names - set(table.modality) - set(user.modality))
+    undefined = sorted(n for n in names - set(table.modality) - set(user.modality) if not canonical_modality(n))
     if undefined:
         raise ValueError(f"{user_file}: channel(s) {undefined} are not canonical; add them under "
-                         f"[channels] with a modality, or use one of {sorted(table.modality)}")
+                         f"[channels] with a modality, or use one of {sorted(table.modality)} (or a "
+                         "derivation such as C3-M1)")
     return table.merged_with(user)
 
 
@@ -116,12 +141,14 @@ def load_channel_table(user_file: str | Path | None = None) -> ChannelTable:
 class MappedChannel:
     """One canonical channel found in a recording.
 
-    ``sources`` holds one label (direct alias) or two (``plus - minus`` derivation).
+    ``sources`` holds one label (direct alias) or two (``plus - minus`` derivation); ``rule``
+    says how it was found (an alias, a derivation, or how the montage reader read the label).
     """
 
     name: str
     modality: str
     sources: tuple[str, ...]
+    rule: str = "channel table alias"
 
     @property
     def derived(self) -> bool:
@@ -130,16 +157,25 @@ class MappedChannel:
 
 @dataclasses.dataclass(frozen=True)
 class ChannelMapping:
-    """How a recording's labels map to canonical channels, and what stayed unmapped."""
+    """How a recording's labels map to canonical channels, and what each label is.
+
+    ``explanations`` has one line per label: the channel it feeds and by which rule, or why it
+    is not used (a sensor that is no model input, an ambiguous label, a duplicate, no rule).
+    """
 
     channels: tuple[MappedChannel, ...]
     unmapped: tuple[str, ...]
     duplicates: dict[str, tuple[str, ...]]
+    explanations: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def modalities(self) -> tuple[str, ...]:
         present = {c.modality for c in self.channels}
         return tuple(m for m in MODALITIES if m in present)
+
+    @property
+    def ambiguous(self) -> list[str]:
+        return [label for label in self.unmapped if parse_label(label).ambiguous]
 
     def by_label(self) -> dict[str, MappedChannel]:
         """Source label → the canonical channel it feeds."""
@@ -154,6 +190,12 @@ def map_channels(
     source: str = "recording",
 ) -> ChannelMapping:
     """Map a recording's channel labels to canonical channels.
+
+    Three passes, the first that claims a label wins: the alias table (built-in, extended by a
+    user channel file: explicit aliases always win), derivations from monopolar leads
+    (``C4 − M1``), then the montage reader (:func:`~synthsleepnet.io.montage.parse_label`:
+    any scalp derivation, eyes, chin, ECG, vendor names for flow, belts and SpO2). Labels that
+    are ambiguous or no model input are explained, never guessed.
 
     Parameters
     ----------
@@ -170,8 +212,8 @@ def map_channels(
     Returns
     -------
     ChannelMapping
-        Canonical channels in table order, the labels left unmapped, and labels that matched a
-        canonical channel already taken (the first label wins).
+        Canonical channels (table order, then as read), the labels left unmapped, labels that
+        matched a channel already taken (the first label wins), and an explanation per label.
 
     Raises
     ------
@@ -182,14 +224,25 @@ def map_channels(
     normalized: dict[str, str] = {}
     for label in labels:
         normalized.setdefault(normalize_label(label), label)
+    profiles = table.profiles_for(labels)
+    profile_aliases: dict[str, tuple[str, str]] = {}  # normalized label -> (canonical, profile)
+    for profile in profiles:
+        for name, names in table.profiles[profile][1].items():
+            profile_aliases.update({normalize_label(a): (name, profile) for a in names})
     used: set[str] = set()
     mapped: list[MappedChannel] = []
     duplicates: dict[str, tuple[str, ...]] = {}
     for name, modality in table.modality.items():
-        keys = [normalize_label(a) for a in table.aliases.get(name, ())] + [normalize_label(name)]
+        mine = [k for k, (n, _) in profile_aliases.items() if n == name]
+        general = [normalize_label(a) for a in (*table.aliases.get(name, ()), name)]
+        keys = mine + [k for k in general if k not in profile_aliases]
         hits = [normalized[k] for k in dict.fromkeys(keys) if k in normalized and normalized[k] not in used]
         if hits:
-            mapped.append(MappedChannel(name, modality, (hits[0],)))
+            key = normalize_label(hits[0])
+            rule = (f"{profile_aliases[key][1].upper()} montage (its labels "
+                    f"{list(table.profiles[profile_aliases[key][1]][0])} are present)" if key in profile_aliases
+                    else "channel table alias")
+            mapped.append(MappedChannel(name, modality, (hits[0],), rule))
             used.add(hits[0])
             if len(hits) > 1:
                 duplicates[name] = tuple(hits[1:])
@@ -197,12 +250,33 @@ def map_channels(
         if name in table.derivations:
             plus, minus = (normalize_label(t) for t in table.derivations[name])
             if plus in normalized and minus in normalized and normalized[plus] not in used:
-                mapped.append(MappedChannel(name, modality, (normalized[plus], normalized[minus])))
+                rule = f"derived: {normalized[plus]} − {normalized[minus]}"
+                mapped.append(MappedChannel(name, modality, (normalized[plus], normalized[minus]), rule))
                 used.add(normalized[plus])
-    # reference leads (M1, M2) may feed several derivations; they are not "unmapped"
-    feeding = {s for ch in mapped for s in ch.sources}
+    feeding = {s for ch in mapped for s in ch.sources}  # reference leads may feed several derivations
+    taken = {ch.name for ch in mapped}
+    explanations: dict[str, str] = {}
+    for label in labels:
+        if label in feeding or label in {d for dups in duplicates.values() for d in dups}:
+            continue
+        parsed = parse_label(label)
+        if parsed.canonical is None or parsed.modality is None:
+            explanations[label] = f"not used: {parsed.reason}"
+        elif parsed.canonical in taken:
+            duplicates[parsed.canonical] = (*duplicates.get(parsed.canonical, ()), label)
+        else:
+            mapped.append(MappedChannel(parsed.canonical, parsed.modality, (label,), f"read as {parsed.rule}"))
+            taken.add(parsed.canonical)
+            feeding.add(label)
+    for name, labels_ in duplicates.items():
+        for label in labels_:
+            explanations[label] = f"not used: {name} is already fed by another label (the first one wins)"
+    for ch in mapped:
+        for label in ch.sources:
+            explanations.setdefault(label, f"{ch.name} ({ch.modality}): {ch.rule}")
     unmapped = tuple(label for label in labels if label not in feeding)
-    mapping = ChannelMapping(tuple(mapped), unmapped, duplicates)
+    mapping = ChannelMapping(tuple(mapped), unmapped, duplicates, {k: explanations[k] for k in labels
+                                                                    if k in explanations})
     _check_required(mapping, required, labels, source)
     return mapping
 

@@ -1,7 +1,13 @@
 """Preparing a night: conditioning the continuous signal, epoching, labelling."""
 
 from .labels import EpochLabels, align_scoring
-from .pipeline import NightReport, PreparedNight, describe_recording, prepare_recording
+from .pipeline import (
+    NightReport,
+    PreparedNight,
+    describe_recording,
+    prepare_recording,
+    suggest_channel_file,
+)
 from .signal import bandpass, fit_band, resample, robust_scale
 
 __all__ = [
@@ -15,4 +21,5 @@ __all__ = [
     "prepare_recording",
     "resample",
     "robust_scale",
+    "suggest_channel_file",
 ]

@@ -327,8 +327,10 @@ def describe_recording(
 ) -> list[dict[str, Any]]:
     """One row per channel of a recording: rate, duration, unit, and what preparing it would do.
 
-    ``use`` says which canonical channel and modality a label feeds, or why it is not used
-    (no alias, or a native rate too low for the modality's band).
+    ``use`` explains every label: the canonical channel and modality it feeds and by which rule
+    (an alias, a derivation, or how the montage reader read it), or why it is not used (a
+    sensor that is no model input, an ambiguous label, a duplicate, a rate too low for the
+    modality's band, a broken calibration). Reads headers only.
     """
     config = config or PreprocessingConfig()
     if not isinstance(recording, Recording):
@@ -341,18 +343,38 @@ def describe_recording(
                                "duration_s": sig.duration_s, "unit": sig.original_unit,
                                "canonical": None, "modality": None}
         channel = feeds.get(sig.label)
+        explanation = mapping.explanations.get(sig.label, "not used: no rule matches")
         if sig.problem:
             row["use"] = f"not used: {sig.problem}"
         elif channel is None:
-            row["use"] = "not used: no alias in the channel table"
+            row["use"] = explanation
         else:
             row.update(canonical=channel.name, modality=channel.modality)
             band, note = fit_band(config.bands_hz.get(channel.modality), sig.sfreq, config.sfreq)
-            how = f"{channel.name} ({channel.modality})" + (
-                f" as {' − '.join(channel.sources)}" if channel.derived else "")
             if note and band is None and config.bands_hz.get(channel.modality) is not None:
-                row["use"] = f"not used: {note}"
+                row["use"] = f"{channel.name} ({channel.modality}) but not used: {note}"
             else:
-                row["use"] = how + (f"; {note}" if note else "")
+                row["use"] = explanation + (f"; {note}" if note else "")
         rows.append(row)
     return rows
+
+
+def suggest_channel_file(rows: list[dict[str, Any]], source: str) -> str:
+    """A channel file (TOML) for the labels :func:`describe_recording` could not map.
+
+    Each unmapped label gets a commented alias line to complete with its canonical channel;
+    labels that are no model input are listed as comments. Load it with ``--channel-file``.
+    """
+    lines = [f"# Channel file for {source}, written by `synthsleepnet info --suggest`.",
+             "# For each label below, uncomment its line and put the canonical channel it records",
+             "# (C4-M1, C3-M2, F4-M1, O2-M1, E1-M2, E2-M2, Chin, ECG, Airflow, Thor, Abdo, SpO2, ... or a new",
+             "# name under [channels] with its modality). Then: synthsleepnet prepare ... --channel-file THIS_FILE",
+             "", "[aliases]"]
+    todo = [r for r in rows if r["canonical"] is None]
+    for row in todo:
+        label = row["label"].replace('"', '\\"')
+        lines.append(f"# {row['use']}")
+        lines.append(f'# "CANONICAL-CHANNEL" = ["{label}"]')
+    if not todo:
+        lines.append("# every label is mapped; nothing to add")
+    return "\n".join(lines) + "\n"

@@ -62,6 +62,10 @@ class ScoringResult:
         Canonical channels the models used, and those they know but the night lacked.
     modalities_used : list of str
         Modalities used.
+    reliability : dict
+        ``{"level": "full" | "reduced" | "low", "reasons": [...]}``: ``low`` when a model ran
+        without what it was trained to need most (a stage model without EEG, an event model
+        without airflow and SpO2), ``reduced`` for stand-in or missing channels.
     preprocessing_hash : str
         Identity of the preprocessing (matches the models').
     reference : list of str | None
@@ -85,6 +89,7 @@ class ScoringResult:
     channels_missing: list[str]
     modalities_used: list[str]
     preprocessing_hash: str
+    reliability: dict[str, Any] = dataclasses.field(default_factory=lambda: {"level": "full", "reasons": []})
     reference: list[str] | None = None
     threshold: float = 0.5
     spo2: list[float] | None = None
@@ -194,6 +199,7 @@ class ScoringResult:
                 "n_epochs": self.n_epochs, "statistics": self.sleep_statistics(), "respiratory": self.ahi(),
                 "agreement_with_reference": self.agreement(), "channels_used": self.channels_used,
                 "channels_missing": self.channels_missing, "modalities_used": self.modalities_used,
+                "reliability": self.reliability,
                 "models": self.models, "preprocessing_hash": self.preprocessing_hash, "notes": self.notes}
 
     # --- serialisation ---

@@ -13,9 +13,10 @@ import numpy as np
 from .._config import PreprocessingConfig
 from .._device import Runtime, resolve_runtime
 from .._logging import logger, verbose
-from .._validation import CheckpointError, check_finite_output
+from .._validation import ChannelNotFoundError, CheckpointError, check_finite_output
 from ..io.annotations import Scoring, read_scoring
 from ..io.channels import ChannelTable, load_channel_table, map_channels
+from ..io.montage import stand_in
 from ..io.recording import Recording, read_recording
 from ..models.checkpoint import CheckpointMeta, load_classifier
 from ..models.classifier import SleepClassifier
@@ -60,23 +61,43 @@ def load_scorers(checkpoints: Sequence[str | Path], runtime: Runtime | None = No
     return scorers, preprocessing
 
 
-def _match_channels(wanted: Sequence[str], available: Mapping[str, np.ndarray], modality_of: Mapping[str, str],
-                    table: ChannelTable) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The model's channels present in the night; a missing one is stood in for by an unused
-    channel of the same modality (Fpz-Cz for C4-M1 in Sleep-EDF), which is reported."""
+def _match_channels(wanted: Sequence[str], available: Mapping[str, np.ndarray]
+                    ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
+    """The model's channels present in the night; a missing one is stood in for by the nearest
+    unused channel of its modality (:func:`~synthsleepnet.io.montage.stand_in`: C3-M1 for C4-M1,
+    Fpz-Cz only when no central derivation exists), which is reported as ``wanted → (actual, why)``."""
     inputs = {c: available[c] for c in wanted if c in available}
     taken = set(inputs)
-    swapped: dict[str, str] = {}
+    swapped: dict[str, tuple[str, str]] = {}
     for channel in wanted:
         if channel in inputs:
             continue
-        modality = table.modality.get(channel)
-        spare = next((c for c in available if modality_of[c] == modality and c not in taken), None)
-        if spare is not None:
-            inputs[channel] = available[spare]
-            taken.add(spare)
-            swapped[channel] = spare
+        found = stand_in(channel, [c for c in available if c not in taken])
+        if found is not None:
+            inputs[channel] = available[found[0]]
+            taken.add(found[0])
+            swapped[channel] = found
     return inputs, swapped
+
+
+#: Modalities without which a model of a task is unreliable, when it was trained with them.
+_ESSENTIAL = {"stage": ({"eeg"}, "EEG"), "apnea": ({"resp", "spo2"}, "airflow or SpO2"),
+              "hypopnea": ({"resp", "spo2"}, "airflow or SpO2")}
+
+
+def _reliability(task: str, trained: set[str], used: set[str], swapped: Mapping[str, tuple[str, str]]
+                 ) -> list[tuple[str, str]]:
+    """``(level, reason)`` pairs for one model: ``low`` when it runs without what it needs most."""
+    out = []
+    essential, words = _ESSENTIAL.get(task, (set(), ""))
+    if essential & trained and not essential & used:
+        out.append(("low", f"the {task} model was trained with {words} but this night gives it none "
+                           f"(it used {', '.join(sorted(used)) or 'nothing'})"))
+    missing = sorted(trained - used)
+    if missing:
+        out.append(("reduced", f"the {task} model ran without {', '.join(missing)}"))
+    out += [("reduced", f"{actual} stood in for {wanted} ({why})") for wanted, (actual, why) in swapped.items()]
+    return out
 
 
 def _spo2_1hz(recording: Recording, channel_table: ChannelTable) -> list[float] | None:
@@ -97,6 +118,7 @@ def score_recording(
     channel_file: str | Path | None = None,
     timezone: dt.tzinfo = dt.UTC,
     threshold: float = 0.5,
+    require: Sequence[str] = (),
     device: str = "auto",
     precision: str = "auto",
     verbose: bool | str | int | None = None,
@@ -121,6 +143,10 @@ def score_recording(
         Zone of the EDF clock time (EDF stores local time without a zone).
     threshold : float
         Probability above which an epoch is flagged for an event.
+    require : sequence of str
+        Modalities (``eeg``) or canonical channels the models must be able to use; scoring a
+        night without them is refused (by default it is scored, and ``reliability`` says how
+        much to trust it).
     device, precision : str
         Where the models run (``auto``: CUDA when present) and in what precision (``auto``: bf16
         where supported).
@@ -132,6 +158,8 @@ def score_recording(
     ModelOutputError
         If a model produces NaN or infinite probabilities (a damaged model never yields a
         hypnogram).
+    ChannelNotFoundError
+        If a ``require``-d modality or channel cannot be used.
     """
     runtime = resolve_runtime(device, precision)
     scorers, config = load_scorers(models, runtime)
@@ -143,6 +171,7 @@ def score_recording(
     night = prepare_recording(recording, annotations, config=config, channel_table=table)
     available = {c: night.signals[:, i] for i, c in enumerate(night.channels)}
     modality_of = dict(zip(night.channels, night.modalities, strict=True))
+    flags: list[tuple[str, str]] = []
     stage_proba: np.ndarray | None = None
     event_proba: dict[str, np.ndarray] = {}
     used: list[str] = []
@@ -152,9 +181,11 @@ def score_recording(
     for task, scorer in scorers.items():
         model, meta = scorer.model, scorer.meta
         known |= set(model.channels)
-        inputs, swapped = _match_channels(model.channels, available, modality_of, table)
-        substitutions.update(swapped)
-        present = [swapped.get(c, c) for c in inputs]
+        inputs, swapped = _match_channels(model.channels, available)
+        substitutions.update({wanted: actual for wanted, (actual, _) in swapped.items()})
+        present = [swapped[c][0] if c in swapped else c for c in inputs]
+        trained = {m for c in model.channels if (m := table.modality_of(c))}
+        flags += _reliability(task, trained, {modality_of[c] for c in present}, swapped)
         if not present:
             raise ValueError(f"{recording.path}: the {task} model needs a channel of the modalities of "
                              f"{model.channels}; the night has {night.channels} "
@@ -184,9 +215,17 @@ def score_recording(
     notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
     if missing:
         notes.append(f"channels the models know but the night lacks: {missing}")
+    used_modalities = list(dict.fromkeys(modality_of[c] for c in used))
+    absent = [want for want in require if want not in used_modalities and want not in used]
+    if absent:
+        raise ChannelNotFoundError(f"{recording.path}: required {absent} cannot be used: the models used "
+                                   f"{used} ({', '.join(used_modalities)}); labels: {recording.labels}")
+    level = "low" if any(lv == "low" for lv, _ in flags) else "reduced" if flags else "full"
+    reliability = {"level": level, "reasons": list(dict.fromkeys(reason for _, reason in flags))}
+    for reason in reliability["reasons"]:
+        logger.warning("%s: %s", recording.path.name, reason)
     return ScoringResult(stages=stages, stage_proba=stage_proba, event_proba=event_proba, epoch_s=config.epoch_s,
                          start=start, source=str(recording.path), models=model_info, channels_used=used,
-                         channels_missing=missing,
-                         modalities_used=list(dict.fromkeys(modality_of[c] for c in used)),
+                         channels_missing=missing, modalities_used=used_modalities, reliability=reliability,
                          preprocessing_hash=str(next(iter(scorers.values())).meta.preprocessing_hash),
                          reference=reference, threshold=threshold, spo2=_spo2_1hz(recording, table), notes=notes)

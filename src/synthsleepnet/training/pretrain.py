@@ -28,7 +28,7 @@ from .loop import FitResult, fit
 from .losses import neuronet_loss, synthsleepnet_loss
 from .splits import assign_splits, split_hash, split_nights
 
-__all__ = ["build_fusion", "default_channels", "pretrain_multimodal", "pretrain_unimodal", "resolve_model",
+__all__ = ["build_fusion", "channels_of", "default_channels", "pretrain_multimodal", "pretrain_unimodal", "resolve_model",
            "store_identity"]
 
 #: The paper's modalities: the channel set of a scratch model when the caller names none.
@@ -49,14 +49,21 @@ def resolve_model(preset: str | ModelConfig, store: EpochStore) -> ModelConfig:
     return config
 
 
+def channels_of(modality: str, channels: Sequence[str]) -> list[str]:
+    """The channels of one modality among ``channels``: channel-table order first, then by name."""
+    table = load_channel_table()
+    order = {name: i for i, name in enumerate(table.modality)}
+    mine = [c for c in dict.fromkeys(channels) if table.modality_of(c) == modality]
+    return sorted(mine, key=lambda c: (order.get(c, len(order)), c))
+
+
 def default_channels(store: EpochStore, nights: Sequence[str], modalities: Sequence[str] = PRETRAIN_MODALITIES
                      ) -> list[str]:
     """One channel per modality: the first canonical channel (table order) present in every night."""
-    table = load_channel_table()
     shared = set.intersection(*(set(store.night(n).channels) for n in nights)) if nights else set()
     chosen = []
     for modality in modalities:
-        options = [c for c, m in table.modality.items() if m == modality and c in shared]
+        options = channels_of(modality, sorted(shared))
         if options:
             chosen.append(options[0])
     if not chosen:
@@ -88,8 +95,9 @@ def pretrain_unimodal(
     st = EpochStore(store)
     model_config = resolve_model(preset, st)
     nights = split_nights(st, "pretrain")
-    table = load_channel_table()
-    channels = [c for c, m in table.modality.items() if m == modality]
+    channels = channels_of(modality, [c for n in nights for c in st.night(n).channels])
+    if not channels:
+        raise ValueError(f"no pretraining night of {st.path} has a {modality} channel")
     dataset = ChannelEpochs(st, nights, channels)
     torch.manual_seed(config.seed)  # seeded initial weights: runs with one seed are identical
     model = NeuroNet(model_config.encoder, model_config.neuronet)
@@ -116,7 +124,7 @@ def build_fusion(config: ModelConfig, channels: Sequence[str], encoders: Mapping
     table = load_channel_table()
     parents: dict[str, tuple[str, str]] = {}
     for channel in channels:
-        modality = table.modality.get(channel, "")
+        modality = table.modality_of(channel) or ""
         if modality not in encoders:
             raise ValueError(f"no pretrained encoder for channel {channel} ({modality}); give "
                              f"--encoders {modality}=PATH (have: {sorted(encoders)})")
