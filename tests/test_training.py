@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -261,3 +262,43 @@ def test_two_processes_agree_with_one(tmp_path: Path) -> None:
     two = load_file(str(tmp_path / "two" / "model.safetensors"))
     for key in one:
         torch.testing.assert_close(one[key], two[key], rtol=1e-5, atol=1e-6)
+
+
+def test_loader_workers_do_not_change_the_result(store: Path, tmp_path: Path) -> None:
+    from synthsleepnet.training import pretrain_unimodal
+
+    config = TrainConfig(epochs=1, batch_size=8, max_steps_per_epoch=3, precision="fp32", device="cpu", seed=5)
+    a = pretrain_unimodal(store, "eeg", tmp_path / "w0", config=config, progress=False)
+    b = pretrain_unimodal(store, "eeg", tmp_path / "w2", config=dataclasses.replace(config, workers=2),
+                          progress=False)
+    wa, wb = load_file(str(a.checkpoint)), load_file(str(b.checkpoint))
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=0)
+
+
+def test_each_rank_reads_a_disjoint_reshuffled_share() -> None:
+    from synthsleepnet.training.loop import EpochSampler
+
+    shares = [EpochSampler(10, seed=1, rank=r, world=3) for r in range(3)]
+    first = [list(s) for s in shares]
+    assert all(len(s) == 4 for s in first)  # 10 items padded to 12, as DistributedSampler does
+    assert {i for s in first for i in s} == set(range(10))  # every item read, two twice (the padding)
+    for s in shares:
+        s.set_epoch(1)
+    assert [list(s) for s in shares] != first  # a new order every epoch, the same on every rank
+    again = EpochSampler(10, seed=1, rank=0, world=3)
+    again.set_epoch(1)
+    assert list(again) == list(shares[0])
+
+
+def test_a_pretraining_batch_reads_only_its_channel(store: Path) -> None:
+    from synthsleepnet.training.data import ChannelEpochs
+
+    st = EpochStore(store)
+    data = ChannelEpochs(st, st.night_ids[:2], ["C4-M1", "C3-M2"])
+    picks = [0, len(data) - 1, 5, len(data) // 2]
+    batch = data.__getitems__(picks)
+    for pick, item in zip(picks, batch, strict=True):
+        night = data.nights[data._night[pick]]
+        full = st.night(night).read([int(data._epoch[pick])])[0, data._channel[pick]]
+        torch.testing.assert_close(item, torch.from_numpy(full))

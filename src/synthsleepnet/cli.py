@@ -133,7 +133,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 # --- training -------------------------------------------------------------------------------
 _TRAIN_FLAGS = ("epochs", "batch_size", "accumulate", "base_lr", "weight_decay", "seed", "max_steps_per_epoch",
-                "device", "precision")
+                "device", "precision", "workers")
 
 
 def _train_config(args: argparse.Namespace, phase: str) -> Any:
@@ -157,6 +157,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (quick runs)")
+    p.add_argument("--workers", type=int, help="data-loader worker processes (results do not change)")
     _add_runtime_flags(p)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")

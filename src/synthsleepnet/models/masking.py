@@ -18,12 +18,17 @@ class Masked(NamedTuple):
 
 
 def random_masking(x: torch.Tensor, ratio: float, generator: torch.Generator | None = None) -> Masked:
-    """Keep ``int(L × (1 − ratio))`` random tokens of every sample (at least one)."""
+    """Keep ``int(L × (1 − ratio))`` random tokens of every sample (at least one).
+
+    The noise comes from ``generator`` on its own device and moves to ``x``'s, so the same
+    generator gives the same masks on a CPU and a GPU (the GPU check compares them).
+    """
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
     b, length, d = x.shape
     keep = max(int(length * (1 - ratio)), 1)
-    noise = torch.rand(b, length, device=x.device, generator=generator)
+    source = generator.device if generator is not None else x.device
+    noise = torch.rand(b, length, device=source, generator=generator).to(x.device)
     ids_shuffle = noise.argsort(dim=1)
     ids_restore = ids_shuffle.argsort(dim=1)
     kept = x.gather(1, ids_shuffle[:, :keep, None].expand(-1, -1, d))

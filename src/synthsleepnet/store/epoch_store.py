@@ -225,6 +225,10 @@ class EpochStore:
         y = np.stack([self.night(night_id).labels[i] for night_id, i in keys])
         return x, y, keys
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for loader worker processes (without the thread pool, rebuilt on use)."""
+        return {**self.__dict__, "_executor": None}
+
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.io_threads, thread_name_prefix="store-io")

@@ -80,6 +80,7 @@ class NightFiles:
 
     def __init__(self, night_dir: Path) -> None:
         self._fd: int | None = None
+        self._pid = os.getpid()
         self.path = Path(night_dir)
         self.meta: dict[str, Any] = json.loads((self.path / "meta.json").read_text("utf-8"))
         with open(self.path / "signals.npy", "rb") as f:
@@ -116,9 +117,28 @@ class NightFiles:
         return pd.read_csv(self.path / "events.csv")
 
     def _file(self) -> int:
-        if self._fd is None:
+        if self._fd is None or self._pid != os.getpid():  # a loader worker opens its own descriptor
             self._fd = os.open(self.path / "signals.npy", os.O_RDONLY)
+            self._pid = os.getpid()
         return self._fd
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for loader worker processes: the descriptor is reopened where it is used."""
+        return {**self.__dict__, "_fd": None}
+
+    def read_channel(self, epochs: np.ndarray | list[int], channel: int) -> np.ndarray:
+        """One channel of ``epochs`` as float32 (N, T): one small ``pread`` per epoch, so a
+        pretraining batch reads that channel only, not every channel of each epoch."""
+        n_samples = self.shape[2]
+        size = n_samples * self.dtype.itemsize
+        out = np.empty((len(epochs), n_samples), dtype=np.float32)
+        fd = self._file()
+        for row, epoch in enumerate(epochs):
+            if not 0 <= epoch < self.n_epochs:
+                raise IndexError(f"{self.path}: epoch {epoch} is outside [0, {self.n_epochs})")
+            offset = self._offset + int(epoch) * self._epoch_bytes + channel * size
+            out[row] = np.frombuffer(os.pread(fd, size, offset), dtype=self.dtype)
+        return out
 
     def runs(self, indices: np.ndarray | list[int]) -> list[tuple[int, int, np.ndarray]]:
         """Split ``indices`` into contiguous runs: ``(first epoch, count, output positions)``."""
@@ -165,9 +185,9 @@ class NightFiles:
                 os.close(fd)
 
     def close(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and self._pid == os.getpid():
             os.close(self._fd)
-            self._fd = None
+        self._fd = None
 
     def __del__(self) -> None:
         self.close()

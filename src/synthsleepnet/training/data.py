@@ -53,28 +53,48 @@ def nights_with_channels(store: EpochStore, nights: Sequence[str], channels: Seq
 
 
 class ChannelEpochs(Dataset[torch.Tensor]):
-    """One channel of one epoch per item, pooling every channel of a modality (unimodal pretraining)."""
+    """One channel of one epoch per item, pooling every channel of a modality (unimodal pretraining).
+
+    Items are kept as three integer arrays (night, epoch, channel), not Python tuples, so a
+    cohort of millions of epoch-channels costs megabytes. ``__getitems__`` reads a whole batch
+    with one small ``pread`` per item of that channel only (the DataLoader calls it).
+    """
 
     def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str]) -> None:
         self.store = store
         self.skipped: dict[str, str] = {}
-        items = []
+        self.nights: list[str] = []
+        parts: list[tuple[int, int, int]] = []  # (night index, channel index, epochs)
         for night in nights:
             nf = store.night(night)
             present = [nf.channels.index(c) for c in channels if c in nf.channels]
             if not present:
                 self.skipped[night] = f"has none of the channels {list(channels)} (it has {nf.channels})"
-            items += [(night, e, c) for c in present for e in range(nf.n_epochs)]
-        if not items:
+                continue
+            self.nights.append(night)
+            parts += [(len(self.nights) - 1, c, nf.n_epochs) for c in present]
+        if not parts:
             raise ValueError(f"no epochs of channels {list(channels)} in nights {list(nights)[:5]}")
-        self.items = items
+        counts = np.array([n for _, _, n in parts])
+        self._night = np.repeat(np.array([p[0] for p in parts], dtype=np.int32), counts)
+        self._channel = np.repeat(np.array([p[1] for p in parts], dtype=np.int16), counts)
+        self._epoch = np.concatenate([np.arange(n, dtype=np.int32) for n in counts])
 
     def __len__(self) -> int:
-        return len(self.items)
+        return int(self._epoch.size)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        night, epoch, channel = self.items[i]
-        return torch.from_numpy(self.store.night(night).read([epoch])[0, channel])
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[torch.Tensor]:
+        index = np.asarray(indices, dtype=np.int64)
+        out = np.empty((index.size, self.store.config.epoch_samples), dtype=np.float32)
+        keys = self._night[index].astype(np.int64) * 65536 + self._channel[index]
+        for key in np.unique(keys):
+            rows = np.flatnonzero(keys == key)
+            night, channel = self.nights[int(key // 65536)], int(key % 65536)
+            out[rows] = self.store.night(night).read_channel(self._epoch[index[rows]], channel)
+        return list(torch.from_numpy(out))
 
 
 class MultiChannelEpochs(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
@@ -82,14 +102,16 @@ class MultiChannelEpochs(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
 
     With ``epochs`` (a label-fraction sample, ``night → epoch indices``) only those epochs are
     items; nights outside the sample are not "skipped", they simply hold no sampled epoch.
+    ``__getitems__`` reads a batch night by night, one read per run of consecutive epochs.
     """
 
     def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str],
                  epochs: Mapping[str, np.ndarray] | None = None) -> None:
         self.store, self.channels = store, list(channels)
-        self.items: list[tuple[str, int]] = []
+        self.nights: list[str] = []
         self._index: dict[str, list[int]] = {}
         self.skipped: dict[str, str] = {}
+        night_of, epoch_of = [], []
         for night in nights:
             have = store.night(night).channels
             missing = _missing(have, channels)
@@ -99,27 +121,50 @@ class MultiChannelEpochs(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
             if epochs is None:
                 chosen = np.arange(store.night(night).n_epochs)
             elif night in epochs:
-                chosen = epochs[night]
+                chosen = np.asarray(epochs[night])
             else:
                 continue
             self._index[night] = [have.index(c) for c in channels]
-            self.items += [(night, int(e)) for e in chosen]
-        if not self.items:
+            self.nights.append(night)
+            night_of.append(np.full(chosen.size, len(self.nights) - 1, dtype=np.int32))
+            epoch_of.append(chosen.astype(np.int32))
+        if not night_of or not sum(a.size for a in night_of):
             raise ValueError(f"no nights with all of {self.channels} among {list(nights)[:5]}: {self.skipped}")
+        self._night = np.concatenate(night_of)
+        self._epoch = np.concatenate(epoch_of)
+
+    @property
+    def items(self) -> list[tuple[str, int]]:
+        """``(night, epoch)`` of every item (built on demand: large for a cohort)."""
+        return [(self.nights[n], int(e)) for n, e in zip(self._night, self._epoch, strict=True)]
 
     def __len__(self) -> int:
-        return len(self.items)
+        return int(self._epoch.size)
 
     def labels(self, column: int) -> np.ndarray:
         """(N,) labels of one column for all items, without reading signals."""
-        return np.array([self.store.night(n).labels[e, column] for n, e in self.items])
+        out = np.empty(len(self), dtype=np.int64)
+        for n, night in enumerate(self.nights):
+            rows = np.flatnonzero(self._night == n)
+            out[rows] = self.store.night(night).labels[self._epoch[rows], column]
+        return out
 
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        night, epoch = self.items[i]
-        x = self.store.night(night).read([epoch])[0]
-        idx = self._index[night]
-        return ({c: torch.from_numpy(x[j]) for c, j in zip(self.channels, idx, strict=True)},
-                torch.from_numpy(self.store.night(night).labels[epoch].astype(np.int64)))
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        index = np.asarray(indices, dtype=np.int64)
+        out: dict[int, tuple[dict[str, torch.Tensor], torch.Tensor]] = {}
+        for n in np.unique(self._night[index]):
+            rows = np.flatnonzero(self._night[index] == n)
+            night = self.nights[int(n)]
+            nf = self.store.night(night)
+            epochs = self._epoch[index[rows]]
+            x = nf.read(epochs)[:, self._index[night]]
+            y = torch.from_numpy(nf.labels[epochs].astype(np.int64))
+            for k, row in enumerate(rows):
+                out[int(row)] = ({c: torch.from_numpy(x[k, j]) for j, c in enumerate(self.channels)}, y[k])
+        return [out[row] for row in range(index.size)]
 
 
 class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):

@@ -182,9 +182,9 @@ def _tensorboard(out_dir: Path) -> Any:
 
 
 def run_identity(meta: CheckpointMeta) -> dict[str, Any]:
-    """What must not change between a run and its resumption (device and precision may)."""
+    """What must not change between a run and its resumption (device, precision and loader may)."""
     train = config_to_dict(meta.train) if meta.train else {}
-    for key in ("device", "precision"):
+    for key in ("device", "precision", "workers", "prefetch"):  # how, not what, is trained
         train.pop(key, None)
     data = config_to_dict(meta.data) if meta.data else {}
     return {"phase": meta.phase, "task": meta.task, "modality": meta.modality, "model": config_to_dict(meta.spec),
@@ -309,14 +309,16 @@ def fit(
         best_score, best_epoch = state["best_score"], state["best_epoch"]
         logger.info("resuming %s at epoch %d", out_dir, start_epoch + 1)
     train_model: nn.Module = _Step(model, step_fn)
-    if world > 1:
+    if dist.is_initialized():  # under torchrun (or a process group the caller made, even of one)
         if rt.device.type == "cuda":
             train_model = nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         train_model = nn.parallel.DistributedDataParallel(
             train_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     sampler = EpochSampler(n_items, config.seed, weights=sample_weights, rank=rank, world=world)
     loader = DataLoader(dataset, batch_size=micro, sampler=sampler, collate_fn=_collate, drop_last=True,
-                        pin_memory=rt.device.type == "cuda")
+                        pin_memory=rt.device.type == "cuda", num_workers=config.workers,
+                        persistent_workers=config.workers > 0,
+                        prefetch_factor=config.prefetch if config.workers > 0 else None)
     writer = _tensorboard(out_dir) if is_main_process() else None
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch)
