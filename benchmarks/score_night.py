@@ -1,12 +1,15 @@
-"""Wall time and peak memory of scoring one 8-hour night end to end, next to YASA.
+"""Scoring speed: one 8-hour night end to end, next to YASA, and a batch of nights.
 
-Simulates one night (EDF+), then in separate processes (so peak memory is each one's own):
-SynthSleepNet scoring with the ``paper`` and ``small`` presets (read → preprocess → encode 4
-channels → Mamba2 temporal module → outputs and report; weights are untrained, which does not
-change the cost), and YASA's stager on the same EDF. Run it where YASA is installed
-(``make bench-env``):
+Simulates one 8-hour night (EDF+), then runs each scorer in its own fresh process, timed from
+the process start to the last output (imports included, as a user waits for them):
+SynthSleepNet `score` with the `fast`, `tiny`, `small` and `paper` presets (4 channels, stage
+model with the Mamba2 temporal module, every export and the report; weights untrained, which
+does not change the cost) and YASA 0.8.1's stager on the same EDF. Prints wall time, peak memory
+(VmHWM), the models' own seconds and their TFLOP/s; then a batch of 20 nights scored by one
+`synthsleepnet score FOLDER` (nights per hour) and the time of `synthsleepnet --help`. Run it
+where YASA is installed (``make bench-env``):
 
-    .venv-bench/bin/python benchmarks/score_night.py [--hours 8] [--presets paper small]
+    .venv-bench/bin/python benchmarks/score_night.py [--hours 8] [--presets fast tiny small paper]
 """
 
 from __future__ import annotations
@@ -21,23 +24,41 @@ from pathlib import Path
 
 from _measure import peak_rss_mb
 
-CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
+CHANNELS = ("C4-M1", "E1-M2", "Chin", "ECG")
 
 
-def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
+def _checkpoint(preset: str, workdir: Path) -> Path:
     import torch
 
-    from synthsleepnet import PreprocessingConfig, score_night
+    from synthsleepnet import PreprocessingConfig
     from synthsleepnet._config import get_preset
     from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 
-    torch.manual_seed(0)
-    spec = ModelSpec("sleep_classifier", get_preset(preset), tuple(CHANNELS), 5, "sequence")
-    meta = CheckpointMeta(phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig())
-    ckpt = save_checkpoint(Path(workdir) / f"{preset}.safetensors", build_model(spec), meta)
+    path = workdir / f"{preset}.safetensors"
+    if not path.exists():
+        torch.manual_seed(0)
+        spec = ModelSpec("sleep_classifier", get_preset(preset), CHANNELS, 5, "sequence")
+        meta = CheckpointMeta(phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig())
+        save_checkpoint(path, build_model(spec), meta)
+    return path
+
+
+def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
+    """What `synthsleepnet score` does, with the model's share timed apart."""
+    from synthsleepnet._config import get_preset
+    from synthsleepnet.models import encoder_gflops
+    from synthsleepnet.models.neuronet import NeuroNetEncoder
+    from synthsleepnet.score_files import _write_outputs
+    from synthsleepnet.scoring.score import NightScorer
+
+    scorer = NightScorer.load([Path(workdir) / f"{preset}.safetensors"], device="cpu")
+    prepared = scorer.prepare(edf)
     t0 = time.perf_counter()
-    night = score_night(edf, [ckpt], Path(workdir) / f"out-{preset}", overwrite=True)
-    return {"seconds": time.perf_counter() - t0, "epochs": night.result.n_epochs}
+    result = scorer.score(prepared)
+    model_s = time.perf_counter() - t0
+    _write_outputs(result, Path(workdir) / f"out-{preset}", overwrite=True)
+    gflop = encoder_gflops(NeuroNetEncoder(get_preset(preset).encoder))["total"] * result.n_epochs * len(CHANNELS)
+    return {"model_seconds": model_s, "tflops": gflop / 1e3 / model_s, "epochs": result.n_epochs}
 
 
 def _yasa(edf: str) -> dict[str, float]:
@@ -46,24 +67,32 @@ def _yasa(edf: str) -> dict[str, float]:
     import mne
     import yasa
 
-    t0 = time.perf_counter()
     raw = mne.io.read_raw_edf(edf, preload=True, verbose="error")
+    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pred = yasa.SleepStaging(raw, eeg_name="EEG C4-M1", eog_name="EOG E1-M2", emg_name="EMG Chin").predict()
-    return {"seconds": time.perf_counter() - t0, "epochs": len(getattr(pred, "hypno", pred))}
+    return {"model_seconds": time.perf_counter() - t0, "tflops": float("nan"),
+            "epochs": len(getattr(pred, "hypno", pred))}
 
 
 def _child(kind: str, edf: str, workdir: str) -> None:
     out = _yasa(edf) if kind == "yasa" else _ours(edf, kind, workdir)
     out["peak_rss_mb"] = peak_rss_mb()
-    print(json.dumps(out))
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+def _timed(argv: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return time.perf_counter() - t0, proc.stdout
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=8.0)
-    parser.add_argument("--presets", nargs="+", default=["paper", "small"])
+    parser.add_argument("--presets", nargs="+", default=["fast", "tiny", "small", "paper"])
+    parser.add_argument("--batch", type=int, default=20, help="nights in the batch row (0: none)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -72,19 +101,36 @@ def main() -> None:
     from synthsleepnet.simulate import simulate_night, write_night
 
     with tempfile.TemporaryDirectory() as tmp:
-        edf, _ = write_night(simulate_night(7, args.hours), tmp)
+        work = Path(tmp)
+        edf, _ = write_night(simulate_night(7, args.hours), work / "night")
+        for preset in args.presets:
+            _checkpoint(preset, work)
         rows = {}
-        for kind in [*args.presets, "yasa"]:
-            proc = subprocess.run([sys.executable, __file__, "--child", kind, str(edf), tmp],
-                                  capture_output=True, text=True, check=True)
-            rows[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"{kind:<6} {rows[kind]['seconds']:7.1f} s  peak {rows[kind]['peak_rss_mb']:6.0f} MB  "
-                  f"({rows[kind]['epochs']} epochs)", flush=True)
-        base = rows["yasa"]["seconds"]
-        print(f"\none {args.hours:g}-h night, 2 CPU cores; SynthSleepNet with 4 channels (C4-M1, E1-M2, Chin, ECG), "
-              "bf16 autocast, stage model with the Mamba2 temporal module, all outputs and the report")
-        for kind in args.presets:
-            print(f"  {kind}: {rows[kind]['seconds'] / base:.1f}x YASA's time")
+        for kind in ["yasa", *args.presets]:
+            wall, out = _timed([sys.executable, __file__, "--child", kind, str(edf), tmp])
+            rows[kind] = {"wall": wall, **json.loads(out.strip().splitlines()[-1])}
+        help_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "--help"])
+        yasa = rows["yasa"]["wall"]
+        print(f"one {args.hours:g}-h night ({rows['yasa']['epochs']} epochs), 2 CPU cores, each scorer in a fresh "
+              "process timed from its start to its last output")
+        print("| scorer | wall time | vs YASA | peak memory | model seconds | model TFLOP/s |")
+        print("|---|---|---|---|---|---|")
+        for kind, row in rows.items():
+            name = "YASA 0.8.1 (same EDF)" if kind == "yasa" else f"SynthSleepNet `{kind}`, 4 channels"
+            tflops = "–" if row["tflops"] != row["tflops"] else f"{row['tflops']:.3f}"
+            print(f"| {name} | {row['wall']:.1f} s | {yasa / row['wall']:.2f}x | {row['peak_rss_mb'] / 1024:.2f} GB | "
+                  f"{row['model_seconds']:.1f} s | {tflops} |")
+        if args.batch:
+            folder = work / "batch"
+            folder.mkdir()
+            for i in range(args.batch):  # one night, linked under 20 names: the cost is the same
+                (folder / f"night{i:02d}.edf").symlink_to(edf)
+            batch_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "score", str(folder),
+                                 "--model", str(work / f"{args.presets[0]}.safetensors"), "--out",
+                                 str(work / "batch-out"), "--quiet", "--device", "cpu"])
+            print(f"| batch: `synthsleepnet score FOLDER` of {args.batch} nights, `{args.presets[0]}` | "
+                  f"{batch_s:.0f} s | {3600 * args.batch / batch_s:,.0f} nights/hour | | | |")
+        print(f"\n`synthsleepnet --help`: {help_s:.2f} s")
 
 
 if __name__ == "__main__":

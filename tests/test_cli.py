@@ -71,7 +71,7 @@ def test_errors_exit_2_with_a_message(tmp_path: Path, caplog: pytest.LogCaptureF
 def test_models_lists_presets_with_sizes_and_flops(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     rows = {r["preset"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"paper", "small", "tiny"}
+    assert set(rows) == {"paper", "small", "tiny", "fast"}
     paper = rows["paper"]
     assert paper["neuronet_params"] == pytest.approx(71.6e6, rel=0.01)
     assert paper["synthsleepnet_params"] == pytest.approx(296e6, rel=0.01)

@@ -80,7 +80,7 @@ def test_unknown_model_and_preset_list_the_valid_ones() -> None:
         config_from_dict(ModelSpec, {"architecture": "resnet", "config": {}})
     with pytest.raises(ValueError, match=r"unknown model 'resnet'; registered models: \['epoch_head'"):
         build_model(ModelSpec("resnet", TINY))  # a caller that bypassed the type check
-    with pytest.raises(ValueError, match=r"unknown model preset 'huge'; presets: \['paper', 'small', 'tiny'\]"):
+    with pytest.raises(ValueError, match=r"unknown model preset 'huge'; presets: \['fast', 'paper', 'small', 'tiny'\]"):
         model_from_preset("neuronet", "huge")
 
 
@@ -369,3 +369,40 @@ def test_batchnorm_calibration_gives_a_random_encoder_distinct_embeddings() -> N
     assert spread() > 2 * before  # default statistics squash every epoch to nearly one embedding
     norms = [m for m in model.fusion.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert all(not m.training and m.momentum == 0.1 for m in norms)  # frozen again, momentum restored
+
+
+@pytest.mark.parametrize("preset", ["paper", "small", "tiny"])
+def test_conv_feature_arithmetic_matches_a_dry_run(preset: str) -> None:
+    from synthsleepnet.models.frame_backbone import conv_features
+
+    config = get_preset(preset).encoder
+    backbone = NeuroNetEncoder(config).backbone
+    with torch.no_grad():
+        ran = backbone._conv_features(torch.zeros(2, config.frame_samples)).shape[-1]
+    assert conv_features(config.frame_samples, config.backbone) == ran == 2 * backbone.n_features
+
+
+def test_fast_preset_shapes_size_and_speed_design() -> None:
+    fast = get_preset("fast")
+    model = model_from_preset("neuronet", fast).eval()
+    assert count_parameters(model)[0] == 381_872  # one conv pass per epoch: a seventh of tiny's
+    x = _epochs(3)
+    with torch.no_grad():
+        tokens = model(x)
+        alone = model(x[1:2])
+    assert tokens.shape == (3, 28, 64)
+    torch.testing.assert_close(tokens[1:2], alone, rtol=1e-5, atol=1e-5)  # eval: independent of the batch
+    flops = encoder_gflops(model.encoder)
+    assert flops["conv"] < get_preset("tiny").encoder.embed_dim and flops["total"] < 0.1
+
+
+def test_continuous_frames_pool_each_frames_span() -> None:
+    from synthsleepnet.models.frame_backbone import ContinuousFrameBackbone
+
+    backbone = ContinuousFrameBackbone(3000, 400, 100, get_preset("fast").encoder.backbone)
+    x = torch.arange(2 * 3 * 187, dtype=torch.float32).reshape(2, 3, 187)
+    pooled = backbone.frame_pool(x)
+    first, last = backbone._spans(187, x.device)
+    assert pooled.shape == (2, 27, 3) and int(first[0]) == 0 and int(last[-1]) == 187
+    for f in (0, 13, 26):
+        torch.testing.assert_close(pooled[:, f], x[..., int(first[f]):int(last[f])].mean(-1))

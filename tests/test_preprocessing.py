@@ -165,6 +165,8 @@ def test_sleep_edf_night_with_its_hypnogram(real_data: Path) -> None:
     assert night.n_epochs == 10 and (night.labels[:, 0] == 0).all()
     assert any(n.startswith("hypnogram trimmed") for n in night.report.notes)
     assert "too low" in night.report.channels_skipped["Chin"]  # 1-Hz EMG cannot carry 25–49 Hz
+    assert night.report.channels_used["Airflow"]["band_note"] == ("band high edge lowered from 5 to 0.4 Hz: the "
+                                                                  "native rate is 1 Hz")
     assert (night.labels[:, 1:] == -1).all()  # Sleep-EDF has no respiratory scoring
 
 

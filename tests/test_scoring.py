@@ -184,7 +184,6 @@ def test_sleep_edf_file_still_scores_and_says_what_it_could_not_use(scorers: lis
     assert set(result.channels_missing) == {"Chin", "ECG"}
     notes = " ".join(result.notes)
     assert "Fpz-Cz used in place of C4-M1" in notes and "too low" in notes
-    assert "Airflow: band high edge lowered from 5 to 0.4 Hz: the native rate is 1 Hz" in notes
 
 
 def test_score_stats_and_embed_commands(scorers: list[Path], sim_dir: Path, tmp_path: Path,
@@ -210,3 +209,26 @@ def test_embed_a_store(scorers: list[Path], sim_dir: Path, tmp_path: Path) -> No
     prepare_store([sim_dir / "sim-0011.edf"], tmp_path / "store", progress=False)
     table = embed_epochs(tmp_path / "store", scorers[1])
     assert list(table["night"].unique()) == ["sim-0011"] and len(table) == 80
+
+
+def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_dir: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    for name in ("sim-0011", "sim-0012"):
+        (folder / f"{name}.edf").symlink_to(sim_dir / f"{name}.edf")
+    (folder / "broken.edf").write_bytes(b"\x00" * 512)
+    out = tmp_path / "scored"
+    assert main(["score", str(folder), *[a for p in scorers for a in ("--model", str(p))], "--out", str(out),
+                 "--quiet", "--device", "cpu"]) == 1
+    printed = capsys.readouterr().out
+    assert "2 scored, 0 already scored, 1 failed" in printed and "FAILED broken" in printed
+    table = pd.read_csv(out / "nights.csv")
+    assert list(table["night"]) == ["broken", "sim-0011", "sim-0012"]
+    assert table.loc[0, "error"].startswith("PSGReadError") and (table["TST_min"].iloc[1:] >= 0).all()
+    assert {"SE_pct", "R_latency_min", "ahi", "severity", "modalities_used", "reliability"} <= set(table.columns)
+    assert (out / "sim-0011" / "report.html").exists() and (out / "sim-0012" / "summary.json").exists()
+    (folder / "broken.edf").unlink()
+    assert main(["score", str(folder), *[a for p in scorers for a in ("--model", str(p))], "--out", str(out),
+                 "--quiet", "--device", "cpu"]) == 0
+    assert "0 scored, 2 already scored, 0 failed" in capsys.readouterr().out

@@ -8,9 +8,9 @@ listed below; each name is imported from its module on first use, so ``import sy
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import attach
 from ._version import __version__
 
 #: Public name → the module that defines it.
@@ -55,6 +55,7 @@ _API: dict[str, str] = {
     "score_recording": ".scoring",
     "embed_epochs": ".scoring",
     "score_night": ".score_files",
+    "score_nights": ".score_files",
     "simulate_cohort": ".simulate",
     "run_demo": ".demo",
 }
@@ -99,6 +100,7 @@ __all__ = [
     "read_scoring",
     "run_demo",
     "score_night",
+    "score_nights",
     "score_recording",
     "set_log_level",
     "simulate_cohort",
@@ -106,16 +108,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'synthsleepnet' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = attach(__name__, _API, globals())
 
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
@@ -144,7 +137,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     )
     from .models import load_classifier, load_encoder
     from .preprocessing import PreparedNight, describe_recording, prepare_recording
-    from .score_files import score_night
+    from .score_files import score_night, score_nights
     from .scoring import ScoringResult, embed_epochs, score_recording
     from .simulate import simulate_cohort
     from .stats import sleep_statistics

@@ -301,9 +301,9 @@ class BackboneConfig:
     """The frame CNN: conv stem and three residual squeeze-excitation branches (NeuroNet).
 
     Paper: stem 64 channels; blocks 64→128→128→256 with strides 1, 1, 2, 2; branch kernels
-    3, 5, 7 average-pooled over 16, 11, 6 — 6656 conv features, 3328 frame features.
+    3, 5, 7 average-pooled over 16, 11, 6 — 6656 conv features, 3328 frame features; ELU.
     ``chunk_frames`` frames are processed per forward chunk (speed only; results in eval mode
-    do not depend on it).
+    do not depend on it). ``relu`` (the ``fast`` preset) measured 1.3x faster than ELU in bf16.
     """
 
     stem_channels: int = 64
@@ -312,6 +312,7 @@ class BackboneConfig:
     kernels: tuple[int, ...] = (3, 5, 7)
     pools: tuple[int, ...] = (16, 11, 6)
     chunk_frames: int = 256
+    activation: Literal["elu", "relu"] = "elu"
 
     def __post_init__(self) -> None:
         check_int("stem_channels", self.stem_channels, 1, 4096)
@@ -330,7 +331,9 @@ class EncoderConfig:
 
     Time is in seconds: epochs of ``epoch_s`` at ``sfreq`` Hz cut into ``frame_s`` windows every
     ``frame_step_s`` (paper: 30 s at 100 Hz, 4-s frames, 1-s step → 27 frames); transformer
-    ``embed_dim`` wide, ``depth`` blocks of ``n_heads`` heads (paper: 768, 4, 8).
+    ``embed_dim`` wide, ``depth`` blocks of ``n_heads`` heads (paper: 768, 4, 8). ``frames``:
+    ``overlapping`` runs the backbone on each frame (the paper); ``continuous`` runs it once over
+    the epoch and pools each frame's span (the ``fast`` preset, 3.6x fewer convolution inputs).
     """
 
     sfreq: float = 100.0
@@ -341,6 +344,7 @@ class EncoderConfig:
     embed_dim: int = 768
     depth: int = 4
     n_heads: int = 8
+    frames: Literal["overlapping", "continuous"] = "overlapping"
 
     def __post_init__(self) -> None:
         check_positive("sfreq", self.sfreq)
@@ -535,6 +539,15 @@ PRESETS: dict[str, ModelConfig] = {
                     projection=(128, 64), fusion=(64, 1, 4), fusion_decoder=(32, 1, 4),
                     fusion_projection=(64, 32), hidden=64),
 }
+#: ``fast``: tiny's transformer, fusion and temporal sizes on a backbone built for scoring speed:
+#: one convolutional pass per epoch pooled per frame (3.6x fewer convolution inputs), early
+#: downsampling (strides 2, 2, 2, 1) and ReLU (ELU measured 1.3x slower in bf16) — 1,780
+#: epoch-channels/s against tiny's 121 on this 2-core CPU (bf16, batch 320).
+PRESETS["fast"] = dataclasses.replace(
+    PRESETS["tiny"], preset="fast", description="built for scoring speed: one conv pass per epoch, pooled per frame",
+    encoder=dataclasses.replace(PRESETS["tiny"].encoder, frames="continuous",
+                                backbone=BackboneConfig(stem_channels=16, channels=(16, 32, 32, 64),
+                                                        strides=(2, 2, 2, 1), activation="relu")))
 
 
 def get_preset(name: str) -> ModelConfig:

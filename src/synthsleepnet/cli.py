@@ -233,17 +233,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --- scoring --------------------------------------------------------------------------------
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .score_files import score_night
+    from .score_files import score_night, score_nights
 
-    scored = score_night(args.recording, args.model, args.out, annotations=args.annotations,
+    device, precision = args.device or "auto", args.precision or "auto"
+    batch = len(args.recordings) > 1 or Path(args.recordings[0]).is_dir()
+    if batch:
+        if args.annotations:
+            raise ValueError("--annotations pairs with one recording; in a batch, scorings beside the recordings "
+                             "are found by their names")
+        summary = score_nights(args.recordings if len(args.recordings) > 1 else args.recordings[0], args.model,
+                               args.out, channel_file=args.channel_file, overwrite=args.overwrite,
+                               threshold=args.threshold, require=args.require, progress=not args.quiet, device=device,
+                               precision=precision)
+        _print(summary.text())
+        return 0 if summary.ok else 1
+    scored = score_night(args.recordings[0], args.model, args.out, annotations=args.annotations,
                          channel_file=args.channel_file, overwrite=args.overwrite, threshold=args.threshold,
-                         require=args.require, device=args.device or "auto", precision=args.precision or "auto")
+                         require=args.require, device=device, precision=precision)
     result = scored.result
     if result.reliability["level"] != "full":
         _print(f"WARNING: reliability {result.reliability['level'].upper()}: "
                + "; ".join(result.reliability["reasons"]))
     stats, resp = result.sleep_statistics(), result.ahi()
-    _print(f"{args.recording}: {result.n_epochs} epochs; modalities used {', '.join(result.modalities_used)} "
+    _print(f"{args.recordings[0]}: {result.n_epochs} epochs; modalities used {', '.join(result.modalities_used)} "
            f"({', '.join(result.channels_used)})")
     if result.channels_missing:
         _print(f"  not in this recording: {', '.join(result.channels_missing)}")
@@ -412,7 +424,9 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_runtime_flags(q)
 
     q = _sub(sub, "score", "score_files", "score_night", _cmd_score)
-    q.add_argument("recording", help="EDF/EDF+/BDF recording")
+    q.add_argument("recordings", nargs="+", metavar="RECORDING",
+                   help="an EDF/EDF+/BDF recording; several, or a folder, score a batch (score_nights) into "
+                        "OUT/<night>/ with a cohort table OUT/nights.csv")
     q.add_argument("--model", action="append", required=True,
                    help=f"probe or fine-tune checkpoint; repeat for each task ({', '.join(tasks)})")
     q.add_argument("--annotations", help="reference scoring to compare with")
@@ -422,6 +436,7 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("--require", action="append", default=[], metavar="MODALITY",
                    help="refuse to score unless the models can use this modality or channel (e.g. eeg)")
     q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    q.add_argument("--quiet", action="store_true", help="no progress bar (batches)")
     _add_runtime_flags(q)
 
     q = _sub(sub, "stats", "stats", "sleep_statistics", _cmd_stats)

@@ -29,15 +29,19 @@ def _hours(result: ScoringResult) -> np.ndarray:
 
 
 def plot_report(result: ScoringResult) -> Any:
-    """A matplotlib figure: hypnogram (+ reference), stage probabilities, events, SpO2."""
-    import matplotlib
+    """A matplotlib figure: hypnogram (+ reference), stage probabilities, events, SpO2.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    Built on ``matplotlib.figure.Figure`` with the Agg canvas, not pyplot: no GUI backend, no
+    global figure registry, and 0.4 s less to import.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     rows = 3 + (result.spo2 is not None)
-    fig, axes = plt.subplots(rows, 1, figsize=(13, 2.0 * rows + 1), sharex=True,
-                             gridspec_kw={"height_ratios": [2.2, 1.4, 0.8] + ([1.2] if rows == 4 else [])})
+    fig = Figure(figsize=(13, 2.0 * rows + 1))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 1, sharex=True,
+                        gridspec_kw={"height_ratios": [2.2, 1.4, 0.8] + ([1.2] if rows == 4 else [])})
     t = _hours(result)
     ax = axes[0]
     levels = np.array([_ORDER.get(s, np.nan) for s in result.stages], dtype=float)
@@ -45,10 +49,8 @@ def plot_report(result: ScoringResult) -> Any:
         ref = np.array([_ORDER.get(s, np.nan) for s in result.reference], dtype=float)
         ax.step(t, np.r_[ref, ref[-1]], where="post", color="0.6", lw=2.5, label="reference")
     ax.step(t, np.r_[levels, levels[-1]], where="post", color="k", lw=1.0, label="SynthSleepNet")
-    for name in ("R",):
-        mask = np.array(result.stages) == name
-        for k in np.flatnonzero(mask):
-            ax.plot(t[k:k + 2], [_ORDER[name]] * 2, color=_COLORS[name], lw=3)
+    rem = np.flatnonzero(np.array(result.stages) == "R")
+    ax.hlines(np.full(rem.size, _ORDER["R"]), t[rem], t[rem + 1], color=_COLORS["R"], lw=3)  # R in colour
     ax.set_yticks(list(_ORDER.values()), list(_ORDER))
     ax.set_ylim(4.5, -0.5)
     ax.set_ylabel("stage")
@@ -100,14 +102,10 @@ def _fmt(value: float, unit: str = "") -> str:
 
 def write_report(result: ScoringResult, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.png`` and a self-contained ``report.html`` (image embedded)."""
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fig = plot_report(result)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
+    plot_report(result).savefig(buffer, format="png", dpi=110)
     png = buffer.getvalue()
     png_path, html_path = (out / name for name in REPORT_FILES)
     atomic_write_bytes(png_path, png)

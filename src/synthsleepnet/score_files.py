@@ -1,19 +1,31 @@
-"""Score recordings into output folders: the result, every export and the report of each night."""
+"""Score recordings into output folders: one night (`score_night`) or a clinic's backlog
+(`score_nights`), each with its result, every export and the report."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from ._logging import verbose
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ._atomic import atomic_write_text
+from ._logging import logger, verbose
 from .export import EXPORT_FILES, check_outputs, export_all
+from .io.discover import RecordingFiles, find_recordings, find_scoring
 from .report import REPORT_FILES, write_report
 from .scoring.result import ScoringResult
-from .scoring.score import score_recording
+from .scoring.score import NightScorer, PreparedInput, score_recording
+from .store.build import night_id_for
 
-__all__ = ["ScoredNight", "score_night"]
+__all__ = ["BatchSummary", "ScoredNight", "score_night", "score_nights"]
+
+_OUTPUTS = (*EXPORT_FILES.values(), *REPORT_FILES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +34,12 @@ class ScoredNight:
 
     result: ScoringResult
     outputs: dict[str, Path]
+
+
+def _write_outputs(result: ScoringResult, out: Path, overwrite: bool) -> dict[str, Path]:
+    outputs = export_all(result, out, overwrite=overwrite)
+    outputs["png"], outputs["html"] = write_report(result, out)
+    return outputs
 
 
 @verbose
@@ -46,11 +64,123 @@ def score_night(
     (a user's own ``report.html`` included), are refused unless ``overwrite``. See
     :func:`~synthsleepnet.scoring.score_recording` for the scoring itself.
     """
-    names = [*EXPORT_FILES.values(), *REPORT_FILES]
-    out = check_outputs(out_dir, names, overwrite=overwrite)
+    out = check_outputs(out_dir, _OUTPUTS, overwrite=overwrite)
     result = score_recording(recording, checkpoints, annotations=annotations, channel_file=channel_file,
                              threshold=threshold, require=require, timezone=timezone, device=device,
                              precision=precision)
-    outputs = export_all(result, out, overwrite=overwrite)
-    outputs["png"], outputs["html"] = write_report(result, out)
-    return ScoredNight(result, outputs)
+    return ScoredNight(result, _write_outputs(result, out, overwrite))
+
+
+@dataclasses.dataclass
+class BatchSummary:
+    """What a batch run scored, found already scored, and could not score (with the reason)."""
+
+    out_dir: Path
+    scored: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def table(self) -> Path:
+        return self.out_dir / "nights.csv"
+
+    def text(self) -> str:
+        lines = [f"{self.out_dir}: {len(self.scored)} scored, {len(self.skipped)} already scored, "
+                 f"{len(self.failed)} failed; cohort table {self.table}"]
+        lines += [f"  FAILED {night}: {why}" for night, why in self.failed.items()]
+        return "\n".join(lines)
+
+
+def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
+    stats, resp = summary["statistics"], summary["respiratory"]
+    row: dict[str, Any] = {"night": night, "source": source, "n_epochs": summary["n_epochs"]}
+    for key in ("TST_min", "SE_pct", "SOL_min", "WASO_min", "R_latency_min", "N1_pct", "N2_pct", "N3_pct", "R_pct"):
+        row[key] = stats.get(key)
+    row.update(ahi=resp.get("ahi"), severity=resp.get("severity"),
+               modalities_used=";".join(summary["modalities_used"]),
+               reliability=summary.get("reliability", {}).get("level"), notes=" | ".join(summary["notes"])[:500],
+               error="")
+    return row
+
+
+def _inputs(recordings: str | Path | Sequence[str | Path]) -> list[RecordingFiles]:
+    if isinstance(recordings, str | Path) and Path(recordings).is_dir():
+        return find_recordings(recordings)
+    paths = [Path(recordings)] if isinstance(recordings, str | Path) else [Path(p) for p in recordings]
+    return [RecordingFiles(p, find_scoring(p)) for p in paths]
+
+
+@verbose
+def score_nights(
+    recordings: str | Path | Sequence[str | Path],
+    checkpoints: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    channel_file: str | Path | None = None,
+    overwrite: bool = False,
+    threshold: float = 0.5,
+    require: Sequence[str] = (),
+    timezone: dt.tzinfo = dt.UTC,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: bool = True,
+    verbose: bool | str | int | None = None,
+) -> BatchSummary:
+    """Score many recordings (a folder, or files) with the models loaded once.
+
+    Each night goes to ``out_dir/<night>/`` (the outputs of :func:`score_night`; a scoring found
+    beside a recording by its naming convention is compared with it), and ``out_dir/nights.csv``
+    holds one row per night: TST, SE, SOL, WASO, R latency, stage %, AHI, severity, modalities
+    used, reliability, notes, or the error. The next recording is read and prepared in a worker
+    thread while the models score the current one. A night that fails is reported and the others
+    are scored; nights already scored are kept unless ``overwrite`` (a rerun resumes).
+    """
+    out = check_outputs(out_dir, (), overwrite=True)
+    items = _inputs(recordings)
+    if not items:
+        raise FileNotFoundError(f"no recordings found in {recordings}")
+    summary = BatchSummary(out)
+    scorer = NightScorer.load(checkpoints, channel_file=channel_file, device=device, precision=precision,
+                              threshold=threshold, require=require, timezone=timezone)
+    rows: list[dict[str, Any]] = []
+    todo = []
+    for item in items:
+        night = night_id_for(item.recording)
+        done = out / night / "summary.json"
+        if done.exists() and not overwrite:
+            summary.skipped.append(night)
+            rows.append(_row(night, str(item.recording), json.loads(done.read_text("utf-8"))))
+        else:
+            todo.append((night, item))
+
+    def prepare(item: RecordingFiles) -> PreparedInput:
+        return scorer.prepare(item.recording, item.scoring)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        ahead: dict[int, Future[PreparedInput]] = {}
+
+        def read_ahead(k: int) -> None:
+            if k < len(todo):
+                ahead[k] = pool.submit(prepare, todo[k][1])
+
+        read_ahead(0)
+        for k, (night, item) in enumerate(tqdm(todo, desc="score", unit="night", disable=not progress)):
+            read_ahead(k + 1)
+            try:
+                result = scorer.score(ahead.pop(k).result())
+                _write_outputs(result, out / night, overwrite=True)
+            except Exception as err:  # one bad recording must not stop the backlog; the reason is kept
+                text = str(err) if str(item.recording) in str(err) else f"{item.recording}: {err}"
+                summary.failed[night] = f"{type(err).__name__}: {text}"
+                logger.error("%s failed: %s", night, summary.failed[night])
+                rows.append({"night": night, "source": str(item.recording), "error": summary.failed[night]})
+                continue
+            summary.scored.append(night)
+            rows.append(_row(night, str(item.recording), json.loads((out / night / "summary.json").read_text())))
+    table = pd.DataFrame(rows).sort_values("night", kind="stable")
+    atomic_write_text(summary.table, table.to_csv(index=False, float_format="%.2f"))
+    return summary

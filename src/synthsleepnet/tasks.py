@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ._validation import check_option
+
+if TYPE_CHECKING:  # only annotations: the command line's --help must not import pandas
+    import pandas as pd
 
 __all__ = [
     "APNEA_EVENTS",
@@ -123,6 +126,7 @@ def event_epoch_labels(events: pd.DataFrame, kinds: tuple[str, ...], n_epochs: i
 
     Examples
     --------
+    >>> import pandas as pd
     >>> ev = pd.DataFrame({"onset_s": [55.0], "duration_s": [10.0], "event": ["hypopnea"]})
     >>> event_epoch_labels(ev, ("hypopnea",), 4, 30.0).tolist()
     [0, 1, 1, 0]

@@ -1,9 +1,19 @@
-"""Reading PSG: recordings, channel mapping, scorings, file discovery."""
+"""Reading PSG: recordings, channel mapping, scorings, file discovery (attached lazily)."""
 
-from .annotations import Scoring, parse_stage_label, read_scoring
-from .channels import MODALITIES, ChannelMapping, ChannelTable, load_channel_table, map_channels
-from .discover import RecordingFiles, find_recordings, find_scoring, subject_id
-from .recording import Annotation, Recording, Signal, read_recording
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import attach
+
+_API = {
+    "Scoring": ".annotations", "parse_stage_label": ".annotations", "read_scoring": ".annotations",
+    "MODALITIES": ".channels", "ChannelMapping": ".channels", "ChannelTable": ".channels",
+    "load_channel_table": ".channels", "map_channels": ".channels",
+    "RecordingFiles": ".discover", "find_recordings": ".discover", "find_scoring": ".discover",
+    "subject_id": ".discover",
+    "Annotation": ".recording", "Recording": ".recording", "Signal": ".recording", "read_recording": ".recording",
+}
 
 __all__ = [
     "MODALITIES",
@@ -23,3 +33,11 @@ __all__ = [
     "read_scoring",
     "subject_id",
 ]
+
+__getattr__, __dir__ = attach(__name__, _API, globals())
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from .annotations import Scoring, parse_stage_label, read_scoring
+    from .channels import MODALITIES, ChannelMapping, ChannelTable, load_channel_table, map_channels
+    from .discover import RecordingFiles, find_recordings, find_scoring, subject_id
+    from .recording import Annotation, Recording, Signal, read_recording

@@ -445,7 +445,14 @@ class EdfFile:
                 raw = (records.astype("<i2").view(np.uint8) if self.header.kind == "EDF"
                        else records.astype("<i4").view(np.uint8).reshape(*records.shape, 4)[..., :3])
                 raw = raw.reshape(self.header.n_records, -1)
-                for r in range(self.header.n_records):
+                # most records hold only their time-keeping TAL; unless the file is EDF+D (whose
+                # record onsets are needed) only records with more than that are parsed in Python
+                rows: list[int] = list(range(self.header.n_records))
+                if not self.header.discontinuous:
+                    first_end = np.argmax(raw == 0, axis=1)
+                    more = (raw * (np.arange(raw.shape[1]) > first_end[:, None])).any(axis=1)
+                    rows = sorted({0, *np.flatnonzero(more).tolist()})
+                for r in rows:
                     onset, texts = _parse_tal(raw[r].tobytes(), r, self._annotation_notes)
                     if keeping[r] is None:
                         keeping[r] = onset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,13 +62,17 @@ class TransformerBlock(nn.Module):
 
 
 def sincos_positions(n_positions: int, dim: int) -> torch.Tensor:
-    """Fixed 1-D sine-cosine position embedding, shape (n_positions, dim)."""
+    """Fixed 1-D sine-cosine position embedding, shape (n_positions, dim), float32 on the CPU.
+
+    Computed with NumPy: a constant needs no autograd, and building a model on the ``meta``
+    device (to check a checkpoint before allocating) then skips torch's decompositions.
+    """
     if dim % 2:
         raise ValueError(f"position embedding dim must be even, got {dim}")
-    position = torch.arange(n_positions, dtype=torch.float64)[:, None]
-    omega = torch.exp(-math.log(10000.0) * torch.arange(0, dim // 2, dtype=torch.float64) / (dim / 2))
+    position = np.arange(n_positions, dtype=np.float64)[:, None]
+    omega = np.exp(-math.log(10000.0) * np.arange(0, dim // 2, dtype=np.float64) / (dim / 2))
     angles = position * omega[None, :]
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).float()
+    return torch.from_numpy(np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32))
 
 
 def projection_mlp(sizes: list[int]) -> nn.Sequential:

@@ -96,7 +96,7 @@ class SleepClassifier(nn.Module):
 
     @torch.inference_mode()
     def predict_proba(self, night: Mapping[str, np.ndarray | torch.Tensor], *, runtime: Runtime | None = None,
-                      batch_size: int = 32) -> np.ndarray:
+                      batch_size: int = 320) -> np.ndarray:
         """Class probabilities (E, n_outputs), float32 on the CPU, for a night as ``{channel: (E, T)}``.
 
         Sequence models see windows of ``seq_len`` epochs (:meth:`window_starts`); epochs covered

@@ -14,7 +14,7 @@ from torch import nn
 
 from .._config import BackboneConfig
 
-__all__ = ["FrameBackbone", "make_frames"]
+__all__ = ["ContinuousFrameBackbone", "FrameBackbone", "conv_features", "make_frames"]
 
 
 def make_frames(x: torch.Tensor, frame_samples: int, step_samples: int) -> torch.Tensor:
@@ -22,6 +22,29 @@ def make_frames(x: torch.Tensor, frame_samples: int, step_samples: int) -> torch
     if x.shape[-1] < frame_samples:
         raise ValueError(f"signal of {x.shape[-1]} samples is shorter than one frame ({frame_samples})")
     return x.unfold(-1, frame_samples, step_samples)
+
+
+def conv_features(frame_samples: int, config: BackboneConfig) -> int:
+    """Length of the flattened conv features of one frame, computed from the layer arithmetic
+    (no dry run: building a model, on any device, stays cheap).
+
+    Raises ValueError when a kernel or pool is longer than what reaches it.
+    """
+    def conv(length: int, kernel: int, stride: int, padding: int) -> int:
+        return (length + 2 * padding - kernel) // stride + 1
+
+    stem = conv(conv(frame_samples, 7, 2, 3), 3, 2, 1)
+    total = 0
+    for kernel, pool in zip(config.kernels, config.pools, strict=True):
+        length = stem
+        for stride in config.strides:
+            length = conv(conv(length, kernel, stride, 1), kernel, 1, 1)
+        length = length - pool + 1
+        if length < 1 or stem < 1:
+            raise ValueError(f"frames of {frame_samples} samples are too short for this backbone "
+                             f"(kernels {config.kernels}, strides {config.strides}, pools {config.pools})")
+        total += config.channels[-1] * length
+    return total
 
 
 class _SqueezeExcite(nn.Module):
@@ -42,8 +65,9 @@ class _SEResBlock(nn.Module):
     kernel-7 branches shorten the signal; that is what gives the paper's 6656 features.
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, activation: str = "elu") -> None:
         super().__init__()
+        self.act = F.relu if activation == "relu" else F.elu
         self.conv1 = nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm1d(c_out)
         self.conv2 = nn.Conv1d(c_out, c_out, kernel, padding=1, bias=False)
@@ -55,9 +79,9 @@ class _SEResBlock(nn.Module):
                                           nn.BatchNorm1d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.se(self.bn2(self.conv2(F.elu(self.bn1(self.conv1(x))))))
+        out = self.se(self.bn2(self.conv2(self.act(self.bn1(self.conv1(x))))))
         residual = self.shortcut(x)[..., :out.shape[-1]]
-        return F.elu(out + residual)
+        return self.act(out + residual)
 
 
 class FrameBackbone(nn.Module):
@@ -93,12 +117,7 @@ class FrameBackbone(nn.Module):
                 c_in = c_out
             blocks.append(nn.AvgPool1d(pool, stride=1))
             self.branches.append(nn.Sequential(*blocks))
-        try:
-            with torch.no_grad():
-                n_conv = self._conv_features(torch.zeros(2, frame_samples)).shape[-1]
-        except RuntimeError as err:  # a kernel or pool longer than what reaches it
-            raise ValueError(f"frames of {frame_samples} samples are too short for this backbone "
-                             f"(kernels {config.kernels}, pools {config.pools}): {err}") from err
+        n_conv = conv_features(frame_samples, config)
         self.n_features = n_conv // 2
         self.mlp = nn.Sequential(nn.Linear(n_conv, self.n_features), nn.ELU(),
                                  nn.Linear(self.n_features, self.n_features))
@@ -113,3 +132,67 @@ class FrameBackbone(nn.Module):
         flat = frames.reshape(-1, frames.shape[-1])
         chunks = [self._conv_features(c) for c in flat.split(self.chunk_frames)]
         return self.mlp(torch.cat(chunks)).reshape(*lead, self.n_features)
+
+
+class ContinuousFrameBackbone(nn.Module):
+    """Epochs (N, T) → frame features (N, F, n_features) from one convolutional pass per epoch.
+
+    The ``fast`` presets' backbone. The overlapping 4-s frames of the paper make the convolutions
+    see every sample 3.6 times (27 frames × 400 samples for 3000); here the stem and the three
+    residual squeeze-excitation branches run once over the whole epoch, and each frame's feature
+    is the mean of the branch outputs over that frame's span (exact, via cumulative sums), so the
+    tokens per epoch, and everything after them, are unchanged.
+
+    Parameters
+    ----------
+    epoch_samples, frame_samples, step_samples : int
+        Samples per epoch, per frame and between frame starts (30 s, 4 s, 1 s at 100 Hz).
+    config : BackboneConfig
+        Stem and branch sizes; the pools are not used (each frame is pooled over its span).
+    """
+
+    def __init__(self, epoch_samples: int, frame_samples: int, step_samples: int,
+                 config: BackboneConfig | None = None) -> None:
+        super().__init__()
+        config = config or BackboneConfig()
+        self.epoch_samples, self.frame_samples, self.step_samples = epoch_samples, frame_samples, step_samples
+        self.n_frames = (epoch_samples - frame_samples) // step_samples + 1
+        stem = config.stem_channels
+        act: nn.Module = nn.ReLU() if config.activation == "relu" else nn.ELU()
+        self.stem = nn.Sequential(nn.Conv1d(1, stem, 7, stride=2, padding=3, bias=False),
+                                  nn.BatchNorm1d(stem), act, nn.MaxPool1d(3, stride=2, padding=1))
+        self.branches = nn.ModuleList()
+        for kernel in config.kernels:
+            blocks: list[nn.Module] = []
+            c_in = stem
+            for c_out, stride in zip(config.channels, config.strides, strict=True):
+                blocks.append(_SEResBlock(c_in, c_out, kernel, stride, config.activation))
+                c_in = c_out
+            self.branches.append(nn.Sequential(*blocks))
+        n_conv = len(config.kernels) * config.channels[-1]
+        self.n_features = max(n_conv // 2, 1)
+        self.mlp = nn.Sequential(nn.Linear(n_conv, self.n_features), nn.ELU(),
+                                 nn.Linear(self.n_features, self.n_features))
+
+    def _spans(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """First and one-past-last output position of every frame, for an output of ``length``."""
+        starts = torch.arange(self.n_frames, device=device) * self.step_samples
+        first = torch.div(starts * length, self.epoch_samples, rounding_mode="floor").clamp(max=length - 1)
+        last = torch.div((starts + self.frame_samples) * length + self.epoch_samples - 1, self.epoch_samples,
+                         rounding_mode="floor")
+        return first, torch.maximum(last.clamp(max=length), first + 1)
+
+    def frame_pool(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, L) → (N, F, C): the mean of each frame's span."""
+        first, last = self._spans(x.shape[-1], x.device)
+        cumulative = torch.nn.functional.pad(x.float().cumsum(-1), (1, 0))
+        sums = cumulative[..., last] - cumulative[..., first]
+        return (sums / (last - first).to(sums.dtype)).transpose(1, 2).to(x.dtype)
+
+    def _conv_features(self, epochs: torch.Tensor) -> torch.Tensor:
+        x = self.stem(epochs.unsqueeze(1))
+        return torch.cat([self.frame_pool(branch(x)) for branch in self.branches], dim=-1)
+
+    def forward(self, epochs: torch.Tensor) -> torch.Tensor:
+        """(N, T) → (N, F, n_features)."""
+        return self.mlp(self._conv_features(epochs))

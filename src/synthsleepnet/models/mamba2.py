@@ -116,10 +116,13 @@ class Mamba2(nn.Module):
         conv_dim = self.d_inner + 2 * ngroups * d_state
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * ngroups * d_state + self.nheads, bias=False)
         self.conv1d = nn.Conv1d(conv_dim, conv_dim, d_conv, groups=conv_dim, padding=d_conv - 1)
-        dt = torch.exp(torch.rand(self.nheads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=1e-4)
+        # initial values are computed on the CPU whatever the default device: a model built on the
+        # ``meta`` device (to check a checkpoint's layout) then needs no meta arithmetic
+        cpu = torch.device("cpu")
+        log_dt = torch.empty(self.nheads, device=cpu).uniform_(math.log(dt_min), math.log(dt_max))
+        dt = log_dt.exp().clamp(min=1e-4)
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(*a_init_range)))
+        self.A_log = nn.Parameter(torch.empty(self.nheads, device=cpu).uniform_(*a_init_range).log())
         self.D = nn.Parameter(torch.ones(self.nheads))
         self.norm = _GatedRMSNorm(self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)

@@ -15,7 +15,7 @@ from torch import nn
 
 from .._config import EncoderConfig, NeuroNetConfig
 from .blocks import TransformerBlock, init_vit_weights, projection_mlp, sincos_positions
-from .frame_backbone import FrameBackbone, make_frames
+from .frame_backbone import ContinuousFrameBackbone, FrameBackbone, make_frames
 from .masking import random_masking, unshuffle
 
 __all__ = ["NeuroNet", "NeuroNetEncoder", "NeuroNetPretext"]
@@ -40,7 +40,10 @@ class NeuroNetEncoder(nn.Module):
         self.frame_samples, self.step_samples = config.frame_samples, config.step_samples
         self.epoch_samples, self.n_frames = config.epoch_samples, config.n_frames
         self.embed_dim = config.embed_dim
-        self.backbone = FrameBackbone(self.frame_samples, config.backbone)
+        self.continuous = config.frames == "continuous"
+        self.backbone: FrameBackbone | ContinuousFrameBackbone = (
+            ContinuousFrameBackbone(self.epoch_samples, self.frame_samples, self.step_samples, config.backbone)
+            if self.continuous else FrameBackbone(self.frame_samples, config.backbone))
         self.patch_embed = nn.Linear(self.backbone.n_features, self.embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
         self.register_buffer("pos_embed", sincos_positions(self.n_frames + 1, self.embed_dim)[None],
@@ -48,13 +51,15 @@ class NeuroNetEncoder(nn.Module):
         self.blocks = nn.ModuleList(TransformerBlock(self.embed_dim, config.n_heads) for _ in range(config.depth))
         self.norm = nn.LayerNorm(self.embed_dim, eps=1e-6)
         init_vit_weights(self)
-        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
 
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T) → (B, F, n_features)."""
         if x.shape[-1] != self.epoch_samples:
             raise ValueError(f"expected epochs of {self.epoch_samples} samples "
                              f"({self.epoch_s:g} s at {self.sfreq:g} Hz), got {x.shape[-1]}")
+        if self.continuous:
+            return self.backbone(x)
         return self.backbone(make_frames(x, self.frame_samples, self.step_samples))
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -111,7 +116,7 @@ class NeuroNet(nn.Module):
         self.decoder_pred = nn.Linear(dim, n_features)
         self.projector = projection_mlp([self.encoder.embed_dim, *pretext.projection])
         init_vit_weights(self.decoder)
-        nn.init.normal_(self.mask_token, std=0.02)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder tokens without masking, (B, 1 + F, embed_dim)."""

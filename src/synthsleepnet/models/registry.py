@@ -106,10 +106,11 @@ def encoder_gflops(encoder: NeuroNetEncoder) -> dict[str, float]:
     encoder.eval()
     out: dict[str, float] = {}
     with torch.no_grad():
-        frames = x.unfold(-1, encoder.frame_samples, encoder.step_samples).reshape(-1, encoder.frame_samples)
-        mlp_in = encoder.backbone._conv_features(frames)
-        tokens = encoder.embed(encoder.backbone.mlp(mlp_in)[None])
-        for name, inputs in (("conv", frames), ("frame_mlp", mlp_in), ("transformer", tokens)):
+        conv_in = x if encoder.continuous else \
+            x.unfold(-1, encoder.frame_samples, encoder.step_samples).reshape(-1, encoder.frame_samples)
+        mlp_in = encoder.backbone._conv_features(conv_in)
+        tokens = encoder.embed(encoder.backbone.mlp(mlp_in).reshape(1, encoder.n_frames, -1))
+        for name, inputs in (("conv", conv_in), ("frame_mlp", mlp_in), ("transformer", tokens)):
             counter = FlopCounterMode(display=False)
             with counter:
                 parts[name](inputs)

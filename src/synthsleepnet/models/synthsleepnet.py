@@ -114,7 +114,7 @@ class SynthSleepNet(nn.Module):
         for module in fresh:
             init_vit_weights(module)
         for token in [self.mask_token, *self.channel_token.values()]:
-            nn.init.normal_(token, std=0.02)
+            nn.init.trunc_normal_(token, std=0.02)
 
     def _check(self, inputs: Mapping[str, torch.Tensor]) -> list[str]:
         unknown = sorted(set(inputs) - set(self.channels))

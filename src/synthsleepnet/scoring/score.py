@@ -20,12 +20,12 @@ from ..io.montage import stand_in
 from ..io.recording import Recording, read_recording
 from ..models.checkpoint import CheckpointMeta, load_classifier
 from ..models.classifier import SleepClassifier
-from ..preprocessing.pipeline import prepare_recording
+from ..preprocessing.pipeline import PreparedNight, prepare_recording
 from ..preprocessing.signal import resample
 from ..tasks import STAGES, get_task
 from .result import ScoringResult
 
-__all__ = ["Scorer", "load_scorers", "score_recording"]
+__all__ = ["NightScorer", "PreparedInput", "Scorer", "load_scorers", "score_recording"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +109,117 @@ def _spo2_1hz(recording: Recording, channel_table: ChannelTable) -> list[float] 
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedInput:
+    """A recording prepared for the loaded models (what a read-ahead worker hands over)."""
+
+    recording: Recording
+    night: PreparedNight
+    has_reference: bool
+    spo2: list[float] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class NightScorer:
+    """Models loaded once, and the settings to score any number of nights with them.
+
+    ``prepare`` (reading and conditioning, NumPy/SciPy) and ``score`` (the models) are separate
+    so batch scoring can prepare the next night in a worker while the models run.
+    """
+
+    scorers: dict[str, Scorer]
+    config: PreprocessingConfig
+    table: ChannelTable
+    runtime: Runtime
+    threshold: float = 0.5
+    require: tuple[str, ...] = ()
+    timezone: dt.tzinfo = dt.UTC
+
+    @classmethod
+    def load(cls, models: Sequence[str | Path], *, channel_file: str | Path | None = None, device: str = "auto",
+             precision: str = "auto", threshold: float = 0.5, require: Sequence[str] = (),
+             timezone: dt.tzinfo = dt.UTC) -> NightScorer:
+        runtime = resolve_runtime(device, precision)
+        scorers, config = load_scorers(models, runtime)
+        return cls(scorers, config, load_channel_table(channel_file), runtime, threshold, tuple(require), timezone)
+
+    def prepare(self, recording: str | Path | Recording, annotations: str | Path | Scoring | None = None
+                ) -> PreparedInput:
+        """Read and condition the channels the models need (and their stand-ins)."""
+        if not isinstance(recording, Recording):
+            recording = read_recording(recording)
+        if isinstance(annotations, str | Path):
+            annotations = read_scoring(annotations, epoch_s=self.config.epoch_s)
+        wanted = {c for scorer in self.scorers.values() for c in scorer.model.channels}
+        night = prepare_recording(recording, annotations, config=self.config, channel_table=self.table, only=wanted)
+        return PreparedInput(recording, night, annotations is not None, _spo2_1hz(recording, self.table))
+
+    def score(self, prepared: PreparedInput) -> ScoringResult:
+        """Run every model on a prepared night and assemble the result."""
+        recording, night = prepared.recording, prepared.night
+        available = {c: night.signals[:, i] for i, c in enumerate(night.channels)}
+        modality_of = dict(zip(night.channels, night.modalities, strict=True))
+        flags: list[tuple[str, str]] = []
+        stage_proba: np.ndarray | None = None
+        event_proba: dict[str, np.ndarray] = {}
+        used: list[str] = []
+        known: set[str] = set()
+        model_info: list[dict[str, Any]] = []
+        substitutions: dict[str, str] = {}
+        for task, scorer in self.scorers.items():
+            model, meta = scorer.model, scorer.meta
+            known |= set(model.channels)
+            inputs, swapped = _match_channels(model.channels, available)
+            substitutions.update({wanted: actual for wanted, (actual, _) in swapped.items()})
+            present = [swapped[c][0] if c in swapped else c for c in inputs]
+            trained = {m for c in model.channels if (m := self.table.modality_of(c))}
+            flags += _reliability(task, trained, {modality_of[c] for c in present}, swapped)
+            if not present:
+                raise ValueError(f"{recording.path}: the {task} model needs a channel of the modalities of "
+                                 f"{model.channels}; the night has {night.channels} "
+                                 f"(skipped: {night.report.channels_skipped})")
+            proba = check_finite_output(model.predict_proba(inputs, runtime=self.runtime), scorer.path)
+            if task == "stage":
+                stage_proba = proba
+            else:
+                event_proba[task] = proba[:, 1]
+            used += [c for c in present if c not in used]
+            model_info.append({"task": task, "checkpoint": scorer.path, "phase": meta.phase, "preset": meta.preset,
+                               "pretrained": meta.pretrained, "channels": present,
+                               "package_version": meta.package_version, "sha256": meta.tensor_sha256})
+            logger.info("%s: %s model used %s on %s", recording.path.name, task, present, self.runtime)
+        used_modalities = list(dict.fromkeys(modality_of[c] for c in used))
+        absent = [want for want in self.require if want not in used_modalities and want not in used]
+        if absent:
+            raise ChannelNotFoundError(f"{recording.path}: required {absent} cannot be used: the models used "
+                                       f"{used} ({', '.join(used_modalities)}); labels: {recording.labels}")
+        stages = [STAGES[i] for i in stage_proba.argmax(1)] if stage_proba is not None else ["UNS"] * night.n_epochs
+        for epoch in night.gap_epochs:  # no data there: not scored, whatever the model says
+            stages[epoch] = "UNS"
+        reference = None
+        if prepared.has_reference:
+            column = night.label_names.index("stage")
+            reference = ["UNS" if c < 0 else STAGES[c] for c in night.labels[:, column]]
+        missing = sorted(c for c in known - set(used) if c not in substitutions)
+        notes = night.report.notes + [f"skipped {k}: {v}" for k, v in night.report.channels_skipped.items()]
+        notes += [f"{name}: {info[key]}" for name, info in night.report.channels_used.items()
+                  for key in ("band_note", "unit_note", "amplitude_warning", "clipping_warning") if key in info]
+        notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
+        if missing:
+            notes.append(f"channels the models know but the night lacks: {missing}")
+        level = "low" if any(lv == "low" for lv, _ in flags) else "reduced" if flags else "full"
+        reliability = {"level": level, "reasons": list(dict.fromkeys(reason for _, reason in flags))}
+        for reason in reliability["reasons"]:
+            logger.warning("%s: %s", recording.path.name, reason)
+        start = (recording.start or dt.datetime(1985, 1, 1)).replace(tzinfo=self.timezone)
+        return ScoringResult(stages=stages, stage_proba=stage_proba, event_proba=event_proba,
+                             epoch_s=self.config.epoch_s, start=start, source=str(recording.path), models=model_info,
+                             channels_used=used, channels_missing=missing, modalities_used=used_modalities,
+                             reliability=reliability,
+                             preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
+                             reference=reference, threshold=self.threshold, spo2=prepared.spo2, notes=notes)
+
+
 @verbose
 def score_recording(
     recording: str | Path | Recording,
@@ -161,71 +272,6 @@ def score_recording(
     ChannelNotFoundError
         If a ``require``-d modality or channel cannot be used.
     """
-    runtime = resolve_runtime(device, precision)
-    scorers, config = load_scorers(models, runtime)
-    table = load_channel_table(channel_file)
-    if not isinstance(recording, Recording):
-        recording = read_recording(recording)
-    if isinstance(annotations, str | Path):
-        annotations = read_scoring(annotations, epoch_s=config.epoch_s)
-    night = prepare_recording(recording, annotations, config=config, channel_table=table)
-    available = {c: night.signals[:, i] for i, c in enumerate(night.channels)}
-    modality_of = dict(zip(night.channels, night.modalities, strict=True))
-    flags: list[tuple[str, str]] = []
-    stage_proba: np.ndarray | None = None
-    event_proba: dict[str, np.ndarray] = {}
-    used: list[str] = []
-    known: set[str] = set()
-    model_info: list[dict[str, Any]] = []
-    substitutions: dict[str, str] = {}
-    for task, scorer in scorers.items():
-        model, meta = scorer.model, scorer.meta
-        known |= set(model.channels)
-        inputs, swapped = _match_channels(model.channels, available)
-        substitutions.update({wanted: actual for wanted, (actual, _) in swapped.items()})
-        present = [swapped[c][0] if c in swapped else c for c in inputs]
-        trained = {m for c in model.channels if (m := table.modality_of(c))}
-        flags += _reliability(task, trained, {modality_of[c] for c in present}, swapped)
-        if not present:
-            raise ValueError(f"{recording.path}: the {task} model needs a channel of the modalities of "
-                             f"{model.channels}; the night has {night.channels} "
-                             f"(skipped: {night.report.channels_skipped})")
-        proba = check_finite_output(model.predict_proba(inputs, runtime=runtime), scorer.path)
-        if task == "stage":
-            stage_proba = proba
-        else:
-            event_proba[task] = proba[:, 1]
-        used += [c for c in present if c not in used]
-        model_info.append({"task": task, "checkpoint": scorer.path, "phase": meta.phase, "preset": meta.preset,
-                           "pretrained": meta.pretrained, "channels": present,
-                           "package_version": meta.package_version, "sha256": meta.tensor_sha256})
-        logger.info("%s: %s model used %s on %s", recording.path.name, task, present, runtime)
-    stages = [STAGES[i] for i in stage_proba.argmax(1)] if stage_proba is not None else ["UNS"] * night.n_epochs
-    for epoch in night.gap_epochs:  # no data there: not scored, whatever the model says
-        stages[epoch] = "UNS"
-    reference = None
-    if annotations is not None:
-        column = night.label_names.index("stage")
-        reference = ["UNS" if c < 0 else STAGES[c] for c in night.labels[:, column]]
-    start = (recording.start or dt.datetime(1985, 1, 1)).replace(tzinfo=timezone)
-    missing = sorted(c for c in known - set(used) if c not in substitutions)
-    notes = night.report.notes + [f"skipped {k}: {v}" for k, v in night.report.channels_skipped.items()]
-    notes += [f"{name}: {info[key]}" for name, info in night.report.channels_used.items()
-              for key in ("band_note", "unit_note", "amplitude_warning") if key in info]
-    notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
-    if missing:
-        notes.append(f"channels the models know but the night lacks: {missing}")
-    used_modalities = list(dict.fromkeys(modality_of[c] for c in used))
-    absent = [want for want in require if want not in used_modalities and want not in used]
-    if absent:
-        raise ChannelNotFoundError(f"{recording.path}: required {absent} cannot be used: the models used "
-                                   f"{used} ({', '.join(used_modalities)}); labels: {recording.labels}")
-    level = "low" if any(lv == "low" for lv, _ in flags) else "reduced" if flags else "full"
-    reliability = {"level": level, "reasons": list(dict.fromkeys(reason for _, reason in flags))}
-    for reason in reliability["reasons"]:
-        logger.warning("%s: %s", recording.path.name, reason)
-    return ScoringResult(stages=stages, stage_proba=stage_proba, event_proba=event_proba, epoch_s=config.epoch_s,
-                         start=start, source=str(recording.path), models=model_info, channels_used=used,
-                         channels_missing=missing, modalities_used=used_modalities, reliability=reliability,
-                         preprocessing_hash=str(next(iter(scorers.values())).meta.preprocessing_hash),
-                         reference=reference, threshold=threshold, spo2=_spo2_1hz(recording, table), notes=notes)
+    scorer = NightScorer.load(models, channel_file=channel_file, device=device, precision=precision,
+                              threshold=threshold, require=require, timezone=timezone)
+    return scorer.score(scorer.prepare(recording, annotations))
