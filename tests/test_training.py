@@ -302,3 +302,24 @@ def test_a_pretraining_batch_reads_only_its_channel(store: Path) -> None:
         night = data.nights[data._night[pick]]
         full = st.night(night).read([int(data._epoch[pick])])[0, data._channel[pick]]
         torch.testing.assert_close(item, torch.from_numpy(full))
+
+
+
+def test_the_convolution_cache_trains_the_same_model(store: Path, tmp_path: Path) -> None:
+    from synthsleepnet._config import AdaptConfig
+    from synthsleepnet.training import finetune
+
+    config = TrainConfig(epochs=2, batch_size=2, max_steps_per_epoch=3, precision="fp32", device="cpu", seed=3)
+    weights, logs = [], []
+    for cached in (True, False):
+        out = tmp_path / ("cached" if cached else "direct")
+        result = finetune(store, "stage", 0.5, out, preset="tiny", channels=["C4-M1", "E1-M2"], config=config,
+                          adapt=AdaptConfig(cache_conv=cached), progress=False)
+        weights.append(load_file(str(result.checkpoint)))
+        logs.append([line.split(",") for line in (out / "log.csv").read_text().splitlines()])
+    new_adapters = [k for k in weights[0] if k.endswith("lora_b") and ("backbone.mlp" in k or "fusion.fusion" in k)]
+    assert len(new_adapters) == 6 and all(weights[0][k].abs().sum() > 0 for k in new_adapters)  # zero at start
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], rtol=1e-4, atol=1e-5)
+    loss = logs[0][0].index("loss")
+    assert [float(r[loss]) for r in logs[0][1:]] == pytest.approx([float(r[loss]) for r in logs[1][1:]], rel=1e-4)

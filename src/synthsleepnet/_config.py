@@ -577,6 +577,12 @@ class AdaptConfig:
         their BatchNorm statistics (no labels used).
     balance_event_windows : bool
         For event tasks, draw windows holding a labelled event as often as windows without.
+    cache_conv : bool
+        Compute the frozen frame convolutions of the training and validation nights once and
+        fine-tune from them (same result, several times faster); skipped, with a message, when
+        the cache would exceed ``cache_max_gb``.
+    cache_max_gb : float
+        Memory the convolution cache may take.
     """
 
     lora_rank: int = 4
@@ -587,9 +593,12 @@ class AdaptConfig:
     probe_calibration_items: int = 160
     finetune_calibration_items: int = 8
     balance_event_windows: bool = True
+    cache_conv: bool = True
+    cache_max_gb: float = 8.0
 
     def __post_init__(self) -> None:
         check_int("lora_rank", self.lora_rank, 1, 1024)
+        check_positive("cache_max_gb", self.cache_max_gb)
         check_positive("lora_alpha", self.lora_alpha)
         check_int("window_stride", self.window_stride, 1, 10_000)
         check_int("probe_calibration_items", self.probe_calibration_items, 1, 100_000)

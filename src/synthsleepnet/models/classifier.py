@@ -73,18 +73,20 @@ class SleepClassifier(nn.Module):
         self.fusion.eval()
         return self
 
-    def embed(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Epoch embeddings: (B, d) for (B, T) inputs, (B, S, d) for (B, S, T) inputs."""
+    def embed(self, inputs: Mapping[str, torch.Tensor], *, conv: bool = False) -> torch.Tensor:
+        """Epoch embeddings: (B, d) for (B, T) inputs, (B, S, d) for (B, S, T) inputs; with
+        ``conv``, from cached convolution features (B, [S,] F, n_conv) instead of samples."""
         first = next(iter(inputs.values()))
-        if first.dim() == 2:
-            return self.fusion.embed(inputs)
+        item_dims = 3 if conv else 2
+        if first.dim() == item_dims:  # single epochs, not sequences
+            return self.fusion.embed(inputs, conv=conv)
         b, s = first.shape[:2]
-        flat = {c: x.reshape(b * s, -1) for c, x in inputs.items()}
-        return self.fusion.embed(flat).reshape(b, s, -1)
+        flat = {c: x.reshape(b * s, *x.shape[2:]) for c, x in inputs.items()}
+        return self.fusion.embed(flat, conv=conv).reshape(b, s, -1)
 
-    def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Logits (B, n_outputs) or (B, S, n_outputs)."""
-        return self.head(self.embed(inputs))
+    def forward(self, inputs: Mapping[str, torch.Tensor], *, conv: bool = False) -> torch.Tensor:
+        """Logits (B, n_outputs) or (B, S, n_outputs); see :meth:`embed` for ``conv``."""
+        return self.head(self.embed(inputs, conv=conv))
 
     def window_starts(self, n_epochs: int) -> list[int]:
         """Starts of the evaluation windows: stride ``seq_len``, the last one end-aligned."""
@@ -96,18 +98,19 @@ class SleepClassifier(nn.Module):
 
     @torch.inference_mode()
     def predict_proba(self, night: Mapping[str, np.ndarray | torch.Tensor], *, runtime: Runtime | None = None,
-                      batch_size: int = 320) -> np.ndarray:
+                      batch_size: int = 320, conv: bool = False) -> np.ndarray:
         """Class probabilities (E, n_outputs), float32 on the CPU, for a night as ``{channel: (E, T)}``.
 
         Sequence models see windows of ``seq_len`` epochs (:meth:`window_starts`); epochs covered
         twice get the mean of both predictions. Channels the model knows but the night lacks are
         not used. Inputs move to ``runtime.device`` batch by batch (default: the model's device,
-        fp32).
+        fp32). With ``conv`` the night is given as cached convolution features (E, F, n_conv).
         """
         self.eval()
         device = next(self.parameters()).device
         runtime = runtime or Runtime(device, None)
-        inputs = {c: torch.as_tensor(np.asarray(x, dtype=np.float32)) for c, x in night.items() if c in self.channels}
+        inputs = {c: x.float() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
+                  for c, x in night.items() if c in self.channels}
         if not inputs:
             raise ValueError(f"the night has none of the model's channels {self.channels}")
         n_epochs = next(iter(inputs.values())).shape[0]
@@ -115,7 +118,7 @@ class SleepClassifier(nn.Module):
         def run(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             moved = {c: x.to(runtime.device, non_blocking=True) for c, x in batch.items()}
             with runtime.autocast():
-                return torch.softmax(self(moved).float(), -1).cpu()
+                return torch.softmax(self(moved, conv=conv).float(), -1).cpu()
 
         if self.context == "epoch":
             chunks = [run({c: x[i:i + batch_size] for c, x in inputs.items()}) for i in range(0, n_epochs, batch_size)]

@@ -126,12 +126,16 @@ class FrameBackbone(nn.Module):
         x = self.stem(frames.unsqueeze(1))
         return torch.cat([branch(x) for branch in self.branches], dim=-1).flatten(1)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """(..., frame_samples) → (..., n_features); frames are batched in chunks, never looped."""
+    def conv(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., frame_samples) → (..., n_conv): the convolutional part, in chunks, never looped."""
         lead = frames.shape[:-1]
         flat = frames.reshape(-1, frames.shape[-1])
         chunks = [self._conv_features(c) for c in flat.split(self.chunk_frames)]
-        return self.mlp(torch.cat(chunks)).reshape(*lead, self.n_features)
+        return torch.cat(chunks).reshape(*lead, -1)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., frame_samples) → (..., n_features)."""
+        return self.mlp(self.conv(frames))
 
 
 class ContinuousFrameBackbone(nn.Module):
@@ -193,6 +197,10 @@ class ContinuousFrameBackbone(nn.Module):
         x = self.stem(epochs.unsqueeze(1))
         return torch.cat([self.frame_pool(branch(x)) for branch in self.branches], dim=-1)
 
+    def conv(self, epochs: torch.Tensor) -> torch.Tensor:
+        """(N, T) → (N, F, n_conv): the convolutional part, pooled per frame."""
+        return self._conv_features(epochs)
+
     def forward(self, epochs: torch.Tensor) -> torch.Tensor:
         """(N, T) → (N, F, n_features)."""
-        return self.mlp(self._conv_features(epochs))
+        return self.mlp(self.conv(epochs))

@@ -53,14 +53,22 @@ class NeuroNetEncoder(nn.Module):
         init_vit_weights(self)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
 
-    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T) → (B, F, n_features)."""
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T) → (B, F, n_conv): the convolutions, frozen in fine-tuning (and so cacheable)."""
         if x.shape[-1] != self.epoch_samples:
             raise ValueError(f"expected epochs of {self.epoch_samples} samples "
                              f"({self.epoch_s:g} s at {self.sfreq:g} Hz), got {x.shape[-1]}")
         if self.continuous:
-            return self.backbone(x)
-        return self.backbone(make_frames(x, self.frame_samples, self.step_samples))
+            return self.backbone.conv(x)
+        return self.backbone.conv(make_frames(x, self.frame_samples, self.step_samples))
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T) → (B, F, n_features)."""
+        return self.backbone.mlp(self.conv_features(x))
+
+    def from_conv(self, conv: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, 1 + F, embed_dim) from cached :meth:`conv_features`."""
+        return self.encode_tokens(self.embed(self.backbone.mlp(conv)))
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Prepend CLS and run the transformer on already embedded, positioned tokens."""
@@ -75,7 +83,7 @@ class NeuroNetEncoder(nn.Module):
         return self.patch_embed(features) + self.pos_embed[:, 1:]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode_tokens(self.embed(self.frame_features(x)))
+        return self.from_conv(self.conv_features(x))
 
 
 class NeuroNetPretext(NamedTuple):

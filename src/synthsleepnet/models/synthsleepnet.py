@@ -15,7 +15,7 @@ and any subset of channels can be encoded (a clinic without ECG is still scored)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -123,9 +123,15 @@ class SynthSleepNet(nn.Module):
                              f"got {sorted(inputs)}")
         return [c for c in self.channels if c in inputs]
 
-    def channel_tokens(self, channel: str, x: torch.Tensor) -> torch.Tensor:
-        """A channel's NeuroNet frame tokens (B, F, embed_dim), CLS dropped."""
-        return self.encoders[_key(channel)](x)[:, 1:]
+    def encoder(self, channel: str) -> NeuroNetEncoder:
+        """The NeuroNet encoder of one channel."""
+        return cast(NeuroNetEncoder, self.encoders[_key(channel)])
+
+    def channel_tokens(self, channel: str, x: torch.Tensor, *, conv: bool = False) -> torch.Tensor:
+        """A channel's NeuroNet frame tokens (B, F, embed_dim), CLS dropped; from epochs (B, T), or
+        with ``conv`` from cached convolution features (B, F, n_conv)."""
+        encoder = self.encoder(channel)
+        return (encoder.from_conv(x) if conv else encoder(x))[:, 1:]
 
     def _fusion_input(self, channel: str, tokens: torch.Tensor) -> torch.Tensor:
         k = _key(channel)
@@ -136,15 +142,15 @@ class SynthSleepNet(nn.Module):
             x = block(x)
         return self.fusion_norm(x)
 
-    def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, inputs: Mapping[str, torch.Tensor], *, conv: bool = False) -> torch.Tensor:
         """Fused tokens (B, n_present × F, fusion_dim) of the channels given, without masking."""
         present = self._check(inputs)
-        x = torch.cat([self._fusion_input(c, self.channel_tokens(c, inputs[c])) for c in present], dim=1)
+        x = torch.cat([self._fusion_input(c, self.channel_tokens(c, inputs[c], conv=conv)) for c in present], dim=1)
         return self._fuse(x)
 
-    def embed(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def embed(self, inputs: Mapping[str, torch.Tensor], *, conv: bool = False) -> torch.Tensor:
         """The epoch embedding: mean of the fused tokens, (B, fusion_dim)."""
-        return self(inputs).mean(dim=1)
+        return self(inputs, conv=conv).mean(dim=1)
 
     def pretext(self, inputs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
                 ) -> SynthSleepNetPretext:

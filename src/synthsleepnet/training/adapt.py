@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from .._config import PHASE_DEFAULTS, AdaptConfig, Context, ModelConfig, TrainConfig
 from .._device import Runtime, resolve_runtime
@@ -27,6 +27,7 @@ from ..models.classifier import SleepClassifier
 from ..models.registry import ModelSpec
 from ..store.epoch_store import EpochStore
 from ..tasks import Task, get_task
+from .cache import CachedWindows, ConvCache
 from .data import (
     Items,
     MultiChannelEpochs,
@@ -128,8 +129,10 @@ def predict_night(model: SleepClassifier, inputs: Mapping[str, np.ndarray], runt
 
 
 def _validation(store: EpochStore, nights: Sequence[str], task: Task, channels: Sequence[str],
-                runtime: Runtime) -> tuple[Callable[[torch.nn.Module], dict[str, Any]], dict[str, str]]:
-    """A validation function over whole nights, and the validation nights it leaves out (and why)."""
+                runtime: Runtime, cache: ConvCache | None = None
+                ) -> tuple[Callable[[torch.nn.Module], dict[str, Any]], dict[str, str]]:
+    """A validation function over whole nights (from ``cache`` when given), and the validation
+    nights it leaves out (and why)."""
     column = store.label_column(task.name)
     usable, skipped = nights_with_channels(store, nights, channels)
     if not usable:
@@ -140,8 +143,12 @@ def _validation(store: EpochStore, nights: Sequence[str], task: Task, channels: 
             raise TypeError("validation needs a SleepClassifier")
         truth, probs = [], []
         for night in usable:
-            probs.append(predict_night(model, night_inputs(store, night, model.channels), runtime,
-                                       f"the model in training (validation night {night})"))
+            source = f"the model in training (validation night {night})"
+            if cache is not None:
+                p = check_finite_output(model.predict_proba(cache.night(night), runtime=runtime, conv=True), source)
+            else:
+                p = predict_night(model, night_inputs(store, night, model.channels), runtime, source)
+            probs.append(p)
             truth.append(store.night(night).labels[:, column])
         p, t = np.concatenate(probs), np.concatenate(truth)
         metrics = classification_metrics(t, p.argmax(1), task.n_classes, task.classes, scores=p)
@@ -282,17 +289,34 @@ def finetune(
     weights = class_weights(window_labels, spec_task.n_classes, sampling).to(rt.device)
     n_classes = spec_task.n_classes
     logger.info("fine-tuning %s on %d windows (%d labelled epochs)", spec_task.name, len(data), n_labelled)
+    cache = _conv_cache(model, st, [*{n for n, _ in data.items}, *nights_with_channels(st, val_nights,
+                                                                                       model.channels)[0]],
+                        adapt, rt)
+    train_data: Dataset[Any] = data if cache is None else CachedWindows(data, cache)
 
     def step(batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
-        logits = model(batch[0])
+        logits = model(batch[0], conv=cache is not None)
         y = batch[1][..., column]
         return {"loss": F.cross_entropy(logits.reshape(-1, n_classes).float(), y.reshape(-1),
                                         weight=weights, ignore_index=-1)}
 
-    validate, val_skipped = _validation(st, val_nights, spec_task, model.channels, rt)
+    validate, val_skipped = _validation(st, val_nights, spec_task, model.channels, rt, cache)
     meta = CheckpointMeta(phase="finetune", spec=spec, task=spec_task.name, preprocessing=st.config,
                           data=store_identity(st, train_nights, val_nights), parents=parents,
                           label_fraction=label_fraction, n_labelled_epochs=n_labelled)
-    return fit(model, data, step, config=config, out_dir=out_dir, meta=meta, runtime=rt, validate=validate,
+    return fit(model, train_data, step, config=config, out_dir=out_dir, meta=meta, runtime=rt, validate=validate,
                selection=spec_task.selection, sample_weights=sampling, skipped=val_skipped, resume=resume,
                restart=restart, progress=progress, description=f"finetune {spec_task.name}")
+
+
+def _conv_cache(model: SleepClassifier, store: EpochStore, nights: Sequence[str], adapt: AdaptConfig,
+                runtime: Runtime) -> ConvCache | None:
+    """The frozen convolutions of ``nights``, computed once, if the adapt settings allow and it fits."""
+    if not adapt.cache_conv:
+        return None
+    need = ConvCache.estimate_bytes(model, store, nights, runtime)
+    if need > adapt.cache_max_gb * 2**30:
+        logger.warning("the convolution cache would take %.1f GB, more than cache_max_gb = %g; fine-tuning "
+                       "recomputes the frozen convolutions at every step instead", need / 2**30, adapt.cache_max_gb)
+        return None
+    return ConvCache(model, store, sorted(nights), runtime)

@@ -207,7 +207,7 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _window_labels(self, night: str, start: int) -> np.ndarray:
+    def window_labels(self, night: str, start: int) -> np.ndarray:
         """(length, n_tasks) labels of one window, -1 for epochs outside the label-fraction sample."""
         labels = self.store.night(night).labels[start:start + self.length].astype(np.int64)
         labels[~self._mask[night][start:start + self.length]] = -1
@@ -215,14 +215,14 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
 
     def labels(self, column: int) -> np.ndarray:
         """(windows, length) labels of one column as training sees them, without reading signals."""
-        return np.stack([self._window_labels(n, s)[:, column] for n, s in self.items])
+        return np.stack([self.window_labels(n, s)[:, column] for n, s in self.items])
 
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         night, start = self.items[i]
         x = self.store.night(night).read_window(start, self.length)
         idx = self._index[night]
         return ({c: torch.from_numpy(np.ascontiguousarray(x[:, j])) for c, j in zip(self.channels, idx, strict=True)},
-                torch.from_numpy(self._window_labels(night, start)))
+                torch.from_numpy(self.window_labels(night, start)))
 
 
 def class_weights(labels: np.ndarray, n_classes: int, sample_weights: np.ndarray | None = None) -> torch.Tensor:
