@@ -1,31 +1,42 @@
-"""The paper's central claim on the simulator: pretraining helps when labels are few.
+"""The paper's central claim on the simulator, over seeds: pretraining helps when labels are few.
 
 Builds a simulated cohort, pretrains NeuroNet per modality and SynthSleepNet fusion on the
-pretraining subjects (no labels), then for stage, apnea and hypopnea × {1 %, 5 %, 100 %} of the
-labelled-train epochs trains three models and evaluates each on the held-out test subjects:
+pretraining subjects (no labels, one seed), then for each task × label fraction × seed trains
+three models, each selected on the validation subjects, and evaluates them on the test subjects:
 
 - scratch: the fine-tuning protocol (LoRA + Mamba2 temporal module + head) from random weights;
 - probe: frozen pretrained encoder, MLP head on single epochs;
 - fine-tune: the fine-tuning protocol from the pretrained fusion model.
 
-Staging uses the paper's four channels (EEG, EOG, EMG, ECG); apnea and hypopnea use EEG (arousals),
-ECG (heart rate), nasal airflow and SpO2, as a clinician scores them when they are recorded. One
-fusion model, pretrained on all six modalities, serves both (a classifier may use any subset of
-its channels), and four channels per task keep every task at the same cost. Everything uses the
-``tiny`` preset and short schedules to finish in about an hour on 2 CPU cores; the schedule and
-the time of each phase are printed with the table.
+A seed sets the label sample, the initialisation and the item order of every protocol; scratch
+and fine-tune share one schedule (the paper's recipe shape — batches of windows, gradient
+accumulation, warm-up and cosine decay — scaled to the hour), on cached frozen convolutions.
+Staging uses EEG, EOG, EMG and ECG; apnea and hypopnea use EEG, ECG, airflow and SpO2, from one
+fusion model pretrained on six modalities. Prints each cell as mean ± standard deviation over
+seeds and the paired (same-seed) differences that answer "does pretraining help" and "does
+fine-tuning beat probing"; writes the per-seed values (``label_efficiency_runs.csv``), the
+summary (``label_efficiency.json``) and the plot (``label_efficiency.png``) to ``--out``.
 
-    python benchmarks/label_efficiency.py [--nights 36] [--hours 1.5] [--workdir DIR]
+    python benchmarks/label_efficiency.py [--seeds 3] [--preset tiny] [--tasks stage apnea hypopnea]
+        [--fractions 0.01 0.05 1] [--workdir DIR] [--out DIR]
+
+With ``--workdir`` the data, the pretraining and every finished run are kept and reused, so an
+interrupted study resumes and other presets can share the data (runs go to ``runs/<preset>``).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
+import statistics
+import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from synthsleepnet import prepare_store
 from synthsleepnet._config import TrainConfig
@@ -41,100 +52,218 @@ from synthsleepnet.training import (
     probe,
 )
 
-TASKS = ("stage", "apnea", "hypopnea")
-FRACTIONS = (0.01, 0.05, 1.0)
 MODALITIES = ("eeg", "eog", "emg", "ecg", "resp", "spo2")
 TASK_MODALITIES = {"stage": ("eeg", "eog", "emg", "ecg"), "apnea": ("eeg", "ecg", "resp", "spo2"),
                    "hypopnea": ("eeg", "ecg", "resp", "spo2")}
 SUBJECTS = {"train": 6, "val": 2, "test": 3}  # the rest pretrain
+PROTOCOLS = ("scratch", "probe", "fine-tune")
+# the metrics that fit each task: the first is the headline (plotted)
+METRICS = {"stage": ("macro_f1", "kappa"), "apnea": ("auprc", "event_f1"), "hypopnea": ("auprc", "event_f1")}
 
 
-def _channels_for(task: str, fusion_channels: list[str]) -> list[str]:
+def _schedules(args: argparse.Namespace) -> dict[str, TrainConfig]:
+    """Per-protocol budgets. Fine-tuning follows the paper's shape (AdamW, warm-up + cosine,
+    batches of 20-epoch windows with gradient accumulation; paper: 32 × 4 windows, 30 epochs)
+    scaled down 16x in batch and to ``--tune-epochs`` epochs; learning rate 3e-3 for 8 windows."""
+    pre = TrainConfig(epochs=1, batch_size=32, base_lr=8e-3, max_steps_per_epoch=args.pretrain_steps, seed=0)
+    tune = TrainConfig(epochs=args.tune_epochs, batch_size=4, accumulate=2, base_lr=3e-3 * 256 / 8, warmup_frac=0.1)
+    probing = TrainConfig(epochs=100, batch_size=256, base_lr=1e-3)
+    return {"pretrain": pre, "tune": tune, "probe": probing}
+
+
+def _channels_for(task: str, fusion_channels: Sequence[str]) -> list[str]:
     modality = load_channel_table().modality
     return [c for c in fusion_channels if modality[c] in TASK_MODALITIES[task]]
 
 
+def _pretrain(work: Path, runs: Path, preset: str, config: TrainConfig) -> Path:
+    again = {"resume": True, "progress": False}
+    encoders = {m: pretrain_unimodal(work / "store", m, runs / m, preset=preset, config=config, **again).checkpoint
+                for m in MODALITIES}
+    return pretrain_multimodal(work / "store", encoders, runs / "fusion", config=config, **again).checkpoint
+
+
+def _data(work: Path, args: argparse.Namespace) -> None:
+    if (work / "store" / "splits.json").exists():
+        return
+    simulate_cohort(work / "recordings", args.nights, args.hours, seed=500, progress=False)
+    prepare_store(work / "recordings", work / "store", workers=2, progress=False)
+    fractions = {k: v / args.nights for k, v in SUBJECTS.items()}
+    fractions["pretrain"] = 1 - sum(fractions.values())
+    assign_splits(work / "store", fractions=fractions, seed=0, overwrite=True)
+
+
+def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, seed: int, args: argparse.Namespace,
+              schedules: Mapping[str, TrainConfig]) -> list[dict[str, Any]]:
+    """The three protocols for one task, label fraction and seed; a row per protocol."""
+    channels = _channels_for(task, read_checkpoint_meta(fusion).channels)
+    tune = dataclasses.replace(schedules["tune"], seed=seed)
+    probing = dataclasses.replace(schedules["probe"], seed=seed)
+    again = {"resume": True, "progress": False}
+    store = work / "store"
+    tag = f"{task}-{fraction:g}-seed{seed}"
+    calls = {
+        "scratch": lambda: finetune(store, task, fraction, runs / f"scratch-{tag}", preset=args.preset,
+                                    channels=channels, config=tune, **again),
+        "probe": lambda: probe(store, task, fraction, runs / f"probe-{tag}", fusion_checkpoint=fusion,
+                               channels=channels, config=probing, **again),
+        "fine-tune": lambda: finetune(store, task, fraction, runs / f"finetune-{tag}", fusion_checkpoint=fusion,
+                                      channels=channels, config=tune, **again),
+    }
+    rows = []
+    for protocol, call in calls.items():
+        t0 = time.perf_counter()
+        result = call()
+        seconds = time.perf_counter() - t0
+        m = evaluate(result.checkpoint, store)
+        meta = read_checkpoint_meta(result.checkpoint)
+        rows.append({"task": task, "labels": fraction, "protocol": protocol, "seed": seed,
+                     "n_labelled_epochs": meta.n_labelled_epochs, "best_epoch": result.best_epoch,
+                     "epochs": len(result.history), "seconds": round(seconds, 1),
+                     **{k: m.get(k) for k in ("macro_f1", "kappa", "auroc", "auprc", "event_f1")}})
+        print(f"{task:<9} {fraction:>5.0%} seed {seed} {protocol:<9} "
+              + "  ".join(f"{k} {rows[-1][k]:.3f}" for k in METRICS[task]) + f"  ({seconds:.0f} s)", flush=True)
+    return rows
+
+
+def _spread(values: Sequence[float]) -> str:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def _cells(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float, str], dict[int, Mapping[str, Any]]]:
+    out: dict[tuple[str, float, str], dict[int, Mapping[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["task"], r["labels"], r["protocol"]), {})[r["seed"]] = r
+    return out
+
+
+def _tables(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: Sequence[float]) -> list[str]:
+    """Markdown: per task, each metric as mean ± sd over seeds, and the paired differences."""
+    cells = _cells(rows)
+    lines = []
+    for task in tasks:
+        headline = METRICS[task][0]
+        lines += ["", f"**{task}** ({' / '.join(METRICS[task])}; mean ± sd over seeds)", "",
+                  "| labels | labelled epochs | " + " | ".join(PROTOCOLS)
+                  + f" | {headline}: best pretrained − scratch | {headline}: fine-tune − probe |",
+                  "|---|---|" + "---|" * (len(PROTOCOLS) + 2)]
+        for fraction in fractions:
+            by = {p: cells[task, fraction, p] for p in PROTOCOLS}
+            seeds = sorted(by["scratch"])
+            n_epochs = _spread([by["probe"][s]["n_labelled_epochs"] for s in seeds]).split(" ±")[0]
+            metric_cells = [" / ".join(_spread([by[p][s][k] for s in seeds]) for k in METRICS[task])
+                            for p in PROTOCOLS]
+            gain = [max(by["probe"][s][headline], by["fine-tune"][s][headline]) - by["scratch"][s][headline]
+                    for s in seeds]
+            ft_vs_probe = [by["fine-tune"][s][headline] - by["probe"][s][headline] for s in seeds]
+            lines.append(f"| {fraction:.0%} | {float(n_epochs):.0f} | " + " | ".join(metric_cells)
+                         + f" | {_signed(gain)} | {_signed(ft_vs_probe)} |")
+    return lines
+
+
+def _signed(values: Sequence[float]) -> str:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    wins = sum(v > 0 for v in values)
+    return f"{mean:+.3f} ± {sd:.3f} ({wins}/{len(values)} seeds > 0)"
+
+
+def _plot(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: Sequence[float], path: Path,
+          title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cells = _cells(rows)
+    fig = Figure(figsize=(4.2 * len(tasks), 3.6))
+    FigureCanvasAgg(fig)
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), i + 1)
+        metric = METRICS[task][0]
+        for protocol, marker in zip(PROTOCOLS, "osD", strict=True):
+            values = [[r[metric] for r in cells[task, f, protocol].values()] for f in fractions]
+            means = [statistics.fmean(v) for v in values]
+            sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+            ax.errorbar([100 * f for f in fractions], means, yerr=sds, marker=marker, capsize=3, label=protocol)
+        ax.set_xscale("log")
+        ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g} %" for f in fractions])
+        ax.set_xlabel("labelled epochs of the train subjects")
+        ax.set_ylabel(metric.replace("_", "-"))
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+        return out.stdout.strip() + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--tasks", nargs="+", default=list(TASK_MODALITIES), choices=list(TASK_MODALITIES))
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 1.0])
     parser.add_argument("--nights", type=int, default=36)
     parser.add_argument("--hours", type=float, default=1.5)
     parser.add_argument("--pretrain-steps", type=int, default=80)
-    parser.add_argument("--tune-steps", type=int, default=12, help="fine-tuning steps per epoch")
-    parser.add_argument("--tune-epochs", type=int, default=2)
-    parser.add_argument("--workdir", help="keep everything here (default: a temporary folder)")
+    parser.add_argument("--tune-epochs", type=int, default=5, help="fine-tuning (and scratch) epochs")
+    parser.add_argument("--workdir", help="keep data, pretraining and runs here (default: a temporary folder)")
+    parser.add_argument("--out", default=".", help="where the CSV, JSON and PNG go")
     args = parser.parse_args()
     if args.nights <= sum(SUBJECTS.values()):
         parser.error(f"--nights must exceed the {sum(SUBJECTS.values())} labelled subjects")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    schedules = _schedules(args)
     clock = {"start": time.perf_counter()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
-        simulate_cohort(work / "recordings", args.nights, args.hours, seed=500, progress=False)
-        prepare_store(work / "recordings", work / "store", workers=2, progress=False)
-        fractions = {k: v / args.nights for k, v in SUBJECTS.items()}
-        fractions["pretrain"] = 1 - sum(fractions.values())
-        assign_splits(work / "store", fractions=fractions, seed=0, overwrite=True)
+        runs = work / "runs" / args.preset
+        _data(work, args)
         clock["data"] = time.perf_counter()
-        again = {"resume": True, "progress": False}  # a rerun with --workdir reuses finished runs
-        pre = TrainConfig(epochs=1, batch_size=32, base_lr=8e-3, max_steps_per_epoch=args.pretrain_steps)
-        encoders = {m: pretrain_unimodal(work / "store", m, work / "runs" / m, config=pre, **again).checkpoint
-                    for m in MODALITIES}
-        fusion = pretrain_multimodal(work / "store", encoders, work / "runs" / "fusion", config=pre, **again).checkpoint
-        fusion_channels = read_checkpoint_meta(fusion).channels
+        fusion = _pretrain(work, runs, args.preset, schedules["pretrain"])
         clock["pretraining"] = time.perf_counter()
-        tune = TrainConfig(epochs=args.tune_epochs, batch_size=4, base_lr=0.192, max_steps_per_epoch=args.tune_steps)
-        probing = TrainConfig(epochs=100, batch_size=256, base_lr=1e-3)
         rows = []
-        for task in TASKS:
-            channels = _channels_for(task, fusion_channels)
-            for fraction in FRACTIONS:
-                tag = f"{task}-{fraction:g}"
-                runs = {
-                    "scratch": finetune(work / "store", task, fraction, work / "runs" / f"scratch-{tag}",
-                                        preset="tiny", channels=channels, config=tune, **again),
-                    "probe": probe(work / "store", task, fraction, work / "runs" / f"probe-{tag}",
-                                   fusion_checkpoint=fusion, channels=channels, config=probing, **again),
-                    "fine-tune": finetune(work / "store", task, fraction, work / "runs" / f"finetune-{tag}",
-                                          fusion_checkpoint=fusion, channels=channels, config=tune, **again),
-                }
-                for name, result in runs.items():
-                    m = evaluate(result.checkpoint, work / "store")
-                    rows.append({"task": task, "labels": fraction, "model": name, "macro_f1": m["macro_f1"],
-                                 "kappa": m["kappa"], "auroc": m.get("auroc"), "auprc": m.get("auprc"),
-                                 "n_test_epochs": m["n_epochs"]})
-                    print(f"{task:<9} {fraction:>5.0%} {name:<9} macro-F1 {m['macro_f1']:.3f}  kappa {m['kappa']:.3f}"
-                          + (f"  AUROC {m['auroc']:.3f}" if m.get("auroc") is not None else ""), flush=True)
+        for task in args.tasks:
+            for fraction in args.fractions:
+                for seed in range(args.seeds):
+                    rows += _run_cell(work, runs, fusion, task, fraction, seed, args, schedules)
             clock[task] = time.perf_counter()
-        _report(args, rows, clock, {t: _channels_for(t, fusion_channels) for t in TASKS})
-        (work / "label_efficiency.json").write_text(json.dumps(
-            {"rows": rows, "seconds": clock[TASKS[-1]] - clock["start"], "args": vars(args),
-             "pretrain": dataclasses.asdict(pre), "tune": dataclasses.asdict(tune),
-             "probe": dataclasses.asdict(probing)}, indent=1))
-
-
-def _report(args: argparse.Namespace, rows: list[dict], clock: dict[str, float], channels: dict[str, list[str]]) -> None:
-    labelled = sum(SUBJECTS.values())
-    print(f"\n{args.nights} simulated {args.hours:g}-h nights ({args.nights - labelled}/{SUBJECTS['train']}/"
-          f"{SUBJECTS['val']}/{SUBJECTS['test']} pretrain/train/val/test subjects), tiny preset; "
-          + "; ".join(f"{t} on {', '.join(c)}" for t, c in channels.items())
-          + f"; pretraining {args.pretrain_steps} steps of 32 × {len(MODALITIES) + 1} models; "
-          f"fine-tuning {args.tune_epochs}×{args.tune_steps} steps of 4 windows; probing 100 epochs")
-    phases = ["data", "pretraining", *TASKS]
-    times = [clock[p] - clock[prev] for prev, p in zip(["start", *phases], phases, strict=False)]
-    print("time: " + ", ".join(f"{p} {t / 60:.1f} min" for p, t in zip(phases, times, strict=True))
-          + f"; total {(clock[TASKS[-1]] - clock['start']) / 60:.1f} min")
-    print("\n| task | labels | scratch F1 / κ | probe F1 / κ | fine-tune F1 / κ |\n|---|---|---|---|---|")
-    for task in TASKS:
-        for fraction in FRACTIONS:
-            cells = {r["model"]: r for r in rows if r["task"] == task and r["labels"] == fraction}
-            print(f"| {task} | {fraction:.0%} | " + " | ".join(
-                f"{cells[k]['macro_f1']:.3f} / {cells[k]['kappa']:.3f}" for k in ("scratch", "probe", "fine-tune")) + " |")
-    print("\n| event | labels | scratch AUROC | probe AUROC | fine-tune AUROC |\n|---|---|---|---|---|")
-    for task in TASKS[1:]:
-        for fraction in FRACTIONS:
-            cells = {r["model"]: r for r in rows if r["task"] == task and r["labels"] == fraction}
-            print(f"| {task} | {fraction:.0%} | " + " | ".join(
-                "n/a" if cells[k]["auroc"] is None else f"{cells[k]['auroc']:.3f}"
-                for k in ("scratch", "probe", "fine-tune")) + " |")
+    total = clock[args.tasks[-1]] - clock["start"]
+    phases = ["data", "pretraining", *args.tasks]
+    times = ", ".join(f"{p} {(clock[p] - clock[q]) / 60:.1f} min" for q, p in zip(["start", *phases], phases,
+                                                                                       strict=False))
+    conditions = (f"{args.nights} simulated {args.hours:g}-h nights ({args.nights - sum(SUBJECTS.values())}/"
+                  f"{SUBJECTS['train']}/{SUBJECTS['val']}/{SUBJECTS['test']} pretrain/train/val/test subjects), "
+                  f"`{args.preset}` preset, {args.seeds} seeds, commit {_commit()}")
+    budget = (f"pretraining {args.pretrain_steps} steps of 32 per model ({len(MODALITIES)} NeuroNets + fusion); "
+              f"scratch and fine-tune {args.tune_epochs} epochs over the labelled windows, batches of 4 windows "
+              f"× 2 accumulated, lr 3e-3, 10 % warm-up then cosine; probe 100 epochs of 256 on cached "
+              f"embeddings, lr 1e-3; every model selected on the validation subjects")
+    lines = [conditions, budget, f"time: {times}; total {total / 60:.1f} min",
+             *_tables(rows, args.tasks, args.fractions)]
+    print("\n" + "\n".join(lines))
+    with open(out / "label_efficiency_runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "label_efficiency.json").write_text(json.dumps(
+        {"conditions": conditions, "budget": budget, "seconds": total, "args": vars(args),
+         "schedules": {k: dataclasses.asdict(v) for k, v in schedules.items()}, "rows": rows}, indent=1))
+    _plot(rows, args.tasks, args.fractions, out / "label_efficiency.png", conditions)
+    print(f"wrote label_efficiency_runs.csv, label_efficiency.json and label_efficiency.png to {out}")
 
 
 if __name__ == "__main__":

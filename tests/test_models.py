@@ -343,10 +343,13 @@ def test_a_new_classifier_embeds_each_epoch_independently_of_its_batch() -> None
     # use its stored BatchNorm statistics and no dropout, or the head learns batch artefacts
     model = model_from_preset("sleep_classifier", "tiny", channels=CHANNELS[:2], n_outputs=5)
     x = {c: torch.randn(6, 3000, generator=torch.Generator().manual_seed(i)) for i, c in enumerate(CHANNELS[:2])}
-    with torch.no_grad():
-        whole = model.embed(x)
-        part = model.embed({c: v[:2] for c, v in x.items()})
-    torch.testing.assert_close(whole[:2], part, rtol=1e-5, atol=1e-5)
+    for mode in (False, True):  # and while the head trains: the fusion never leaves eval mode
+        model.train(mode)
+        with torch.no_grad():
+            whole = model.embed(x)
+            part = model.embed({c: v[:2] for c, v in x.items()})
+        torch.testing.assert_close(whole[:2], part, rtol=1e-5, atol=1e-5)
+        assert model.head.training == mode and not any(m.training for m in model.fusion.modules())
 
 
 def test_batchnorm_calibration_gives_a_random_encoder_distinct_embeddings() -> None:

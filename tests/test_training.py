@@ -150,6 +150,40 @@ def test_a_labelled_set_smaller_than_the_batch_keeps_the_learning_rate(tmp_path:
     torch.testing.assert_close((first.detach() - before).abs(), torch.full_like(before, 0.256), rtol=1e-3, atol=1e-3)
 
 
+def test_the_training_state_keeps_what_trains_and_guards_what_is_frozen(tmp_path: Path) -> None:
+    from synthsleepnet._validation import ResumeError
+
+    torch.manual_seed(0)
+    model, meta = head_and_meta(4, 2)
+    model.net[0].requires_grad_(False)  # a frozen first layer, as a classifier's fusion is
+    data = torch.utils.data.TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,)))
+    config = TrainConfig(epochs=3, batch_size=8, precision="fp32", seed=1)
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor], _: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"loss": torch.nn.functional.cross_entropy(model(batch[0]), batch[1])}
+
+    scores = iter([0.5, 0.9, 0.7])
+
+    def validate(_: torch.nn.Module) -> dict[str, float]:
+        return {"macro_f1": next(scores)}
+
+    result = fit(model, data, step, config=config, out_dir=tmp_path / "run", meta=meta, validate=validate,
+                 progress=False)
+    state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
+    assert not any(k.startswith("net.0.") for k in state["model"])  # frozen: hashed, not stored
+    assert "net.4.weight" in state["model"] and "net.5.running_mean" in state["model"]
+    # the checkpoint holds the selected epoch (2), not the last, and the model is left holding it
+    assert result.best_epoch == 2 and read_checkpoint_meta(result.checkpoint).epoch == 2
+    saved = load_file(str(result.checkpoint))
+    torch.testing.assert_close(saved["net.4.weight"], state["best"]["net.4.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(model.net[4].weight.detach(), saved["net.4.weight"], rtol=0, atol=0)
+    with torch.no_grad():
+        model.net[0].weight.add_(1.0)  # the frozen weights change between the run and its resumption
+    with pytest.raises(ResumeError, match="frozen weights differ"):
+        fit(model, data, step, config=config, out_dir=tmp_path / "run", meta=meta, validate=validate, resume=True,
+            progress=False)
+
+
 def test_metrics_match_scikit_learn() -> None:
     sk = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(0)
@@ -323,3 +357,59 @@ def test_the_convolution_cache_trains_the_same_model(store: Path, tmp_path: Path
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=1e-4, atol=1e-5)
     loss = logs[0][0].index("loss")
     assert [float(r[loss]) for r in logs[0][1:]] == pytest.approx([float(r[loss]) for r in logs[1][1:]], rel=1e-4)
+
+
+def _fusion_checkpoint(store: Path, path: Path) -> Path:
+    """A (randomly initialised) pretrained-fusion checkpoint over two of the store's channels."""
+    from synthsleepnet._config import get_preset
+    from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    spec = ModelSpec("synthsleepnet", get_preset("tiny"), ("C4-M1", "E1-M2"))
+    return save_checkpoint(path, build_model(spec), CheckpointMeta(phase="pretrain_multimodal", spec=spec,
+                                                                    preprocessing=EpochStore(store).config))
+
+
+def test_probing_from_stored_features_matches_probing_from_signals(store: Path, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from synthsleepnet._config import AdaptConfig
+    from synthsleepnet.training import probe
+
+    fusion = _fusion_checkpoint(store, tmp_path / "fusion.safetensors")
+    config = TrainConfig(epochs=3, batch_size=16, precision="fp32", device="cpu", seed=2)
+    runs = {name: probe(store, "stage", 0.3, tmp_path / name, fusion_checkpoint=fusion, config=config,
+                        adapt=AdaptConfig(cache_conv=name != "direct"), progress=False)
+            for name in ("direct", "first", "second")}
+    weights = {name: load_file(str(r.checkpoint)) for name, r in runs.items()}
+    for key in weights["direct"]:
+        for name in ("first", "second"):
+            torch.testing.assert_close(weights[name][key], weights["direct"][key], rtol=1e-3, atol=1e-4)
+    assert len(list((store / "features").rglob("*.safetensors"))) > 2  # kept for the next run
+
+
+def test_stored_features_are_reused_and_recomputed_when_stale(store: Path, tmp_path: Path) -> None:
+    from synthsleepnet._config import AdaptConfig
+    from synthsleepnet._device import resolve_runtime
+    from synthsleepnet.tasks import get_task
+    from synthsleepnet.training.adapt import build_classifier
+    from synthsleepnet.training.cache import ConvCache
+
+    st = EpochStore(store)
+    model, _, _ = build_classifier(get_task("stage"), "sequence", st, preset=None, channels=None, seed=0,
+                                   fusion_checkpoint=_fusion_checkpoint(store, tmp_path / "f.safetensors"),
+                                   adapt=AdaptConfig())
+    runtime = resolve_runtime("cpu", "fp32")
+    nights = st.night_ids[:3]
+    first = ConvCache(model, st, nights, runtime, persist=True)
+    assert first.computed == 6 and len(list((store / "features").rglob("*.safetensors"))) == 6
+    again = ConvCache(model, st, nights, runtime, persist=True)
+    assert again.computed == 0
+    for night in nights:
+        for channel, features in first.night(night).items():
+            torch.testing.assert_close(again.night(night)[channel], features, rtol=0, atol=0)
+    signals = store / "nights" / nights[0] / "signals.npy"
+    os.utime(signals, ns=(signals.stat().st_atime_ns, signals.stat().st_mtime_ns + 10**9))  # prepared again
+    damaged = next((store / "features").rglob(f"{nights[1]}.safetensors"))
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    assert ConvCache(model, st, nights, runtime, persist=True).computed == 2 + 1
+    assert ConvCache(model, st, nights, runtime, persist=True).computed == 0  # and rewritten

@@ -68,9 +68,14 @@ class SleepClassifier(nn.Module):
         return self.fusion.channels
 
     def train(self, mode: bool = True) -> SleepClassifier:
-        """The fusion model stays in eval mode: its BatchNorm statistics are pretrained, not refit."""
-        super().train(mode)
-        self.fusion.eval()
+        """The fusion model stays in eval mode: its BatchNorm statistics are pretrained, not refit.
+        (Its thousand modules are not walked on every switch: a probe switches twice an epoch.)"""
+        self.training = mode
+        for child in self.children():
+            if child is not self.fusion:
+                child.train(mode)
+        if self.fusion.training:
+            self.fusion.eval()
         return self
 
     def embed(self, inputs: Mapping[str, torch.Tensor], *, conv: bool = False) -> torch.Tensor:

@@ -202,10 +202,12 @@ def probe(
         calibrate_batchnorm(model, data, n_items=adapt.probe_calibration_items, seed=config.seed, runtime=rt)
     logger.info("probing %s with %d labelled epochs (%.0f %% of train)", spec_task.name, len(data),
                 100 * label_fraction)
-    x, y = _embeddings(model, data, column, rt)
     usable_val, val_skipped = nights_with_channels(st, val_nights, model.channels)
     val = MultiChannelEpochs(st, usable_val, model.channels)
-    val_x, val_y = _embeddings(model, val, column, rt)
+    # a pretrained fusion's features serve every later run; a scratch model's only this one
+    cache = _conv_cache(model, st, [*data.nights, *usable_val], adapt, rt, persist=True) if parents else None
+    x, y = _embeddings(model, data, column, rt, cache)
+    val_x, val_y = _embeddings(model, val, column, rt, cache)
     weights = class_weights(y.numpy(), spec_task.n_classes).to(rt.device)
 
     def step(batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
@@ -229,16 +231,25 @@ def probe(
                resume=resume, restart=restart, progress=progress, description=f"probe {spec_task.name}")
 
 
-def _embeddings(model: SleepClassifier, data: MultiChannelEpochs, column: int, runtime: Runtime
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frozen-encoder embeddings (on the CPU) and one task's labels of every item, computed once."""
+def _embeddings(model: SleepClassifier, data: MultiChannelEpochs, column: int, runtime: Runtime,
+                cache: ConvCache | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen-encoder embeddings (on the CPU) and one task's labels of every item, computed once
+    (from ``cache`` when given)."""
     embeddings, labels = [], []
     with torch.inference_mode(), runtime.autocast():
-        for i in range(0, len(data), 64):
-            batch = torch.utils.data.default_collate([data[j] for j in range(i, min(i + 64, len(data)))])
-            inputs = {c: x.to(runtime.device) for c, x in batch[0].items()}
-            embeddings.append(model.embed(inputs).float().cpu())
-            labels.append(batch[1][:, column])
+        if cache is None:
+            for i in range(0, len(data), 64):
+                batch = torch.utils.data.default_collate([data[j] for j in range(i, min(i + 64, len(data)))])
+                inputs = {c: x.to(runtime.device) for c, x in batch[0].items()}
+                embeddings.append(model.embed(inputs).float().cpu())
+                labels.append(batch[1][:, column])
+            return torch.cat(embeddings), torch.cat(labels)
+        for night, index in data.epochs_by_night().items():
+            features = cache.epochs(night, index)
+            for i in range(0, len(index), 256):
+                inputs = {c: x[i:i + 256].to(runtime.device) for c, x in features.items()}
+                embeddings.append(model.embed(inputs, conv=True).float().cpu())
+            labels.append(torch.from_numpy(data.store.night(night).labels[index, column].astype(np.int64)))
     return torch.cat(embeddings), torch.cat(labels)
 
 
@@ -291,7 +302,7 @@ def finetune(
     logger.info("fine-tuning %s on %d windows (%d labelled epochs)", spec_task.name, len(data), n_labelled)
     cache = _conv_cache(model, st, [*{n for n, _ in data.items}, *nights_with_channels(st, val_nights,
                                                                                        model.channels)[0]],
-                        adapt, rt)
+                        adapt, rt, persist=bool(parents))
     train_data: Dataset[Any] = data if cache is None else CachedWindows(data, cache)
 
     def step(batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
@@ -310,8 +321,9 @@ def finetune(
 
 
 def _conv_cache(model: SleepClassifier, store: EpochStore, nights: Sequence[str], adapt: AdaptConfig,
-                runtime: Runtime) -> ConvCache | None:
-    """The frozen convolutions of ``nights``, computed once, if the adapt settings allow and it fits."""
+                runtime: Runtime, *, persist: bool) -> ConvCache | None:
+    """The frozen convolutions of ``nights``, computed once (or read from beside the store with
+    ``persist``), if the adapt settings allow and it fits in memory."""
     if not adapt.cache_conv:
         return None
     need = ConvCache.estimate_bytes(model, store, nights, runtime)
@@ -319,4 +331,4 @@ def _conv_cache(model: SleepClassifier, store: EpochStore, nights: Sequence[str]
         logger.warning("the convolution cache would take %.1f GB, more than cache_max_gb = %g; fine-tuning "
                        "recomputes the frozen convolutions at every step instead", need / 2**30, adapt.cache_max_gb)
         return None
-    return ConvCache(model, store, sorted(nights), runtime)
+    return ConvCache(model, store, sorted(set(nights)), runtime, persist=persist)

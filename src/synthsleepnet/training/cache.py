@@ -1,28 +1,53 @@
-"""Frozen convolution features, computed once: fine-tuning pays only for what it trains.
+"""Frozen convolution features, computed once: adaptation pays only for what it trains.
 
-In fine-tuning the frame convolutions are frozen (the new LoRA adapters sit on the frame MLP,
-the attention and the last fusion block), and they take most of the compute (85 % for ``tiny``).
+In fine-tuning and probing the frame convolutions are frozen (the new LoRA adapters sit on the
+frame MLP and the last fusion block), and they take most of the compute (85 % for ``tiny``).
 :class:`ConvCache` runs them once per epoch-channel of the nights a run reads, in eval mode (the
 frozen BatchNorm uses its stored statistics, so a feature never depends on its batch), and keeps
-the features in memory; training windows and validation then start from them. The result is the
-same model, trained the same way, within the cache dtype's rounding (bf16 when the run is bf16).
+the features in memory; training windows, probing embeddings and validation start from them.
+The result is the same model, trained the same way, within the cache dtype's rounding (bf16 when
+the run is bf16).
+
+A pretrained model's features are the same for every task, label fraction and seed, so they can
+also be kept beside the store (``STORE/features/conv-<key>/<night>.safetensors``, the key a hash
+of that channel's convolution weights and the dtype; a night prepared again is recomputed). The
+folder is a cache: deleting it loses nothing.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
+from .._atomic import atomic_path
 from .._device import Runtime
 from .._logging import logger
+from ..models.checkpoint import tensor_digest
 from ..models.classifier import SleepClassifier
+from ..models.neuronet import NeuroNetEncoder
 from ..store.epoch_store import EpochStore
 from .data import Windows
 
-__all__ = ["CachedWindows", "ConvCache"]
+__all__ = ["CachedWindows", "ConvCache", "conv_key"]
+
+
+def conv_key(encoder: NeuroNetEncoder, dtype: torch.dtype) -> str:
+    """What a channel's convolution features depend on: its convolution weights and the dtype."""
+    state = {k: v for k, v in encoder.backbone.state_dict().items() if not k.startswith("mlp.")}
+    return f"conv-{tensor_digest(state)[:16]}-{str(dtype).removeprefix('torch.')}"
+
+
+def _signature(store: EpochStore, night: str) -> str:
+    """Changes when a night is prepared again (its signals file is replaced)."""
+    stat = os.stat(store.night(night).path / "signals.npy")
+    return f"{stat.st_size}-{stat.st_mtime_ns}"
 
 
 class ConvCache:
@@ -39,27 +64,72 @@ class ConvCache:
     runtime : Runtime
         Device and precision of the computation; features are kept on the CPU in bf16 for a bf16
         run, float32 otherwise.
+    persist : bool
+        Also read and write the features beside the store (for pretrained models, whose
+        features every later run reuses).
     batch : int
         Epochs per forward pass.
     """
 
-    def __init__(self, model: SleepClassifier, store: EpochStore, nights: Sequence[str], runtime: Runtime,
-                 batch: int = 256) -> None:
+    def __init__(self, model: SleepClassifier, store: EpochStore, nights: Sequence[str], runtime: Runtime, *,
+                 persist: bool = False, batch: int = 256) -> None:
         self.dtype = torch.bfloat16 if runtime.dtype == torch.bfloat16 else torch.float32
         self.features: dict[str, dict[str, torch.Tensor]] = {}
-        with torch.inference_mode(), runtime.autocast():
-            for night in nights:
-                nf = store.night(night)
-                present = [c for c in model.channels if c in nf.channels]
-                per_channel: dict[str, list[torch.Tensor]] = {c: [] for c in present}
-                for first in range(0, nf.n_epochs, batch):
-                    x = nf.read(np.arange(first, min(first + batch, nf.n_epochs)))
-                    for c in present:
-                        epochs = torch.from_numpy(x[:, nf.channels.index(c)]).to(runtime.device)
-                        per_channel[c].append(model.fusion.encoder(c).conv_features(epochs).to("cpu", self.dtype))
-                self.features[night] = {c: torch.cat(v) for c, v in per_channel.items()}
+        self._keys = {c: conv_key(model.fusion.encoder(c), self.dtype) for c in model.channels}
+        root = store.path / "features" if persist else None
+        self.computed = 0  # night-channels computed here, not read from beside the store
+        for night in nights:
+            self.features[night] = self._night_features(model, store, night, runtime, root, batch)
         size = sum(t.numel() * t.element_size() for f in self.features.values() for t in f.values())
-        logger.info("cached the frozen convolutions of %d nights: %.0f MB", len(nights), size / 2**20)
+        logger.info("convolution features of %d nights: %.0f MB (%d night-channels computed%s)", len(nights),
+                    size / 2**20, self.computed, f", the rest read from {root}" if root else "")
+
+    def _night_features(self, model: SleepClassifier, store: EpochStore, night: str, runtime: Runtime,
+                        root: Path | None, batch: int) -> dict[str, torch.Tensor]:
+        channels = [c for c in model.channels if c in store.night(night).channels]
+        if root is None:
+            self.computed += len(channels)
+            return self._compute(model, store, night, channels, runtime, batch)
+        signature = _signature(store, night)
+        paths = {c: root / self._keys[c] / f"{night}.safetensors" for c in channels}
+        found = {c: t for c in channels if (t := self._load(paths[c], signature)) is not None}
+        missing = [c for c in channels if c not in found]
+        fresh = self._compute(model, store, night, missing, runtime, batch) if missing else {}
+        for c, t in fresh.items():
+            self._save(paths[c], t, signature)
+        self.computed += len(missing)
+        return {c: found[c] if c in found else fresh[c] for c in channels}
+
+    def _compute(self, model: SleepClassifier, store: EpochStore, night: str, channels: list[str],
+                 runtime: Runtime, batch: int) -> dict[str, torch.Tensor]:
+        nf = store.night(night)
+        parts: dict[str, list[torch.Tensor]] = {c: [] for c in channels}
+        with torch.inference_mode(), runtime.autocast():
+            for first in range(0, nf.n_epochs, batch):
+                x = nf.read(np.arange(first, min(first + batch, nf.n_epochs)))
+                for c in channels:
+                    epochs = torch.from_numpy(x[:, nf.channels.index(c)]).to(runtime.device)
+                    parts[c].append(model.fusion.encoder(c).conv_features(epochs).to("cpu", self.dtype))
+        return {c: torch.cat(v) for c, v in parts.items()}
+
+    def _load(self, path: Path, signature: str) -> torch.Tensor | None:
+        if not path.exists():
+            return None
+        try:
+            with safe_open(str(path), "pt") as f:
+                if (f.metadata() or {}).get("signals") != signature:
+                    return None
+            features = load_file(str(path))["features"]
+        except (SafetensorError, OSError, KeyError) as err:  # a damaged cache file is recomputed
+            logger.warning("ignoring the cached features %s (%s)", path, err)
+            return None
+        return features if features.dtype == self.dtype else None
+
+    @staticmethod
+    def _save(path: Path, features: torch.Tensor, signature: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file({"features": features.contiguous()}, str(tmp), metadata={"signals": signature})
 
     @staticmethod
     def estimate_bytes(model: SleepClassifier, store: EpochStore, nights: Sequence[str], runtime: Runtime) -> int:
@@ -75,6 +145,11 @@ class ConvCache:
     def window(self, night: str, start: int, length: int) -> dict[str, torch.Tensor]:
         """``{channel: (length, F, n_conv)}`` float32 features of a window."""
         return {c: t[start:start + length].float() for c, t in self.features[night].items()}
+
+    def epochs(self, night: str, index: np.ndarray) -> dict[str, torch.Tensor]:
+        """``{channel: (len(index), F, n_conv)}`` float32 features of some epochs of a night."""
+        idx = torch.from_numpy(np.asarray(index, dtype=np.int64))
+        return {c: t[idx].float() for c, t in self.features[night].items()}
 
     def night(self, night: str) -> dict[str, torch.Tensor]:
         """``{channel: (E, F, n_conv)}`` float32 features of a whole night."""

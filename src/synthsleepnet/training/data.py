@@ -141,6 +141,10 @@ class MultiChannelEpochs(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
     def __len__(self) -> int:
         return int(self._epoch.size)
 
+    def epochs_by_night(self) -> dict[str, np.ndarray]:
+        """``night → epoch indices`` of the items, in item order (items are grouped by night)."""
+        return {night: self._epoch[self._night == n] for n, night in enumerate(self.nights)}
+
     def labels(self, column: int) -> np.ndarray:
         """(N,) labels of one column for all items, without reading signals."""
         out = np.empty(len(self), dtype=np.int64)

@@ -1,12 +1,13 @@
 """One training loop for every phase: seeded, resumable, logged, on any device, DDP-aware.
 
 Determinism: item order, masking and dropout are reseeded from ``(seed, epoch)`` at the start of
-every epoch, and the training state (model, optimiser, schedule, history) is written atomically
-after every epoch, so a run killed at any point and resumed with ``resume=True`` ends with the
-same weights as an uninterrupted one. The state records the run's identity (phase, task,
-modality, model, data, label fraction, training settings); resuming with any of them changed is
-refused, naming the field, and a damaged state file gives a clear error (``restart=True``
-starts over).
+every epoch, and the training state (the weights that train, optimiser, schedule, history, the
+best model so far) is written atomically after every epoch, so a run killed at any point and
+resumed with ``resume=True`` ends with the same weights as an uninterrupted one. Frozen weights
+are not rewritten every epoch: the state holds their hash, checked on resume. The state records
+the run's identity (phase, task, modality, model, data, label fraction, training settings);
+resuming with any of them changed is refused, naming the field, and a damaged state file gives
+a clear error (``restart=True`` starts over).
 
 Scale-out: under ``torchrun`` (``WORLD_SIZE`` > 1) the loop joins a process group (NCCL with
 each process on its ``LOCAL_RANK`` GPU, gloo on CPU), wraps the model in
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from .._config import TrainConfig, config_to_dict
 from .._device import Runtime, resolve_runtime
 from .._logging import logger
 from .._validation import ResumeError
-from ..models.checkpoint import CheckpointMeta, save_checkpoint
+from ..models.checkpoint import CheckpointMeta, save_checkpoint, tensor_digest
 from .data import ReportsSkipped
 
 __all__ = ["EpochSampler", "FitResult", "fit", "init_distributed", "is_main_process", "run_identity", "to_device"]
@@ -51,6 +53,7 @@ StepFn = Callable[[Any, torch.Generator], dict[str, torch.Tensor]]
 ValidateFn = Callable[[nn.Module], dict[str, Any]]
 _STATE = "train_state.pt"
 _CHECKPOINT = "model.safetensors"
+_CHECKPOINT_EVERY_S = 60.0  # the selected model is also written during training, at most this often
 
 
 @dataclasses.dataclass
@@ -207,7 +210,23 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _load_state(state_file: Path, identity: dict[str, Any]) -> dict[str, Any]:
+def _trained_keys(model: nn.Module) -> set[str]:
+    """State entries training can change: trainable parameters, and the buffers of modules that
+    run in training mode (a classifier's frozen fusion stays in eval mode, its statistics fixed)."""
+    model.train()
+    keys = {name for name, p in model.named_parameters() if p.requires_grad}
+    for prefix, module in model.named_modules():
+        if module.training:
+            keys |= {f"{prefix}.{name}" if prefix else name for name, _ in module.named_buffers(recurse=False)}
+    return keys
+
+
+def _subset(model: nn.Module, keys: set[str]) -> dict[str, torch.Tensor]:
+    """CPU copies of some state entries."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in keys}
+
+
+def _load_state(state_file: Path, identity: dict[str, Any], frozen_sha256: str) -> dict[str, Any]:
     restart = "pass restart=True (--restart) to discard it and train from the start"
     try:
         state = torch.load(state_file, map_location="cpu", weights_only=True)
@@ -222,7 +241,17 @@ def _load_state(state_file: Path, identity: dict[str, Any]) -> dict[str, Any]:
     if differences:
         raise ResumeError(f"{state_file.parent} holds another run; resuming would mix them. Differences: "
                           + "; ".join(differences[:6]) + f"; use another output folder or {restart}")
+    if state.get("frozen_sha256") != frozen_sha256:
+        raise ResumeError(f"{state_file.parent}: the model's frozen weights differ from those the run started "
+                          f"with (another pretrained checkpoint, or one changed since); {restart}")
     return state
+
+
+def _selected(meta: CheckpointMeta, epoch: int | None, selection: str, score: float | None,
+              validate: ValidateFn | None) -> CheckpointMeta:
+    """The checkpoint metadata of the model of ``epoch`` (the selected one, with validation)."""
+    return dataclasses.replace(meta, epoch=epoch, selection_metric=selection if validate else None,
+                               selection_score=score if validate else None)
 
 
 def _clear_run(out_dir: Path) -> None:
@@ -253,8 +282,8 @@ def fit(
     holding ``"loss"`` and computes it with ``model`` (under DDP it runs inside the wrapper).
 
     With ``validate``, the model with the best ``selection`` score on validation data is saved
-    to ``model.safetensors`` the moment it is reached (later epochs cannot change it); without,
-    the model after the last epoch is saved. ``train_state.pt`` holds what resuming needs;
+    to ``model.safetensors`` (at the end, and during long runs at most once a minute); without,
+    the model after the last epoch. The model is left holding the saved weights. ``train_state.pt`` holds what resuming needs;
     ``skipped.json`` the nights the data left out (from the dataset's ``skipped`` and
     ``skipped``). Batches reach ``step_fn`` on the run's device, inside its autocast.
     """
@@ -299,14 +328,17 @@ def fit(
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_grad_scaler)
     history: list[dict[str, Any]] = []
     start_epoch, best_score, best_epoch = 0, None, None
+    trained = _trained_keys(model)
+    frozen_sha256 = tensor_digest({k: v for k, v in model.state_dict().items() if k not in trained})
+    best: dict[str, torch.Tensor] | None = None  # the selected model's trained entries (with validation)
     if resume and state_file.exists():
-        state = _load_state(state_file, identity)
-        model.load_state_dict(state["model"])
+        state = _load_state(state_file, identity, frozen_sha256)
+        model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state.get("scaler") or scaler.state_dict())
         start_epoch, history = int(state["epoch"]) + 1, list(state["history"])
-        best_score, best_epoch = state["best_score"], state["best_epoch"]
+        best_score, best_epoch, best = state["best_score"], state["best_epoch"], state.get("best")
         logger.info("resuming %s at epoch %d", out_dir, start_epoch + 1)
     train_model: nn.Module = _Step(model, step_fn)
     if dist.is_initialized():  # under torchrun (or a process group the caller made, even of one)
@@ -320,6 +352,7 @@ def fit(
                         persistent_workers=config.workers > 0,
                         prefetch_factor=config.prefetch if config.workers > 0 else None)
     writer = _tensorboard(out_dir) if is_main_process() else None
+    written_at = time.monotonic()
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch)
         generator = rt.generator(config.seed * 7_919 + epoch)
@@ -337,7 +370,7 @@ def fit(
                 sync = micro_step == accumulate - 1 or world == 1
                 no_sync = getattr(train_model, "no_sync", None)
                 with (contextlib.nullcontext() if sync or no_sync is None else no_sync()):
-                    with rt.autocast():
+                    with rt.training():
                         losses = train_model(batch, generator)
                     scaler.scale(losses["loss"] / accumulate).backward()
                 for key, value in losses.items():
@@ -363,21 +396,27 @@ def fit(
             if improved:
                 best_score, best_epoch = score, epoch + 1
         history.append(row)
+        if improved:
+            best = _subset(model, trained)
         if is_main_process():
-            if validate is None or improved:
-                save_checkpoint(best_file, model, dataclasses.replace(
-                    meta, epoch=epoch + 1, selection_metric=selection if validate else None,
-                    selection_score=best_score if validate else None))
+            if (validate is None or improved) and time.monotonic() - written_at >= _CHECKPOINT_EVERY_S:
+                save_checkpoint(best_file, model, _selected(meta, epoch + 1, selection, best_score, validate))
+                written_at = time.monotonic()
             with atomic_path(state_file) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                torch.save({"model": _subset(model, trained), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                            "history": history, "best_score": best_score, "best_epoch": best_epoch,
-                            "identity": json.dumps(identity)}, tmp)
+                            "history": history, "best_score": best_score, "best_epoch": best_epoch, "best": best,
+                            "frozen_sha256": frozen_sha256, "identity": json.dumps(identity)}, tmp)
             _log_row(out_dir, row, writer)
             logger.info("%s epoch %d: %s", description, epoch + 1,
                         ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
     if writer is not None:
         writer.close()
+    if best is not None:  # the selected model, not the last one
+        model.load_state_dict(best, strict=False)
+    if is_main_process():
+        save_checkpoint(best_file, model, _selected(meta, best_epoch if validate else len(history), selection,
+                                                    best_score, validate))
     if dist.is_initialized():  # every rank returns once rank 0 has written the checkpoint
         dist.barrier()
     return FitResult(best_file, history, best_epoch, best_score, left_out)
