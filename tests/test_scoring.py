@@ -17,8 +17,10 @@ from synthsleepnet.cli import main
 from synthsleepnet.export import export_all
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 from synthsleepnet.report import write_report
-from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording, severity_band
+from synthsleepnet.respiratory import severity_band
+from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording
 from synthsleepnet.stats import sleep_statistics
+from synthsleepnet.tasks import RESPIRATORY_EVENTS
 
 CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
 
@@ -116,10 +118,14 @@ def test_scoring_result_is_consistent(scored: ScoringResult) -> None:
     np.testing.assert_allclose(scored.stage_proba.sum(1), 1.0, rtol=1e-5)
     assert set(scored.stages) <= {"W", "N1", "N2", "N3", "R"}
     assert scored.channels_used == CHANNELS and scored.modalities_used == ["eeg", "eog", "emg", "ecg"]
-    resp = scored.ahi()
+    resp = scored.respiratory()
     tst_h = np.count_nonzero(scored.as_int() > 0) * 30 / 3600
-    assert resp["ahi"] == pytest.approx(resp["n_events"] / tst_h) if tst_h else math.isnan(resp["ahi"])
+    assert resp["AHI"] == pytest.approx(resp["n_events"] / tst_h) if tst_h else math.isnan(resp["AHI"])
+    assert {"ODI3", "ODI4", "T90_min", "spo2_min"} <= set(resp)  # the simulated night has SpO2
     assert scored.agreement()["n_epochs"] == 80
+    # the NSRR scoring covers respiratory events: they are the reference for the predicted ones
+    assert scored.reference_events and {e[2] for e in scored.reference_events} <= set(RESPIRATORY_EVENTS)
+    assert scored.event_agreement()["n_true_events"] == len(scored.reference_events)
 
 
 def test_json_round_trip_keeps_everything(scored: ScoringResult) -> None:
@@ -128,7 +134,7 @@ def test_json_round_trip_keeps_everything(scored: ScoringResult) -> None:
     assert again.models == scored.models and again.stages == scored.stages and again.notes == scored.notes
     np.testing.assert_array_equal(again.stage_proba, scored.stage_proba)
     np.testing.assert_array_equal(again.event_proba["apnea"], scored.event_proba["apnea"])
-    assert again.summary() == scored.summary()
+    assert json.dumps(again.summary()) == json.dumps(scored.summary())  # NaN (undefined indices) included
 
 
 def test_as_int_with_explicit_mapping(scored: ScoringResult) -> None:
@@ -158,6 +164,11 @@ def test_exports_exist_and_agree(scored: ScoringResult, tmp_path: Path) -> None:
     assert len(annotations) == len(bids)
     lines = paths["edfbrowser"].read_text().splitlines()
     assert lines[0] == "Onset,Duration,Annotation" and len(lines) == len(bids) + 1
+    events = pd.read_csv(paths["respiratory"])
+    assert list(events.columns[:4]) == ["onset_s", "time", "duration_s", "event"]
+    assert len(events) == len(scored.respiratory_events()) and {"desaturation_pct", "confirmed_by"} <= set(events)
+    desaturations = bids[bids["trial_type"].str.startswith("SpO2 desaturation")]
+    assert len(desaturations) == len(scored.desaturations()) > 0
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         export_all(scored, tmp_path)
 
@@ -226,7 +237,8 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
     table = pd.read_csv(out / "nights.csv")
     assert list(table["night"]) == ["broken", "sim-0011", "sim-0012"]
     assert table.loc[0, "error"].startswith("PSGReadError") and (table["TST_min"].iloc[1:] >= 0).all()
-    assert {"SE_pct", "R_latency_min", "ahi", "severity", "modalities_used", "reliability"} <= set(table.columns)
+    assert {"SE_pct", "R_latency_min", "AHI", "AHI_REM", "ODI3", "T90_min", "severity", "modalities_used",
+            "reliability"} <= set(table.columns)
     assert (out / "sim-0011" / "report.html").exists() and (out / "sim-0012" / "summary.json").exists()
     (folder / "broken.edf").unlink()
     assert main(["score", str(folder), *[a for p in scorers for a in ("--model", str(p))], "--out", str(out),

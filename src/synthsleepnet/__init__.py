@@ -44,6 +44,9 @@ _API: dict[str, str] = {
     "EpochStore": ".store",
     "prepare_store": ".store",
     "sleep_statistics": ".stats",
+    "respiratory_indices": ".respiratory",
+    "find_desaturations": ".respiratory",
+    "spo2_measures": ".respiratory",
     "pretrain_unimodal": ".training",
     "pretrain_multimodal": ".training",
     "probe": ".training",
@@ -85,6 +88,7 @@ __all__ = [
     "describe_recording",
     "embed_epochs",
     "evaluate",
+    "find_desaturations",
     "find_recordings",
     "finetune",
     "load_channel_table",
@@ -98,6 +102,7 @@ __all__ = [
     "probe",
     "read_recording",
     "read_scoring",
+    "respiratory_indices",
     "run_demo",
     "score_night",
     "score_nights",
@@ -105,6 +110,7 @@ __all__ = [
     "set_log_level",
     "simulate_cohort",
     "sleep_statistics",
+    "spo2_measures",
 ]
 
 
@@ -137,6 +143,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     )
     from .models import load_classifier, load_encoder
     from .preprocessing import PreparedNight, describe_recording, prepare_recording
+    from .respiratory import find_desaturations, respiratory_indices, spo2_measures
     from .score_files import score_night, score_nights
     from .scoring import ScoringResult, embed_epochs, score_recording
     from .simulate import simulate_cohort

@@ -254,7 +254,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if result.reliability["level"] != "full":
         _print(f"WARNING: reliability {result.reliability['level'].upper()}: "
                + "; ".join(result.reliability["reasons"]))
-    stats, resp = result.sleep_statistics(), result.ahi()
+    stats, resp = result.sleep_statistics(), result.respiratory()
     _print(f"{args.recordings[0]}: {result.n_epochs} epochs; modalities used {', '.join(result.modalities_used)} "
            f"({', '.join(result.channels_used)})")
     if result.channels_missing:
@@ -262,7 +262,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for note in result.notes:
         _print(f"  note: {note}")
     _print(f"  TST {stats['TST_min']:.1f} min, SE {stats['SE_pct']:.1f} %, SOL {stats['SOL_min']:.1f} min, "
-           f"WASO {stats['WASO_min']:.1f} min; AHI {resp['ahi']:.1f}/h ({resp['severity']})")
+           f"WASO {stats['WASO_min']:.1f} min; AHI {resp['AHI']:.1f}/h ({resp['severity']})"
+           + (f"; ODI3 {resp['ODI3']:.1f}/h, T90 {resp['T90_min']:.1f} min, SpO2 min {resp['spo2_min']:.0f} %"
+              if "ODI3" in resp else ""))
     agreement = result.agreement()
     if agreement:
         _print(f"  agreement with {args.annotations}: accuracy {agreement['accuracy']:.3f}, "
@@ -314,7 +316,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
            ", ".join(f"{k} {v:.0f} s" for k, v in result["timings_s"].items()))
     _print(f"held-out night {result['night']}: agreement with its ground truth: accuracy "
            f"{agreement['accuracy']:.3f}, kappa {agreement['kappa']:.3f} (tiny model, {args.steps} steps per stage)")
-    _print(f"AHI estimate {result['respiratory']['ahi']:.1f}/h ({result['respiratory']['severity']})")
+    _print(f"AHI estimate {result['respiratory']['AHI']:.1f}/h ({result['respiratory']['severity']})")
     _print(f"report: {result['report']}")
     return 0
 

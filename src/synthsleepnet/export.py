@@ -13,12 +13,12 @@ from ._atomic import atomic_write_bytes as _atomic
 from .scoring.result import ScoringResult
 
 __all__ = ["EXPORT_FILES", "check_outputs", "export_all", "write_bids_events", "write_edf_annotations",
-           "write_edfbrowser_annotations", "write_epochs_csv", "write_summary_json"]
+           "write_edfbrowser_annotations", "write_epochs_csv", "write_respiratory_events_csv", "write_summary_json"]
 
 #: What :func:`export_all` writes, by kind.
 EXPORT_FILES: dict[str, str] = {"epochs": "epochs.csv", "summary": "summary.json", "edf": "annotations.edf",
                                 "bids": "events.tsv", "edfbrowser": "annotations_edfbrowser.txt",
-                                "result": "result.json"}
+                                "respiratory": "respiratory_events.csv", "result": "result.json"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -34,6 +34,18 @@ def _jsonable(value: Any) -> Any:
 def write_epochs_csv(result: ScoringResult, path: str | Path) -> Path:
     """Per epoch: onset, time, stage, five stage probabilities, confidence, apnea/hypopnea."""
     return _atomic(Path(path), result.to_dataframe().to_csv(index=False, float_format="%.4f").encode())
+
+
+def write_respiratory_events_csv(result: ScoringResult, path: str | Path) -> Path:
+    """One row per respiratory event: onset (seconds and clock time), duration, type, stage at
+    onset, the linked desaturation and what confirms a hypopnea (header only when none)."""
+    import datetime as dt
+
+    events = result.respiratory_events()
+    stages = result.stages
+    events.insert(1, "time", [(result.start + dt.timedelta(seconds=float(o))).isoformat() for o in events["onset_s"]])
+    events["stage"] = [stages[min(int(o // result.epoch_s), len(stages) - 1)] for o in events["onset_s"]]
+    return _atomic(Path(path), events.to_csv(index=False, float_format="%.1f").encode())
 
 
 def write_summary_json(result: ScoringResult, path: str | Path) -> Path:
@@ -96,5 +108,6 @@ def export_all(result: ScoringResult, out_dir: str | Path, *, overwrite: bool = 
     write_edf_annotations(result, targets["edf"])
     write_bids_events(result, targets["bids"])
     write_edfbrowser_annotations(result, targets["edfbrowser"])
+    write_respiratory_events_csv(result, targets["respiratory"])
     _atomic(targets["result"], result.to_json().encode())
     return targets

@@ -69,27 +69,60 @@ def plot_report(result: ScoringResult) -> Any:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
-    ax = axes[2]
-    events = result.respiratory_events()
-    for row, kind, color in ((1, "apnea", "#c0392b"), (0, "hypopnea", "#e67e22")):
-        chosen = events[events["event"] == kind]
-        ax.broken_barh([(o / 3600, d / 3600) for o, d in zip(chosen["onset_s"], chosen["duration_s"], strict=True)],
-                       (row - 0.4, 0.8), color=color)
-    ax.set_yticks([0, 1], ["hypopnea", "apnea"])
-    ax.set_ylim(-0.6, 1.6)
-    resp = result.ahi()
-    ax.set_title(f"AHI {resp['ahi']:.1f}/h ({resp['severity']})" if resp["ahi"] == resp["ahi"]
-                 else "AHI not estimated", loc="left", fontsize=9)
+    _plot_events(axes[2], result)
     if result.spo2 is not None:
-        ax = axes[3]
-        spo2 = np.asarray(result.spo2)
-        ax.plot(np.arange(spo2.size) / 3600, spo2, color="#2c3e50", lw=0.6)
-        ax.set_ylabel("SpO2 %")
-        ax.set_ylim(max(min(spo2.min(), 95) - 2, 50), 100.5)
+        _plot_spo2(axes[3], result)
     axes[-1].set_xlabel("hours from recording start")
     axes[-1].set_xlim(0, t[-1])
     fig.tight_layout()
     return fig
+
+
+_EVENT_COLORS = {"apnea": "#c0392b", "hypopnea": "#e67e22"}
+
+
+def _event_bars(ax: Any, events: Any, row: float, kind: str, height: float, alpha: float = 1.0) -> None:
+    chosen = events[events["event"].str.startswith(kind)]  # apnea_obstructive etc. draw as apneas
+    ax.broken_barh([(o / 3600, d / 3600) for o, d in zip(chosen["onset_s"], chosen["duration_s"], strict=True)],
+                   (row - height / 2, height), color=_EVENT_COLORS[kind], alpha=alpha)
+
+
+def _plot_events(ax: Any, result: ScoringResult) -> None:
+    """Predicted apneas and hypopneas; the reference's beneath them, with the agreement."""
+    import pandas as pd
+
+    events = result.respiratory_events()
+    rows = {"apnea": 1.0, "hypopnea": 0.0}
+    for kind, row in rows.items():
+        _event_bars(ax, events, row + 0.15, kind, 0.45 if result.reference_events is not None else 0.8)
+        if result.reference_events is not None:
+            reference = pd.DataFrame(result.reference_events, columns=["onset_s", "duration_s", "event"])
+            _event_bars(ax, reference, row - 0.3, kind, 0.3, alpha=0.45)
+    ax.set_yticks([0, 1], ["hypopnea", "apnea"])
+    ax.set_ylim(-0.6, 1.6)
+    resp = result.respiratory()
+    title = f"AHI {resp['AHI']:.1f}/h ({resp['severity']})" if resp["AHI"] == resp["AHI"] else "AHI not estimated"
+    agreement = result.event_agreement()
+    if agreement:
+        title += (f"  ·  reference (pale, beneath): AHI {agreement['AHI_reference']:.1f}/h, event F1 "
+                  f"{agreement['event_f1']:.2f} (any overlap)")
+    ax.set_title(title, loc="left", fontsize=9)
+
+
+def _plot_spo2(ax: Any, result: ScoringResult) -> None:
+    """SpO2 with its ≥ 3 % desaturations shaded."""
+    spo2 = np.asarray(result.spo2, dtype=float)
+    ax.plot(np.arange(spo2.size) / 3600, spo2, color="#2c3e50", lw=0.6)
+    desaturations = result.desaturations()
+    if desaturations is not None:
+        for onset, duration in zip(desaturations["onset_s"], desaturations["duration_s"], strict=True):
+            ax.axvspan(onset / 3600, (onset + duration) / 3600, color="#8e44ad", alpha=0.15, lw=0)
+    resp = result.respiratory()
+    ax.set_title(f"ODI3 {resp['ODI3']:.1f}/h, ODI4 {resp['ODI4']:.1f}/h, T90 {resp['T90_min']:.1f} min, "
+                 f"minimum {resp['spo2_min']:.0f} % (shaded: ≥ 3 % desaturations)", loc="left", fontsize=9)
+    ax.set_ylabel("SpO2 %")
+    finite = spo2[np.isfinite(spo2) & (spo2 > 50)]
+    ax.set_ylim(max(min(finite.min() if finite.size else 95, 95) - 2, 50), 100.5)
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -113,17 +146,37 @@ def write_report(result: ScoringResult, out_dir: str | Path) -> tuple[Path, Path
     return png_path, html_path
 
 
+def _respiratory_rows(resp: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [("AHI", _fmt(resp["AHI"], " /h")), ("Severity", resp["severity"])]
+    if "AHI_REM" in resp:
+        rows += [("AHI in REM / NREM", f"{_fmt(resp['AHI_REM'])} / {_fmt(resp['AHI_NREM'])} /h"),
+                 ("Apnea index (AI)", _fmt(resp["AI"], " /h")), ("Hypopnea index (HI)", _fmt(resp["HI"], " /h")),
+                 ("Obstructive / central / mixed AI", f"{_fmt(resp['OAI'])} / {_fmt(resp['CAI'])} / "
+                                                      f"{_fmt(resp['MAI'])} /h"),
+                 ("Events counted (in sleep)", str(resp["n_events"]))]
+        rows += [(f"  {kind.replace('_', ' ')}", f"{n}; mean {_fmt(resp['mean_duration_s'][kind], ' s')}, "
+                                                  f"longest {_fmt(resp['max_duration_s'][kind], ' s')}")
+                 for kind, n in resp["counts"].items() if n]
+        if "hypopneas_confirmed" in resp and resp["counts"]["hypopnea"]:
+            rows.append(("Hypopneas with a ≥ 3 % desaturation", str(resp["hypopneas_confirmed"])))
+    if "ODI3" in resp:
+        rows += [("ODI3 / ODI4", f"{_fmt(resp['ODI3'])} / {_fmt(resp['ODI4'])} /h"),
+                 ("T90 (SpO2 < 90 %)", f"{_fmt(resp['T90_min'], ' min')} ({_fmt(resp['T90_pct'], ' %')})"),
+                 ("SpO2 mean / minimum", f"{_fmt(resp['spo2_mean'])} / {_fmt(resp['spo2_min'], ' %')}")]
+    if "note" in resp:
+        rows.append(("Note", resp["note"]))
+    return rows
+
+
 def _html(result: ScoringResult, png: bytes) -> str:
     s = result.sleep_statistics()
-    resp = result.ahi()
+    resp = result.respiratory()
     stats = [("Time in bed", _fmt(s["TIB_min"], " min")), ("Total sleep time", _fmt(s["TST_min"], " min")),
              ("Sleep efficiency", _fmt(s["SE_pct"], " %")), ("Sleep onset latency", _fmt(s["SOL_min"], " min")),
              ("WASO", _fmt(s["WASO_min"], " min")), ("R latency (from sleep onset)", _fmt(s["R_latency_min"], " min")),
              ("Awakenings", _fmt(s["awakenings"]))]
     stats += [(f"{k}", f"{_fmt(s[f'{k}_min'], ' min')} ({_fmt(s[f'{k}_pct'], ' % of TST')})") for k in STAGES[1:]]
-    respiratory = [("AHI", _fmt(resp["ahi"], " /h")), ("Severity", resp["severity"]),
-                   ("Events counted", str(resp["n_events"]))]
-    respiratory += [(f"  {k}", str(v)) for k, v in resp.get("events_by_type", {}).items()]
+    respiratory = _respiratory_rows(resp)
     setup = [("Recording", result.source), ("Start", result.start.isoformat()),
              ("Channels used", ", ".join(result.channels_used)),
              ("Channels missing", ", ".join(result.channels_missing) or "none"),
@@ -134,6 +187,10 @@ def _html(result: ScoringResult, png: bytes) -> str:
     if agreement:
         setup.append(("Agreement with reference", f"accuracy {agreement['accuracy']:.3f}, κ {agreement['kappa']:.3f} "
                                                   f"over {agreement['n_epochs']} epochs"))
+    events = result.event_agreement()
+    if events:
+        setup.append(("Respiratory events vs reference", f"F1 {events['event_f1']:.2f} (any overlap), AHI "
+                                                         f"{_fmt(events['AHI'])} vs {_fmt(events['AHI_reference'])} /h"))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     level = result.reliability.get("level", "full")
     banner = "" if level == "full" else (
@@ -149,8 +206,9 @@ th,td{{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}} th{{font-
 .reduced{{background:#fff3cd;color:#856404}}</style></head>
 <body><h1>Sleep report</h1>{banner}
 <p class="note">Automatic scoring by SynthSleepNet. Review before clinical use. AHI counts runs of flagged
-30-s epochs as events (a lower bound when events cluster); statistics follow AASM definitions
-(stage R latency from sleep onset).</p>
+30-s epochs as events (a lower bound when events cluster), in sleep only; desaturations are ≥ 3 % / ≥ 4 %
+falls from the highest SpO2 of the preceding 2 minutes, artefacts excluded; statistics follow AASM
+definitions (stage R latency from sleep onset).</p>
 <img alt="hypnogram, stage probabilities, respiratory events and SpO2" src="data:image/png;base64,{image}">
 <div class="grid"><div><h2>Sleep statistics</h2>{_table(stats)}</div>
 <div><h2>Respiratory</h2>{_table(respiratory)}</div><div><h2>Recording</h2>{_table(setup)}</div></div>

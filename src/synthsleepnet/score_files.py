@@ -95,12 +95,18 @@ class BatchSummary:
         return "\n".join(lines)
 
 
+#: Respiratory columns of the cohort table (``nights.csv``); empty where not measured.
+_RESPIRATORY_COLUMNS = ("AHI", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI", "ODI3", "ODI4", "T90_min",
+                        "spo2_mean", "spo2_min")
+
+
 def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
     stats, resp = summary["statistics"], summary["respiratory"]
     row: dict[str, Any] = {"night": night, "source": source, "n_epochs": summary["n_epochs"]}
     for key in ("TST_min", "SE_pct", "SOL_min", "WASO_min", "R_latency_min", "N1_pct", "N2_pct", "N3_pct", "R_pct"):
         row[key] = stats.get(key)
-    row.update(ahi=resp.get("ahi"), severity=resp.get("severity"),
+    row.update({key: resp.get(key) for key in _RESPIRATORY_COLUMNS})
+    row.update(severity=resp.get("severity"),
                modalities_used=";".join(summary["modalities_used"]),
                reliability=summary.get("reliability", {}).get("level"), notes=" | ".join(summary["notes"])[:500],
                error="")

@@ -12,23 +12,21 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_write_text
-from ..metrics import classification_metrics
+from ..metrics import classification_metrics, event_f1
+from ..respiratory import (
+    confirm_hypopneas,
+    find_desaturations,
+    respiratory_indices,
+    severity_band,
+    spo2_measures,
+)
 from ..stats import sleep_statistics
 from ..tasks import RESPIRATORY_EVENTS, STAGES, TASKS, UNSCORED
 
-__all__ = ["ScoringResult", "severity_band"]
+__all__ = ["ScoringResult"]
 
 #: Stage codes by string; epochs without a stage are "UNS" (no stage model, or unscored).
 _CODES = {name: code for code, name in enumerate(STAGES)} | {"UNS": UNSCORED, "ART": UNSCORED}
-#: AHI severity bands (events per hour): AASM / ICSD-3.
-SEVERITY = ((5.0, "normal"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
-
-
-def severity_band(ahi: float) -> str:
-    """``normal`` (< 5), ``mild`` (5–15), ``moderate`` (15–30) or ``severe`` (≥ 30)."""
-    if ahi != ahi:
-        return "unknown"
-    return next(name for limit, name in SEVERITY if ahi < limit)
 
 
 def _runs(flags: np.ndarray, epoch_s: float) -> list[tuple[float, float]]:
@@ -70,6 +68,8 @@ class ScoringResult:
         Identity of the preprocessing (matches the models').
     reference : list of str | None
         Reference stages from the scoring given with ``--annotations``.
+    reference_events : list of (onset_s, duration_s, event) | None
+        Reference respiratory events, when that scoring covers them.
     threshold : float
         Probability above which an epoch is flagged for an event.
     spo2 : list of float | None
@@ -91,6 +91,7 @@ class ScoringResult:
     preprocessing_hash: str
     reliability: dict[str, Any] = dataclasses.field(default_factory=lambda: {"level": "full", "reasons": []})
     reference: list[str] | None = None
+    reference_events: list[tuple[float, float, str]] | None = None
     threshold: float = 0.5
     spo2: list[float] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -98,6 +99,11 @@ class ScoringResult:
     @property
     def n_epochs(self) -> int:
         return len(self.stages)
+
+    @property
+    def scores_respiration(self) -> bool:
+        """Whether an apnea or hypopnea model ran."""
+        return any(set(TASKS[t].events) <= set(RESPIRATORY_EVENTS) for t in self.event_proba)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -116,8 +122,15 @@ class ScoringResult:
         proba = self.event_proba.get(task)
         return None if proba is None else (proba > self.threshold).astype(int)
 
+    def desaturations(self) -> pd.DataFrame | None:
+        """≥ 3 % SpO2 desaturations (:func:`~synthsleepnet.respiratory.find_desaturations`); None
+        without SpO2."""
+        return None if self.spo2 is None else find_desaturations(np.asarray(self.spo2, dtype=float), 3.0)
+
     def respiratory_events(self) -> pd.DataFrame:
-        """Estimated events: each run of consecutive flagged epochs is one event (onset, duration).
+        """Estimated events: each run of consecutive flagged epochs is one event (onset, duration),
+        with the largest desaturation that follows it and, for hypopneas, what confirms them
+        (:func:`~synthsleepnet.respiratory.confirm_hypopneas`).
 
         With epoch-level detection two events inside one run of flagged epochs count once, so the
         count is a lower bound when events cluster.
@@ -128,31 +141,36 @@ class ScoringResult:
                 flags = (self.event_proba[task] > self.threshold).astype(int)
                 rows += [(o, d, task) for o, d in _runs(flags, self.epoch_s)]
         table = pd.DataFrame(rows, columns=["onset_s", "duration_s", "event"])
-        return table.sort_values("onset_s", kind="stable").reset_index(drop=True)
+        table = table.sort_values("onset_s", kind="stable").reset_index(drop=True)
+        return confirm_hypopneas(table, self.desaturations())
 
     def sleep_statistics(self) -> dict[str, float]:
         """AASM statistics of the predicted hypnogram (see :func:`synthsleepnet.stats.sleep_statistics`)."""
         return sleep_statistics(self.as_int(), self.epoch_s)
 
-    def ahi(self) -> dict[str, Any]:
-        """Respiratory events per hour of total sleep time, and its severity band.
-
-        Events are counted by onset (one per run of flagged epochs; see ``respiratory_events``).
-        Only events starting in a sleep epoch count. NaN when no apnea/hypopnea model ran or
-        there is no sleep.
+    def respiratory(self) -> dict[str, Any]:
+        """The respiratory picture: AHI (total, REM, NREM), AI, HI, OAI, CAI, MAI, counts and
+        durations per type, severity (:func:`~synthsleepnet.respiratory.respiratory_indices`), and
+        with SpO2 the ODI3, ODI4, T90 and mean / minimum SpO2 over sleep
+        (:func:`~synthsleepnet.respiratory.spo2_measures`). Indices are NaN when no apnea /
+        hypopnea model ran or there is no sleep; SpO2 measures span the whole recording when no
+        stage model ran.
         """
-        if not any(set(TASKS[t].events) <= set(RESPIRATORY_EVENTS) for t in self.event_proba):
-            return {"ahi": float("nan"), "severity": "unknown", "n_events": 0,
-                    "note": "no apnea/hypopnea model was given"}
         codes = self.as_int()
-        events = self.respiratory_events()
-        in_sleep = [codes[min(int(o // self.epoch_s), codes.size - 1)] > 0 for o in events["onset_s"]]
-        n = int(np.sum(in_sleep)) if len(events) else 0
-        tst_h = float(np.count_nonzero(codes > 0)) * self.epoch_s / 3600
-        value = n / tst_h if tst_h > 0 else float("nan")
-        by_kind = events[np.asarray(in_sleep, dtype=bool)]["event"].value_counts().to_dict() if n else {}
-        return {"ahi": value, "severity": severity_band(value), "n_events": n, "tst_hours": tst_h,
-                "events_by_type": {k: int(v) for k, v in by_kind.items()}}
+        out: dict[str, Any]
+        if self.scores_respiration:
+            events = self.respiratory_events()
+            out = respiratory_indices(events, codes, self.epoch_s)
+            hypopneas = events[events["event"] == "hypopnea"]
+            out["hypopneas_confirmed"] = int((hypopneas["confirmed_by"] != "").sum())
+        else:
+            out = {"AHI": float("nan"), "severity": severity_band(float("nan")), "n_events": 0,
+                   "note": "no apnea/hypopnea model was given"}
+        if self.spo2 is not None:
+            has_stages = bool(np.any(codes >= 0))
+            out.update(spo2_measures(np.asarray(self.spo2, dtype=float), codes if has_stages else None,
+                                     self.epoch_s))
+        return out
 
     def agreement(self) -> dict[str, Any] | None:
         """Accuracy and κ against the reference hypnogram, over epochs both scored."""
@@ -163,6 +181,20 @@ class ScoringResult:
         pred = np.where(pred < 0, 0, pred)
         metrics = classification_metrics(ref, pred, len(STAGES), STAGES)
         return {k: metrics[k] for k in ("n_epochs", "accuracy", "kappa", "macro_f1", "f1", "confusion")}
+
+    def event_agreement(self) -> dict[str, Any] | None:
+        """Respiratory events against the reference's (any overlap; type ignored, as the epoch
+        models tell apnea from hypopnea only), and the reference's AHI over the reference
+        hypnogram; None without a respiratory reference or an apnea/hypopnea model."""
+        if self.reference_events is None or self.reference is None or not self.scores_respiration:
+            return None
+        predicted = self.respiratory_events()
+        truth = [(o, d) for o, d, _ in self.reference_events]
+        pred = list(zip(predicted["onset_s"], predicted["duration_s"], strict=True))
+        reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
+        ref_ahi = respiratory_indices(reference, np.array([_CODES[s] for s in self.reference]), self.epoch_s)["AHI"]
+        ahi = respiratory_indices(predicted, self.as_int(), self.epoch_s)["AHI"]
+        return {**event_f1(truth, pred), "AHI_reference": ref_ahi, "AHI": ahi}
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per epoch: onset, clock time, stage, probabilities, confidence, events."""
@@ -182,22 +214,30 @@ class ScoringResult:
         return pd.DataFrame(table)
 
     def as_events(self) -> pd.DataFrame:
-        """Stage runs and respiratory events as (onset_s, duration_s, description), in seconds."""
+        """Stage runs, respiratory events and SpO2 desaturations as (onset_s, duration_s,
+        description), in seconds."""
         rows = []
         codes = self.as_int()
         change = np.flatnonzero(np.diff(codes)) + 1
         for a, b in zip(np.r_[0, change], np.r_[change, codes.size], strict=True):
             rows.append((a * self.epoch_s, (b - a) * self.epoch_s, f"Sleep stage {self.stages[a]}"))
-        for onset, duration, kind in self.respiratory_events().itertuples(index=False):
-            rows.append((onset, duration, kind.capitalize()))
+        events = self.respiratory_events()
+        for onset, duration, kind in zip(events["onset_s"], events["duration_s"], events["event"], strict=True):
+            rows.append((onset, duration, kind.replace("_", " ").capitalize()))
+        desaturations = self.desaturations()
+        if desaturations is not None:
+            rows += [(o, d, f"SpO2 desaturation {drop:.1f} %") for o, d, drop in
+                     zip(desaturations["onset_s"], desaturations["duration_s"], desaturations["drop_pct"],
+                         strict=True)]
         return pd.DataFrame(rows, columns=["onset_s", "duration_s", "description"]).sort_values(
             "onset_s", kind="stable").reset_index(drop=True)
 
     def summary(self) -> dict[str, Any]:
         """Everything ``summary.json`` holds."""
         return {"source": self.source, "start": self.start.isoformat(), "epoch_s": self.epoch_s,
-                "n_epochs": self.n_epochs, "statistics": self.sleep_statistics(), "respiratory": self.ahi(),
-                "agreement_with_reference": self.agreement(), "channels_used": self.channels_used,
+                "n_epochs": self.n_epochs, "statistics": self.sleep_statistics(), "respiratory": self.respiratory(),
+                "agreement_with_reference": self.agreement(), "event_agreement": self.event_agreement(),
+                "channels_used": self.channels_used,
                 "channels_missing": self.channels_missing, "modalities_used": self.modalities_used,
                 "reliability": self.reliability,
                 "models": self.models, "preprocessing_hash": self.preprocessing_hash, "notes": self.notes}
@@ -224,6 +264,8 @@ class ScoringResult:
         if data["stage_proba"] is not None:
             data["stage_proba"] = np.asarray(data["stage_proba"], dtype=float)
         data["event_proba"] = {k: np.asarray(v, dtype=float) for k, v in data["event_proba"].items()}
+        if data.get("reference_events") is not None:
+            data["reference_events"] = [tuple(e) for e in data["reference_events"]]
         return cls(**data)
 
     # --- other tools ---

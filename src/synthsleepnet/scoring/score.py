@@ -22,7 +22,7 @@ from ..models.checkpoint import CheckpointMeta, load_classifier
 from ..models.classifier import SleepClassifier
 from ..preprocessing.pipeline import PreparedNight, prepare_recording
 from ..preprocessing.signal import resample
-from ..tasks import STAGES, get_task
+from ..tasks import RESPIRATORY_EVENTS, STAGES, get_task
 from .result import ScoringResult
 
 __all__ = ["NightScorer", "PreparedInput", "Scorer", "load_scorers", "score_recording"]
@@ -117,6 +117,7 @@ class PreparedInput:
     night: PreparedNight
     has_reference: bool
     spo2: list[float] | None
+    reference_respiratory: bool = False  # the reference scoring covers respiratory events
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +153,8 @@ class NightScorer:
             annotations = read_scoring(annotations, epoch_s=self.config.epoch_s)
         wanted = {c for scorer in self.scorers.values() for c in scorer.model.channels}
         night = prepare_recording(recording, annotations, config=self.config, channel_table=self.table, only=wanted)
-        return PreparedInput(recording, night, annotations is not None, _spo2_1hz(recording, self.table))
+        return PreparedInput(recording, night, annotations is not None, _spo2_1hz(recording, self.table),
+                             annotations is not None and annotations.respiratory_scored)
 
     def score(self, prepared: PreparedInput) -> ScoringResult:
         """Run every model on a prepared night and assemble the result."""
@@ -196,10 +198,14 @@ class NightScorer:
         stages = [STAGES[i] for i in stage_proba.argmax(1)] if stage_proba is not None else ["UNS"] * night.n_epochs
         for epoch in night.gap_epochs:  # no data there: not scored, whatever the model says
             stages[epoch] = "UNS"
-        reference = None
+        reference, reference_events = None, None
         if prepared.has_reference:
             column = night.label_names.index("stage")
             reference = ["UNS" if c < 0 else STAGES[c] for c in night.labels[:, column]]
+        if prepared.reference_respiratory:
+            resp = night.events[night.events["event"].isin(RESPIRATORY_EVENTS)]
+            reference_events = [(float(o), float(d), str(k)) for o, d, k in
+                                zip(resp["onset_s"], resp["duration_s"], resp["event"], strict=True)]
         missing = sorted(c for c in known - set(used) if c not in substitutions)
         notes = night.report.notes + [f"skipped {k}: {v}" for k, v in night.report.channels_skipped.items()]
         notes += [f"{name}: {info[key]}" for name, info in night.report.channels_used.items()
@@ -217,7 +223,8 @@ class NightScorer:
                              channels_used=used, channels_missing=missing, modalities_used=used_modalities,
                              reliability=reliability,
                              preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
-                             reference=reference, threshold=self.threshold, spo2=prepared.spo2, notes=notes)
+                             reference=reference, reference_events=reference_events, threshold=self.threshold,
+                             spo2=prepared.spo2, notes=notes)
 
 
 @verbose

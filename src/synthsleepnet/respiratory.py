@@ -1,0 +1,259 @@
+"""The respiratory picture of a night: SpO2 desaturations and the clinical indices, from events.
+
+Deterministic measures — nothing here is learned; they apply to scored events and to events a
+model predicted alike. Definitions (SpO2 in %, at 1 Hz; times in seconds from the recording
+start; hypnogram codes 0 W, 1 N1, 2 N2, 3 N3, 4 R, −1 unscored):
+
+- **SpO2 artefacts** (:func:`clean_spo2`): samples outside 50–100 % (a probe off reads 0 or
+  garbage) and samples reached by a step of more than 4 %/s (the saturation of arterial blood
+  cannot change that fast; probe movement can) are invalid, with ``artefact_pad_s`` around them.
+- **Desaturation** (:func:`find_desaturations`): on SpO2 averaged over 3 s (as oximeters
+  average; the highest of a noisy trace would overstate the baseline), SpO2 at least ``drop`` %
+  below its baseline, the highest valid value of the preceding ``baseline_s`` (120 s), for at
+  least ``min_s`` (2 s).
+  It starts at the last sample before the fall within 0.5 % of the baseline and ends when SpO2
+  is back within ``drop`` % of the baseline. A baseline window less than half valid gives no baseline, so
+  artefacts never create an event.
+- **ODI3 / ODI4**: desaturations of ≥ 3 % / ≥ 4 % starting in sleep, per hour of sleep.
+- **T90**: minutes (and % of valid sleep time) with SpO2 < 90 %; **mean / minimum SpO2** over
+  valid sleep samples.
+- **Hypopnea confirmation** (:func:`confirm_hypopneas`, AASM 2012 "3 % rule"): a hypopnea is
+  confirmed by a ≥ 3 % desaturation that starts during it or within ``lag_s`` (30 s: the
+  circulation delays the finger's SpO2) after it ends, or by an arousal starting during it or
+  within 5 s after.
+- **Indices** (:func:`respiratory_indices`): events count where they start, and only in sleep;
+  AHI = (apneas + hypopneas) / TST hours, also in REM and NREM sleep; AI, HI; OAI, CAI, MAI from
+  typed apneas (an apnea of unspecified type counts in AI and AHI only); counts and mean / max
+  duration per type; severity bands < 5, 5–15, 15–30, ≥ 30 /h.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .tasks import APNEA_EVENTS, RESPIRATORY_EVENTS, STAGES
+
+__all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "find_desaturations", "respiratory_indices",
+           "severity_band", "spo2_measures"]
+
+#: AHI severity bands (events per hour): AASM / ICSD-3.
+SEVERITY = ((5.0, "normal"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
+_REM = STAGES.index("R")
+#: Index name → the event types it counts.
+_INDICES = {"AHI": RESPIRATORY_EVENTS, "AI": APNEA_EVENTS, "HI": ("hypopnea",), "OAI": ("apnea_obstructive",),
+            "CAI": ("apnea_central",), "MAI": ("apnea_mixed",)}
+
+
+def severity_band(ahi: float) -> str:
+    """``normal`` (< 5), ``mild`` (5–15), ``moderate`` (15–30), ``severe`` (≥ 30) or ``unknown``."""
+    if ahi != ahi:
+        return "unknown"
+    return next(name for limit, name in SEVERITY if ahi < limit)
+
+
+def _events_table(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=list(columns))
+
+
+def clean_spo2(spo2: np.ndarray, *, max_step: float = 4.0, artefact_pad_s: int = 2) -> np.ndarray:
+    """1-Hz SpO2 (%) with artefacts set to NaN (see the module's definitions).
+
+    Examples
+    --------
+    >>> clean_spo2(np.array([97.0, 97, 0, 0, 96, 96, 96, 96, 96])).round().tolist()
+    [nan, nan, nan, nan, nan, nan, nan, 96.0, 96.0]
+    """
+    x = np.asarray(spo2, dtype=float).copy()
+    bad = ~np.isfinite(x) | (x < 50) | (x > 100)
+    step = np.abs(np.diff(x, prepend=x[:1]))
+    bad |= step > max_step  # the sample a jump lands on, and (below) its neighbours
+    if artefact_pad_s and bad.any():
+        kernel = np.ones(2 * artefact_pad_s + 1)
+        bad = np.convolve(bad.astype(float), kernel, mode="same") > 0
+    x[bad] = np.nan
+    return x
+
+
+def _baseline(x: np.ndarray, baseline_s: int) -> np.ndarray:
+    """Highest valid value of the preceding ``baseline_s`` seconds (NaN when under half valid)."""
+    from scipy.ndimage import maximum_filter1d
+
+    padded = np.r_[np.full(baseline_s, np.nan), x]
+    finite = np.isfinite(padded)
+    # a window [j, j + baseline_s) of the padded trace is the baseline_s seconds before sample j
+    peak = maximum_filter1d(np.where(finite, padded, -np.inf), size=baseline_s, origin=-(baseline_s // 2))
+    counts = np.r_[0, np.cumsum(finite)]
+    valid = counts[baseline_s:baseline_s + x.size] - counts[:x.size]
+    return np.where(valid >= baseline_s / 2, peak[:x.size], np.nan)
+
+
+def _average(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average over ``width`` samples; NaN wherever the window holds a NaN."""
+    if x.size < width:
+        return x
+    out = np.full(x.size, np.nan)
+    out[width // 2:x.size - (width - 1) // 2] = np.convolve(x, np.ones(width) / width, mode="valid")
+    return out
+
+
+def find_desaturations(spo2: np.ndarray, drop: float = 3.0, *, baseline_s: int = 120, min_s: int = 2,
+                       clean: bool = True) -> pd.DataFrame:
+    """Oxygen desaturations in a 1-Hz SpO2 trace (see the module's definitions).
+
+    Returns
+    -------
+    DataFrame
+        ``onset_s``, ``duration_s``, ``baseline_pct``, ``nadir_pct``, ``drop_pct``, one row per
+        desaturation, by onset.
+    """
+    x = _average(clean_spo2(spo2) if clean else np.asarray(spo2, dtype=float), 3)
+    columns = ("onset_s", "duration_s", "baseline_pct", "nadir_pct", "drop_pct")
+    if x.size < 2:
+        return _events_table([], columns)
+    base = _baseline(x, baseline_s)
+    with np.errstate(invalid="ignore"):
+        below = (base - x) >= drop
+    edges = np.diff(np.r_[0, below.astype(int), 0])
+    rows = []
+    for start, stop in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
+        if stop - start < min_s:
+            continue
+        level = float(base[start])
+        first = max(0, start - baseline_s)
+        at_base = np.flatnonzero(x[first:start] >= level - 0.5)  # the last sample still at the baseline
+        onset = first + int(at_base[-1]) if at_base.size else start
+        nadir = float(np.nanmin(x[start:stop]))
+        rows.append((float(onset), float(stop - onset), level, nadir, level - nadir))
+    return _events_table(rows, columns)
+
+
+def _sleep_mask(stages: np.ndarray | None, n_seconds: int, epoch_s: float) -> np.ndarray:
+    """Per second: in a sleep epoch (everything, without a hypnogram)."""
+    if stages is None:
+        return np.ones(n_seconds, dtype=bool)
+    codes = np.asarray(stages)
+    epoch = np.minimum((np.arange(n_seconds) // epoch_s).astype(int), codes.size - 1)
+    return codes[epoch] > 0
+
+
+def spo2_measures(spo2: np.ndarray, stages: np.ndarray | None = None, epoch_s: float = 30.0) -> dict[str, Any]:
+    """ODI3, ODI4, T90 (min, % of valid sleep), mean and minimum SpO2, valid sleep hours.
+
+    Over sleep when a hypnogram is given, else over the whole recording; NaN when no valid
+    SpO2 sample falls in sleep.
+    """
+    x = clean_spo2(spo2)
+    sleep = _sleep_mask(stages, x.size, epoch_s)
+    valid = sleep & np.isfinite(x)
+    hours = float(valid.sum()) / 3600
+    out: dict[str, Any] = {"spo2_valid_sleep_h": hours}
+    for drop in (3, 4):
+        table = find_desaturations(x, drop, clean=False)
+        starts = table["onset_s"].astype(int).to_numpy()
+        n = int(np.sum(sleep[np.minimum(starts, x.size - 1)])) if len(table) else 0
+        out[f"ODI{drop}"] = n / hours if hours else float("nan")
+        out[f"n_desaturations_{drop}"] = n
+    under = valid & (x < 90)
+    out["T90_min"] = float(under.sum()) / 60 if hours else float("nan")
+    out["T90_pct"] = 100 * float(under.sum()) / float(valid.sum()) if hours else float("nan")
+    out["spo2_mean"] = float(np.mean(x[valid])) if hours else float("nan")
+    out["spo2_min"] = float(np.min(x[valid])) if hours else float("nan")
+    return out
+
+
+def confirm_hypopneas(events: pd.DataFrame, desaturations: pd.DataFrame | None,
+                      arousals: pd.DataFrame | None = None, *, lag_s: float = 30.0,
+                      arousal_lag_s: float = 5.0) -> pd.DataFrame:
+    """``events`` with ``desaturation_pct`` (the largest ≥ 3 % desaturation linked to each event,
+    NaN if none) and ``confirmed_by`` for hypopneas (``desaturation``, ``arousal`` or ``""``).
+
+    Without SpO2 (``desaturations`` None) ``desaturation_pct`` is NaN and only arousals confirm.
+    """
+    out = events.copy()
+    drops = np.full(len(out), np.nan)
+    confirmed = [""] * len(out)
+    for i, (onset, duration, kind) in enumerate(zip(out["onset_s"], out["duration_s"], out["event"], strict=True)):
+        end = onset + duration
+        if desaturations is not None and len(desaturations):
+            d = desaturations[(desaturations["onset_s"] >= onset) & (desaturations["onset_s"] <= end + lag_s)]
+            if len(d):
+                drops[i] = float(d["drop_pct"].max())
+        if kind != "hypopnea":
+            continue
+        if drops[i] >= 3.0:
+            confirmed[i] = "desaturation"
+        elif arousals is not None and len(arousals) and bool(
+                ((arousals["onset_s"] >= onset) & (arousals["onset_s"] <= end + arousal_lag_s)).any()):
+            confirmed[i] = "arousal"
+    out["desaturation_pct"] = drops
+    out["confirmed_by"] = confirmed
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _SleepTime:
+    total_h: float
+    rem_h: float
+    nrem_h: float
+
+
+def _sleep_time(stages: np.ndarray, epoch_s: float) -> _SleepTime:
+    codes = np.asarray(stages)
+    hours = epoch_s / 3600
+    rem = float(np.count_nonzero(codes == _REM)) * hours
+    nrem = float(np.count_nonzero((codes > 0) & (codes != _REM))) * hours
+    return _SleepTime(rem + nrem, rem, nrem)
+
+
+def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30.0) -> dict[str, Any]:
+    """The respiratory indices of a night from its events and hypnogram (see the definitions).
+
+    Parameters
+    ----------
+    events : DataFrame
+        ``onset_s``, ``duration_s``, ``event`` (types of :data:`~synthsleepnet.tasks.EVENT_TYPES`;
+        other types are ignored).
+    stages : array of int
+        The hypnogram, one code per epoch from the recording start.
+
+    Examples
+    --------
+    >>> ev = pd.DataFrame({"onset_s": [35.0, 400.0, 1000.0], "duration_s": [20.0, 15.0, 30.0],
+    ...                    "event": ["apnea_obstructive", "apnea_obstructive", "hypopnea"]})
+    >>> ix = respiratory_indices(ev, np.r_[np.zeros(2), np.full(118, 2)])  # 59 min of N2
+    >>> round(ix["AHI"], 2), ix["n_events"], ix["counts"]["hypopnea"], ix["severity"]
+    (2.03, 2, 1, 'normal')
+    """
+    codes = np.asarray(stages).astype(int)
+    if codes.size == 0:
+        raise ValueError("the hypnogram holds no epochs: respiratory indices need sleep stages")
+    time = _sleep_time(codes, epoch_s)
+    resp = events[events["event"].isin(RESPIRATORY_EVENTS)]
+    epoch = np.minimum((resp["onset_s"].to_numpy(dtype=float) // epoch_s).astype(int), codes.size - 1)
+    stage_at = codes[epoch]
+    in_sleep = resp[stage_at > 0]
+    rem = (stage_at[stage_at > 0] == _REM)
+
+    def rate(n: int, hours: float) -> float:
+        return n / hours if hours > 0 else float("nan")
+
+    out: dict[str, Any] = {name: rate(int(in_sleep["event"].isin(kinds).sum()), time.total_h)
+                           for name, kinds in _INDICES.items()}
+    out["AHI_REM"] = rate(int(rem.sum()), time.rem_h)
+    out["AHI_NREM"] = rate(int((~rem).sum()), time.nrem_h)
+    out["severity"] = severity_band(out["AHI"])
+    out["n_events"] = len(in_sleep)
+    out["tst_hours"], out["rem_hours"], out["nrem_hours"] = time.total_h, time.rem_h, time.nrem_h
+    out["counts"] = {k: int((in_sleep["event"] == k).sum()) for k in RESPIRATORY_EVENTS}
+    durations = {k: in_sleep.loc[in_sleep["event"] == k, "duration_s"] for k in RESPIRATORY_EVENTS}
+    out["mean_duration_s"] = {k: float(d.mean()) if len(d) else float("nan") for k, d in durations.items()}
+    out["max_duration_s"] = {k: float(d.max()) if len(d) else float("nan") for k, d in durations.items()}
+    if out["counts"]["apnea"]:
+        out["note"] = (f"{out['counts']['apnea']} apnea(s) of unspecified type count in AHI and AI, "
+                       "not in OAI, CAI or MAI")
+    return out
