@@ -110,6 +110,62 @@ def test_nsrr_xml_errors(tmp_path: Path) -> None:
         read_scoring(path)
 
 
+# the same night as NSRR above, as Compumedics Profusion exports it (NSRR's *-profusion.xml)
+PROFUSION = """<?xml version="1.0" encoding="UTF-8"?>
+<CMPStudyConfig><EpochLength>30</EpochLength>
+<StepChannels><StepChannel><Input>LIGHT</Input><Labels><Label>ON</Label><Label>OFF</Label></Labels></StepChannel></StepChannels>
+<ScoredEventSettings><ScoredEventSetting><Name>Obstructive Apnea</Name><Colour>16628921</Colour><Input>ABDO RES</Input></ScoredEventSetting></ScoredEventSettings>
+<ScoredEvents>
+<ScoredEvent><Name>Obstructive Apnea</Name><Start>95.5</Start><Duration>12.5</Duration><Input>ABDO RES</Input></ScoredEvent>
+<ScoredEvent><Name>Arousal ()</Name><Start>108</Start><Duration>5</Duration><Input>C4</Input></ScoredEvent>
+<ScoredEvent><Name>Central Apnea</Name><Start>160</Start><Duration>11</Duration><Input>ABDO RES</Input></ScoredEvent>
+<ScoredEvent><Name>Mixed Apnea</Name><Start>200</Start><Duration>15</Duration><Input>ABDO RES</Input></ScoredEvent>
+<ScoredEvent><Name>Hypopnea</Name><Start>230</Start><Duration>20</Duration><Input>ABDO RES</Input></ScoredEvent>
+<ScoredEvent><LowestSpO2>90</LowestSpO2><Desaturation>3</Desaturation><Name>SpO2 desaturation</Name><Start>240</Start><Duration>25</Duration><Input>SaO2</Input></ScoredEvent>
+<ScoredEvent><Name>SpO2 artifact</Name><Start>250</Start><Duration>4</Duration><Input>SaO2</Input></ScoredEvent>
+</ScoredEvents>
+<SleepStages><SleepStage>0</SleepStage><SleepStage>0</SleepStage><SleepStage>2</SleepStage><SleepStage>2</SleepStage>
+<SleepStage>2</SleepStage><SleepStage>4</SleepStage><SleepStage>3</SleepStage><SleepStage>5</SleepStage>
+<SleepStage>5</SleepStage><SleepStage>5</SleepStage></SleepStages>
+</CMPStudyConfig>
+"""
+
+
+def test_profusion_xml_reads_like_the_nsrr_xml_of_the_same_night(tmp_path: Path) -> None:
+    (tmp_path / "n-nsrr.xml").write_text(NSRR)
+    (tmp_path / "n-profusion.xml").write_text(PROFUSION)
+    nsrr, profusion = read_scoring(tmp_path / "n-nsrr.xml"), read_scoring(tmp_path / "n-profusion.xml")
+    np.testing.assert_array_equal(profusion.stages, nsrr.stages)
+    assert profusion.events.equals(nsrr.events)  # same names mapped the same way; artefacts not events
+    assert profusion.respiratory_scored and not profusion.notes
+
+
+def test_profusion_quirks_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "n-profusion.xml"
+    path.write_text(PROFUSION.replace("<SleepStage>4</SleepStage>", "<SleepStage>9</SleepStage>"))
+    scoring = read_scoring(path)
+    assert scoring.stages[5] == UNSCORED and "['9']" in scoring.notes[0]
+    path.write_text(PROFUSION.replace("<EpochLength>30</EpochLength>", "<EpochLength>20</EpochLength>"))
+    assert read_scoring(path).n_epochs == 6  # ten 20-s epochs are six 30-s ones (and a half, dropped)
+    path.write_text(PROFUSION.replace("<EpochLength>30</EpochLength>", "<EpochLength>0</EpochLength>"))
+    with pytest.raises(AnnotationError, match=r"n-profusion\.xml: EpochLength 0 s is not a scoring epoch"):
+        read_scoring(path)
+    path.write_text(PROFUSION.replace("<Start>160</Start>", "<Start>1 60</Start>"))
+    with pytest.raises(AnnotationError, match=r"ScoredEvent #2 \('Central Apnea'\) has a non-numeric Start"):
+        read_scoring(path)
+
+
+def test_a_profusion_scoring_is_found_beside_its_recording(tmp_path: Path) -> None:
+    from synthsleepnet.io import find_recordings
+
+    (tmp_path / "shhs1-200001.edf").write_bytes(b"")
+    (tmp_path / "shhs1-200001-profusion.xml").write_text(PROFUSION)
+    [found] = find_recordings(tmp_path)
+    assert found.scoring == tmp_path / "shhs1-200001-profusion.xml"
+    (tmp_path / "shhs1-200001-nsrr.xml").write_text(NSRR)
+    assert find_recordings(tmp_path)[0].scoring == tmp_path / "shhs1-200001-nsrr.xml"  # NSRR's own first
+
+
 def test_bids_events_tsv(tmp_path: Path) -> None:
     path = tmp_path / "sub-01_task-sleep_events.tsv"
     path.write_text("onset\tduration\ttrial_type\n0\t30\tW\n30\t30\tN1\n60\t60\tN2\n"

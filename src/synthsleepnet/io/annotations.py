@@ -1,4 +1,5 @@
-"""Read sleep scorings: stages and respiratory events, from NSRR XML, EDF+, CSV/TSV and BIDS.
+"""Read sleep scorings: stages and respiratory events, from NSRR XML, NSRR Profusion XML, EDF+,
+CSV/TSV and BIDS.
 
 Stage codes follow AASM: W=0, N1=1, N2=2, N3=3 (R&K S3 and S4), REM=4. Unscored epochs, ``?``,
 movement time and artefacts are -1, which losses and metrics ignore; they are never Wake.
@@ -260,11 +261,52 @@ def _clock_time(text: str) -> dt.time | None:
     return dt.time(hour, minute, second) if hour < 24 and minute < 60 and second < 60 else None
 
 
+#: Profusion stage codes (R&K: 3 and 4 are N3, 5 is REM); any other code (9 "active") is unscored.
+_PROFUSION_STAGES = {"0": "W", "1": "N1", "2": "N2", "3": "N3", "4": "N3", "5": "R"}
+
+
+def _read_profusion_xml(root: ET.Element, path: Path, epoch_s: float) -> Scoring:
+    """Compumedics Profusion XML as NSRR distributes it (``*-profusion.xml``): ``EpochLength``,
+    one ``SleepStages/SleepStage`` per epoch, and ``ScoredEvents`` with ``Name``/``Start``/``Duration``
+    (seconds from the recording start), mapped like every other scoring's event names."""
+    try:
+        length = float(root.findtext(".//EpochLength") or "30")
+    except ValueError as err:
+        raise AnnotationError(f"{path}: EpochLength {root.findtext('.//EpochLength')!r} is not a number") from err
+    if not 1 <= length <= 120:
+        raise AnnotationError(f"{path}: EpochLength {length:g} s is not a scoring epoch (1-120 s)")
+    annotations = []
+    other: set[str] = set()
+    for i, stage in enumerate(root.iterfind(".//SleepStages/SleepStage")):
+        code = (stage.text or "").strip()
+        if code not in _PROFUSION_STAGES:
+            other.add(code)
+        annotations.append(Annotation(i * length, length, _PROFUSION_STAGES.get(code, "?")))
+    for i, event in enumerate(root.iterfind(".//ScoredEvents/ScoredEvent")):
+        name = (event.findtext("Name") or "").strip()
+        try:
+            onset, duration = float(event.findtext("Start") or "nan"), float(event.findtext("Duration") or "0")
+        except ValueError as err:
+            raise AnnotationError(f"{path}: ScoredEvent #{i} ({name!r}) has a non-numeric Start or Duration "
+                                  f"({err})") from err
+        if _event_type(name) is not None:
+            annotations.append(Annotation(onset, duration, name))
+    if not annotations:
+        raise AnnotationError(f"{path}: a Profusion XML file without SleepStage or ScoredEvent elements")
+    notes = [f"stage code(s) {sorted(other)} (Profusion: 9 is 'active', others undefined) scored as unscored"] \
+        if other else []
+    scoring = scoring_from_annotations(annotations, epoch_s=epoch_s, source=path, notes=notes)
+    scoring.respiratory_scored = True  # NSRR's Profusion scorings cover respiratory events
+    return scoring
+
+
 def _read_nsrr_xml(path: Path, epoch_s: float) -> Scoring:
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
         raise AnnotationError(f"{path}: not well-formed XML ({err})") from err
+    if root.tag == "CMPStudyConfig" or root.find(".//SleepStages") is not None:
+        return _read_profusion_xml(root, path, epoch_s)
     scored = root.findall(".//ScoredEvent")
     if not scored and root.find(".//ScoredEvents") is None:
         raise AnnotationError(f"{path}: no ScoredEvents/ScoredEvent elements; is this an NSRR XML file?")
@@ -387,7 +429,8 @@ def _read_epoch_labels(path: Path, text: str, epoch_s: float) -> Scoring:
 def read_scoring(path: str | Path, *, epoch_s: float = 30.0) -> Scoring:
     """Read a scoring file: stages per epoch and respiratory events.
 
-    Formats, by suffix: NSRR XML (``.xml``); EDF+ annotations (``.edf``: Sleep-EDF and HMC
+    Formats, by suffix: NSRR XML and NSRR Profusion XML (``.xml``, told apart by their
+    content); EDF+ annotations (``.edf``: Sleep-EDF and HMC
     hypnograms); BIDS ``events.tsv`` and CSV/TSV with ``onset``, ``duration`` and a label column;
     plain text or CSV with one stage per line (YASA style).
 

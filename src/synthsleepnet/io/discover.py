@@ -12,7 +12,7 @@ from pathlib import Path
 __all__ = ["RecordingFiles", "find_recordings", "find_scoring", "subject_id"]
 
 RECORDING_SUFFIXES = (".edf", ".bdf", ".rec", ".vhdr", ".set", ".fif")
-_SCORING_ONLY = re.compile(r"(hypnogram|sleepscoring|scoring|annotations?|events|nsrr)$", re.I)
+_SCORING_ONLY = re.compile(r"(hypnogram|sleepscoring|scoring|annotations?|events|nsrr|profusion)$", re.I)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,7 @@ def _candidates(stem: str) -> list[str | re.Pattern[str]]:
     base = re.sub(r"[-_](psg|eeg|raw)$", "", stem, flags=re.I)
     names: list[str | re.Pattern[str]] = [
         f"{stem}-nsrr.xml", f"{base}-nsrr.xml", f"{stem}.xml", f"{base}.xml",   # NSRR
+        f"{stem}-profusion.xml", f"{base}-profusion.xml",                        # NSRR Profusion
         f"{base}_sleepscoring.edf", f"{base}_sleepscoring.txt",                   # HMC
         f"{base}-Hypnogram.edf", f"{base}_hypnogram.edf",
         f"{base}_events.tsv", f"{base}_events.csv",                              # BIDS
@@ -50,7 +51,7 @@ def _candidates(stem: str) -> list[str | re.Pattern[str]]:
 def find_scoring(recording: Path, search_dirs: Iterable[Path] = ()) -> Path | None:
     """The scoring file of ``recording`` in its folder or ``search_dirs``, by naming convention.
 
-    Conventions: NSRR ``<name>-nsrr.xml``; Sleep-EDF ``SC4001E0-PSG.edf`` ↔
+    Conventions: NSRR ``<name>-nsrr.xml`` (then ``<name>-profusion.xml``); Sleep-EDF ``SC4001E0-PSG.edf`` ↔
     ``SC4001E?-Hypnogram.edf``; HMC ``SN001.edf`` ↔ ``SN001_sleepscoring.edf``; BIDS
     ``sub-01_task-sleep_eeg.edf`` ↔ ``sub-01_task-sleep_events.tsv``; otherwise the same stem
     with ``.xml``, ``.tsv``, ``.csv`` or ``.txt``.
