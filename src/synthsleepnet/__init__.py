@@ -60,6 +60,7 @@ _API: dict[str, str] = {
     "score_night": ".score_files",
     "score_nights": ".score_files",
     "simulate_cohort": ".simulate",
+    "fetch": ".fetch",
     "run_demo": ".demo",
 }
 
@@ -88,6 +89,7 @@ __all__ = [
     "describe_recording",
     "embed_epochs",
     "evaluate",
+    "fetch",
     "find_desaturations",
     "find_recordings",
     "finetune",
@@ -132,6 +134,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         StoreError,
     )
     from .demo import run_demo
+    from .fetch import fetch
     from .io import (
         Recording,
         Scoring,

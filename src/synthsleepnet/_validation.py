@@ -19,6 +19,7 @@ __all__ = [
     "ChannelNotFoundError",
     "CheckpointError",
     "ConfigError",
+    "FetchError",
     "ModelOutputError",
     "PSGReadError",
     "ResumeError",
@@ -70,6 +71,10 @@ class ModelOutputError(ValueError):
 
 class StoreError(ValueError):
     """An epoch store lacks a night, a channel or a label asked for."""
+
+
+class FetchError(ValueError):
+    """A cohort's file or listing could not be fetched; the message says why and what to do."""
 
 
 def check_option(name: str, value: T, allowed: Iterable[Any]) -> T:

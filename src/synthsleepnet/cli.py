@@ -339,6 +339,23 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- fetch ----------------------------------------------------------------------------------
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from .fetch import DATASETS, fetch, list_files, read_token
+
+    token = read_token(args.token_file)
+    if args.list:
+        files = list_files(args.dataset, token=token, mirror=args.mirror, subjects=args.subjects, limit=args.limit)
+        for f in files:
+            _print(f"{f.path}\t{'' if f.size is None else f.size}")
+        _print(f"{len(files)} files of {DATASETS[args.dataset].description}")
+        return 0
+    summary = fetch(args.dataset, args.out, subjects=args.subjects, limit=args.limit, token=token,
+                    mirror=args.mirror, workers=args.workers, progress=not args.quiet)
+    _print(summary.text())
+    return 0 if summary.ok else 1
+
+
 # --- simulate -------------------------------------------------------------------------------
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_cohort
@@ -462,6 +479,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = _sub(sub, "models", "models.registry", "describe_presets", _cmd_models)
     p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = _sub(sub, "fetch", "fetch", "fetch", _cmd_fetch)
+    p.add_argument("dataset", choices=["sleep-edf-sc", "sleep-edf-st", "hmc", "shhs", "mesa", "mros", "cfs", "chat"],
+                   help="the cohort (NSRR ones need NSRR_TOKEN or --token-file)")
+    p.add_argument("--out", default=".", help="folder for <dataset>/ (default: here)")
+    p.add_argument("--subjects", nargs="+", help="only these subject ids (as in the file names)")
+    p.add_argument("--limit", type=int, help="only the first N subjects")
+    p.add_argument("--workers", type=int, default=4, help="files downloaded in parallel")
+    p.add_argument("--token-file", help="file holding the NSRR download token (default: $NSRR_TOKEN)")
+    p.add_argument("--mirror", help="another server with the same layout")
+    p.add_argument("--list", action="store_true", help="list the files (and sizes) without downloading")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = _sub(sub, "simulate", "simulate.night", "simulate_cohort", _cmd_simulate)
     p.add_argument("--nights", type=int, default=4, help="number of nights")
