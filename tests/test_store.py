@@ -139,3 +139,28 @@ def test_parallel_workers_give_the_same_store(sim_dir: Path, store: Path, tmp_pa
     assert sorted(summary.prepared) == ["sim-0011", "sim-0012", "sim-0013"]
     a, b = EpochStore(tmp_path / "par"), EpochStore(store)
     np.testing.assert_array_equal(a.night("sim-0013").read(np.arange(80)), b.night("sim-0013").read(np.arange(80)))
+
+
+def test_a_dask_cluster_prepares_the_same_store_isolating_a_bad_night(sim_dir: Path, store: Path,
+                                                                       tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    junk = tmp_path / "in" / "junk.edf"
+    junk.parent.mkdir()
+    junk.write_bytes(b"not an edf" * 50)
+    items = [*(RecordingFiles(sim_dir / f"sim-00{n}.edf", sim_dir / f"sim-00{n}-nsrr.xml") for n in (11, 12, 13)),
+             RecordingFiles(junk, None)]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        summary = prepare_store(items, tmp_path / "dask", engine="dask", scheduler=cluster.scheduler_address,
+                                progress=False)
+        assert sorted(summary.prepared) == ["sim-0011", "sim-0012", "sim-0013"]
+        assert "junk.edf: not a readable EDF/BDF file" in summary.failed["junk"]
+        again = prepare_store(items, tmp_path / "dask", engine="dask", scheduler=cluster.scheduler_address,
+                              progress=False)
+        assert sorted(again.skipped) == ["sim-0011", "sim-0012", "sim-0013"] and not again.prepared
+    a, b = EpochStore(tmp_path / "dask"), EpochStore(store)
+    assert a.night_ids == b.night_ids  # the manifest, assembled once at the end
+    for night in b.night_ids:
+        np.testing.assert_array_equal(a.night(night).read(np.arange(80)), b.night(night).read(np.arange(80)))
+    with pytest.raises(ValueError, match="needs the scheduler's address"):
+        prepare_store(items, tmp_path / "x", engine="dask", progress=False)

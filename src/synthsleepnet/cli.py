@@ -103,8 +103,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     summary = prepare_store(inputs, args.out, config=_run_config(args).preprocessing,
                             scoring_dirs=args.scoring_dir, channel_file=args.channel_file,
                             required=args.require, cohort=args.cohort,
-                            subject_pattern=args.subject_pattern, workers=args.workers,
-                            overwrite=args.overwrite, progress=not args.quiet)
+                            subject_pattern=args.subject_pattern, workers=args.workers, engine=args.engine,
+                            scheduler=args.scheduler, overwrite=args.overwrite, progress=not args.quiet)
     for report in summary.reports.values():
         _print(report)
     _print(summary.text())
@@ -403,7 +403,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="modality or canonical channel every night must have (repeatable)")
     p.add_argument("--cohort", default="", help="cohort name for the manifest")
     p.add_argument("--subject-pattern", help="regex with one group extracting the subject id")
-    p.add_argument("--workers", type=int, default=1, help="nights prepared in parallel")
+    p.add_argument("--workers", type=int, default=1, help="nights prepared in parallel (local engine)")
+    p.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="local process pool, or a Dask distributed cluster (SLURM, PBS, Kubernetes)")
+    p.add_argument("--scheduler", help="Dask scheduler address for --engine dask (tcp://host:8786)")
     p.add_argument("--overwrite", action="store_true", help="re-prepare nights already in the store")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some nights failed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,4 +1,12 @@
-"""Prepare a cohort into an epoch store: parallel across nights, resumable, atomic per night."""
+"""Prepare a cohort into an epoch store: parallel across nights, resumable, atomic per night.
+
+Two engines run the nights: ``local`` (a process pool on this machine) and ``dask`` (a Dask
+distributed cluster — on SLURM/PBS through dask-jobqueue, on Kubernetes through
+dask-kubernetes, or a ``LocalCluster``). Each night is one task that reads its recording and
+writes its folder atomically (so workers need the inputs and the store on a shared file
+system); a failing night is reported with its file and the others go on; the manifest is
+assembled once, at the end, from the nights on disk; a rerun skips finished nights.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -18,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .._config import PreprocessingConfig, config_hash
 from .._logging import logger, verbose
+from .._validation import check_option
 from ..io.channels import load_channel_table
 from ..io.discover import RecordingFiles, find_recordings, find_scoring, subject_id
 from ..preprocessing.pipeline import prepare_recording
@@ -108,6 +117,8 @@ def prepare_store(
     cohort: str = "",
     subject_pattern: str | None = None,
     workers: int = 1,
+    engine: str = "local",
+    scheduler: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
     verbose: bool | str | int | None = None,
@@ -138,7 +149,11 @@ def prepare_store(
     subject_pattern : str | None
         Regex with one group that extracts the subject from a file name (see ``subject_id``).
     workers : int
-        Processes preparing nights at once.
+        Processes preparing nights at once (``local`` engine).
+    engine : str
+        ``local`` (a process pool) or ``dask`` (the cluster at ``scheduler``).
+    scheduler : str | None
+        Address of the Dask scheduler (``tcp://host:8786``), for ``engine="dask"``.
     overwrite : bool
         Re-prepare nights already in the store.
     progress : bool
@@ -161,19 +176,28 @@ def prepare_store(
                  for i in inputs]
     if not items:
         raise FileNotFoundError(f"no recordings found in {inputs}")
+    check_option("engine", engine, ("local", "dask"))
+    if engine == "dask" and not scheduler:
+        raise ValueError("engine='dask' needs the scheduler's address (--scheduler tcp://host:8786)")
     ids = [night_id_for(i.recording) for i in items]
     clashes = sorted({n for n in ids if ids.count(n) > 1})
     if clashes:
         raise ValueError(f"recordings share night id(s) {clashes}; rename the files or prepare "
                          "them into separate stores")
     with store_lock(store):
+        run = (lambda args: _run_dask(args, str(scheduler))) if engine == "dask" else \
+            (lambda args: _run_local(args, workers))
         return _prepare_items(store, items, ids, config, channel_file, tuple(required), cohort, subject_pattern,
-                              workers, overwrite, progress)
+                              run, overwrite, progress)
+
+
+_Result = tuple[str, str | None, str]
 
 
 def _prepare_items(store: Path, items: list[RecordingFiles], ids: list[str], config: PreprocessingConfig,
                    channel_file: str | Path | None, required: tuple[str, ...], cohort: str,
-                   subject_pattern: str | None, workers: int, overwrite: bool, progress: bool) -> PrepareSummary:
+                   subject_pattern: str | None, run: Callable[[list[tuple[Any, ...]]], Iterable[_Result]],
+                   overwrite: bool, progress: bool) -> PrepareSummary:
     for name in remove_partial_nights(store / "nights"):
         logger.warning("removed a half-written night left by an interrupted run: %s", name)
     summary = PrepareSummary(store)
@@ -189,7 +213,7 @@ def _prepare_items(store: Path, items: list[RecordingFiles], ids: list[str], con
              subject_id(item.recording.stem, subject_pattern), cohort) for item, night_id in todo]
     bar = tqdm(total=len(args), desc="prepare", unit="night", disable=not progress or not args)
     try:
-        for night_id, error, report in _run(args, workers):
+        for night_id, error, report in run(args):
             if error is None:
                 summary.prepared.append(night_id)
                 summary.reports[night_id] = report
@@ -208,7 +232,7 @@ def _prepare_items(store: Path, items: list[RecordingFiles], ids: list[str], con
     return summary
 
 
-def _run(args: list[tuple[Any, ...]], workers: int) -> Iterable[tuple[str, str | None, str]]:
+def _run_local(args: list[tuple[Any, ...]], workers: int) -> Iterable[_Result]:
     if workers <= 1 or len(args) <= 1:
         for a in args:
             yield _prepare_one(*a)
@@ -222,3 +246,23 @@ def _run(args: list[tuple[Any, ...]], workers: int) -> Iterable[tuple[str, str |
             except BrokenProcessPool:  # a worker was killed (out of memory?); say which nights are undone
                 yield futures[future], ("a worker process died while this night was being prepared or waited "
                                         "(out of memory?); rerun to prepare it"), ""
+
+
+def _run_dask(args: list[tuple[Any, ...]], scheduler: str) -> Iterable[_Result]:
+    """Each night a task on the Dask cluster at ``scheduler``; results as they finish."""
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError as err:
+        raise ImportError("engine='dask' needs Dask distributed: pip install 'synthsleepnet[cluster]'") from err
+    if not args:
+        return
+    with Client(scheduler) as client:
+        futures = {client.submit(_prepare_one, *a, key=f"prepare-{a[2]}", pure=False, retries=0): a[2]
+                   for a in args}
+        for future in dask_completed(list(futures)):
+            try:
+                yield future.result()
+            except Exception as err:  # the worker itself died (memory, node lost): this night is undone
+                yield futures[future], (f"the Dask worker preparing this night failed ({type(err).__name__}: "
+                                        f"{err}); rerun to prepare it"), ""
