@@ -356,6 +356,18 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+# --- run ------------------------------------------------------------------------------------
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .recipes import STEPS, run_recipe
+
+    result = run_recipe(args.recipe, args.out, steps=args.steps or STEPS, progress=not args.quiet)
+    _print(f"{args.recipe}: ran {', '.join(result.ran) or 'nothing'}; skipped (done before, same settings) "
+           f"{', '.join(result.skipped) or 'nothing'}")
+    if result.results:
+        _print(f"results: {result.results}")
+    return 0
+
+
 # --- simulate -------------------------------------------------------------------------------
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_cohort
@@ -494,6 +506,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", help="another server with the same layout")
     p.add_argument("--list", action="store_true", help="list the files (and sizes) without downloading")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = _sub(sub, "run", "recipes", "run_recipe", _cmd_run)
+    p.add_argument("recipe", help="recipe file (recipes/*.toml)")
+    p.add_argument("--out", required=True, help="work folder (every step's outputs, results.md)")
+    p.add_argument("--steps", nargs="+", choices=["data", "prepare", "splits", "pretrain", "adapt", "report"],
+                   help="only these steps (those before must have run)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = _sub(sub, "simulate", "simulate.night", "simulate_cohort", _cmd_simulate)
     p.add_argument("--nights", type=int, default=4, help="number of nights")

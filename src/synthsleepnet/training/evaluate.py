@@ -23,7 +23,8 @@ __all__ = ["evaluate"]
 
 @verbose
 def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", device: str = "auto",
-             precision: str = "auto", verbose: bool | str | int | None = None) -> dict[str, Any]:
+             precision: str = "auto", sleep_window_min: float | None = None,
+             verbose: bool | str | int | None = None) -> dict[str, Any]:
     """Metrics of a probe or fine-tune checkpoint on one split's subjects (default: test).
 
     Stages: accuracy, macro-F1, κ, per-class F1, confusion. Event tasks add AUROC, AUPRC and
@@ -31,6 +32,10 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
     Unscored epochs are ignored; nights without the model's channels are left out and listed
     under ``skipped``. Refuses a store prepared differently from the training data, nights that
     trained or selected the model, and a model whose outputs are not finite.
+
+    ``sleep_window_min`` scores only the epochs from that many minutes before the first scored
+    sleep epoch to as many after the last (Sleep-EDF studies commonly use 30, which drops most of
+    the long wake periods of those home recordings); None scores every epoch.
     """
     runtime = resolve_runtime(device, precision)
     model, meta = load_classifier(checkpoint, device=runtime.device)
@@ -54,6 +59,9 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
     for night in usable:
         p = predict_night(model, night_inputs(st, night, model.channels), runtime, str(checkpoint))
         labels = st.night(night).labels[:, column]
+        if sleep_window_min is not None:
+            labels = _in_sleep_window(labels, st.night(night).labels[:, st.label_column("stage")],
+                                      int(round(sleep_window_min * 60 / epoch_s)))
         probs.append(p)
         truth.append(labels)
         if task.is_event:
@@ -68,4 +76,14 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
            "skipped": skipped, **classification_metrics(t, p.argmax(1), task.n_classes, task.classes, scores=p)}
     if task.is_event:
         out.update(event_f1(true_events, pred_events))
+    return out
+
+
+def _in_sleep_window(labels: np.ndarray, stages: np.ndarray, margin: int) -> np.ndarray:
+    """``labels`` with epochs further than ``margin`` epochs outside the sleep period unscored."""
+    asleep = np.flatnonzero(stages > 0)
+    out = np.full_like(labels, -1)
+    if asleep.size:
+        first, last = max(asleep[0] - margin, 0), min(asleep[-1] + margin + 1, labels.size)
+        out[first:last] = labels[first:last]
     return out

@@ -79,6 +79,7 @@ def pretrain_unimodal(
     *,
     preset: str | ModelConfig = "tiny",
     config: TrainConfig | None = None,
+    splits: Sequence[str] = ("pretrain",),
     resume: bool = False,
     restart: bool = False,
     progress: bool = True,
@@ -87,14 +88,16 @@ def pretrain_unimodal(
     """Pretrain a NeuroNet on every channel of one modality, pooled, over the pretraining subjects.
 
     Masked frame-feature reconstruction of two views plus NT-Xent on their CLS projections
-    (NeuroNet, arXiv:2404.17585). Splits are assigned on first use and saved in the store.
+    (NeuroNet, arXiv:2404.17585). Splits are assigned on first use and saved in the store;
+    ``splits`` names those whose nights pretrain (no labels are read; cross-validation studies
+    pretrain on each fold's training subjects).
     """
     check_option("modality", modality, MODALITIES)
     config = config or PHASE_DEFAULTS["pretrain_unimodal"]
     assign_splits(store, seed=config.seed)
     st = EpochStore(store)
     model_config = resolve_model(preset, st)
-    nights = split_nights(st, "pretrain")
+    nights = split_nights(st, tuple(splits))
     channels = channels_of(modality, [c for n in nights for c in st.night(n).channels])
     if not channels:
         raise ValueError(f"no pretraining night of {st.path} has a {modality} channel")
@@ -145,6 +148,7 @@ def pretrain_multimodal(
     *,
     channels: Sequence[str] | None = None,
     config: TrainConfig | None = None,
+    splits: Sequence[str] = ("pretrain",),
     resume: bool = False,
     restart: bool = False,
     progress: bool = True,
@@ -153,7 +157,7 @@ def pretrain_multimodal(
     """Pretrain SynthSleepNet fusion from unimodal NeuroNet checkpoints (``modality → path``).
 
     One encoder per channel (default: one channel per modality with a checkpoint), LoRA-adapted;
-    masked token prediction per channel plus cross-modal NT-Xent.
+    masked token prediction per channel plus cross-modal NT-Xent, on the nights of ``splits``.
     """
     config = config or PHASE_DEFAULTS["pretrain_multimodal"]
     for modality in encoders:
@@ -173,7 +177,7 @@ def pretrain_multimodal(
     model_config = resolve_model(first, st)
     assign_splits(st.path, seed=config.seed)
     st = EpochStore(store)
-    nights = split_nights(st, "pretrain")
+    nights = split_nights(st, tuple(splits))
     channels = list(channels or default_channels(st, nights, [m for m in MODALITIES if m in encoders]))
     torch.manual_seed(config.seed)
     model, parents = build_fusion(model_config, channels, encoders)
