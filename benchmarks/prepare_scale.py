@@ -24,6 +24,10 @@ def _size_gb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e9
 
 
+def _duration(hours: float) -> str:
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nights", type=int, default=100)
@@ -62,7 +66,7 @@ def main() -> None:
     for name, nights in (("SHHS-1", 5793), ("65,000 nights", 65000)):
         core_h = nights * 8.5 / hours_per_core_s / 3600
         print(f"{name}: {nights} nights × 8.5 h = {core_h:,.0f} core-hours at the slower engine's rate; "
-              f"{core_h / 64:.1f} h on 64 cores, {core_h / 512:.1f} h on 512; store "
+              f"{_duration(core_h / 64)} on 64 cores, {_duration(core_h / 512)} on 512; store "
               f"{nights * 8.5 * per_hour_gb / 1000:.1f} TB")
 
 

@@ -69,14 +69,14 @@ def test_a_new_task_is_one_registry_entry(arousal_task: Task, sim_dir: Path, tmp
                                           capsys: pytest.CaptureFixture[str]) -> None:
     prepare_store([sim_dir / "sim-0011.edf"], tmp_path / "store", progress=False)
     store = EpochStore(tmp_path / "store")
-    assert store.label_names == ("stage", "apnea", "hypopnea", "arousal")
+    assert store.label_names == ("stage", "apnea", "hypopnea", "events", "arousal")
     night = store.night(store.night_ids[0])
     column = store.label_column("arousal")
     arousals = night.events[night.events["event"] == "arousal"]
     first = int(arousals["onset_s"].iloc[0] // 30)
     assert night.labels[first, column] == 1 and 0 < night.labels[:, column].sum() < night.n_epochs
     # datasets, label sampling, metrics and the command line pick the task up by name
-    assert MultiChannelEpochs(store, store.night_ids, ["C4-M1"])[0][1].shape == (4,)
+    assert MultiChannelEpochs(store, store.night_ids, ["C4-M1"])[0][1].shape == (5,)
     sample = sample_labelled_epochs(store, store.night_ids, 0.5, task="arousal", seed=0)
     assert sum(v.size for v in sample.values()) == night.n_epochs // 2
     labels = night.labels[:, column]
@@ -90,7 +90,7 @@ def test_a_new_task_is_one_registry_entry(arousal_task: Task, sim_dir: Path, tmp
     prepare_store([sim_dir / "sim-0011.edf"], old, progress=False)
     TASKS["arousal"] = arousal_task
     with pytest.raises(StoreError, match=r"has no labels for task 'arousal' \(its columns: \['stage', 'apnea', "
-                                         r"'hypopnea'\]\); prepare the store again"):
+                                         r"'hypopnea', 'events'\]\); prepare the store again"):
         EpochStore(old).label_column("arousal")
     with pytest.raises(StoreError, match="holds label columns"):
         prepare_store([sim_dir / "sim-0012.edf"], old, progress=False)
@@ -99,7 +99,7 @@ def test_a_new_task_is_one_registry_entry(arousal_task: Task, sim_dir: Path, tmp
 def test_unknown_task_lists_the_registered_ones() -> None:
     from synthsleepnet.tasks import get_task
 
-    with pytest.raises(ValueError, match=r"task must be one of \['stage', 'apnea', 'hypopnea'\], got 'sleepiness'"):
+    with pytest.raises(ValueError, match=r"task must be one of \['stage', 'apnea', 'hypopnea', 'events'\], got 'sleepiness'"):
         get_task("sleepiness")
 
 

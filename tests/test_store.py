@@ -65,7 +65,7 @@ def test_random_reads_equal_the_prepared_night(store: Path, sim_dir: Path) -> No
 def test_random_epochs_cover_nights_and_return_labels(store: Path) -> None:
     st = EpochStore(store)
     x, y, keys = st.random_epochs(np.random.default_rng(0), 64)
-    assert x.shape == (64, 10, 3000) and y.shape == (64, 3)
+    assert x.shape == (64, 10, 3000) and y.shape == (64, 4)
     assert len({k[0] for k in keys}) == 3
     for (night_id, i), labels in zip(keys[:5], y[:5], strict=True):
         np.testing.assert_array_equal(st.night(night_id).labels[i], labels)

@@ -61,6 +61,8 @@ _API: dict[str, str] = {
     "score_nights": ".score_files",
     "simulate_cohort": ".simulate",
     "fetch": ".fetch",
+    "load_recipe": ".recipes",
+    "run_recipe": ".recipes",
     "run_demo": ".demo",
 }
 
@@ -96,6 +98,7 @@ __all__ = [
     "load_channel_table",
     "load_classifier",
     "load_encoder",
+    "load_recipe",
     "map_channels",
     "prepare_recording",
     "prepare_store",
@@ -106,6 +109,7 @@ __all__ = [
     "read_scoring",
     "respiratory_indices",
     "run_demo",
+    "run_recipe",
     "score_night",
     "score_nights",
     "score_recording",
@@ -146,6 +150,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     )
     from .models import load_classifier, load_encoder
     from .preprocessing import PreparedNight, describe_recording, prepare_recording
+    from .recipes import load_recipe, run_recipe
     from .respiratory import find_desaturations, respiratory_indices, spo2_measures
     from .score_files import score_night, score_nights
     from .scoring import ScoringResult, embed_epochs, score_recording

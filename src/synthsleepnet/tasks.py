@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # only annotations: the command line's --help must not import
 
 __all__ = [
     "APNEA_EVENTS",
+    "EVENT_CLASSES",
     "EVENT_TYPES",
     "RESPIRATORY_EVENTS",
     "STAGES",
@@ -33,9 +34,11 @@ __all__ = [
     "Task",
     "epoch_labels",
     "event_epoch_labels",
+    "event_class_rule",
     "event_rule",
     "get_task",
     "register_task",
+    "second_labels",
     "stage_rule",
     "task_names",
 ]
@@ -50,6 +53,12 @@ APNEA_EVENTS: tuple[str, ...] = ("apnea_obstructive", "apnea_central", "apnea_mi
 RESPIRATORY_EVENTS: tuple[str, ...] = APNEA_EVENTS + ("hypopnea",)
 #: Every event type the scoring readers produce.
 EVENT_TYPES: tuple[str, ...] = RESPIRATORY_EVENTS + ("desaturation", "arousal")
+#: Classes of the per-second respiratory event task, and the event type each class decodes to.
+EVENT_CLASSES: tuple[str, ...] = ("none", "obstructive", "central", "mixed", "hypopnea")
+EVENT_CLASS_TYPES: dict[str, str] = {"obstructive": "apnea_obstructive", "central": "apnea_central",
+                                     "mixed": "apnea_mixed", "hypopnea": "hypopnea"}
+# an apnea of unspecified type is taught as obstructive, by far the most common type
+_EVENT_CLASS_OF = {"apnea_obstructive": 1, "apnea": 1, "apnea_central": 2, "apnea_mixed": 3, "hypopnea": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +102,10 @@ class Task:
         Validation metric that selects a checkpoint.
     description : str
         One line for help texts.
+    resolution_s : float | None
+        Per-second tasks label and predict every ``resolution_s`` seconds inside each epoch
+        (:func:`second_labels`); the rule then gives the epoch's dominant class, which samples
+        label fractions and balances windows. None: one label per epoch.
     """
 
     name: str
@@ -101,6 +114,7 @@ class Task:
     events: tuple[str, ...] = ()
     selection: str = "macro_f1"
     description: str = ""
+    resolution_s: float | None = None
 
     @property
     def n_classes(self) -> int:
@@ -108,12 +122,19 @@ class Task:
 
     @property
     def is_event(self) -> bool:
-        return bool(self.events)
+        """An epoch-level event flag (apnea, hypopnea): binary, with AUROC/AUPRC/event F1."""
+        return bool(self.events) and self.resolution_s is None
+
+    @property
+    def per_second(self) -> bool:
+        return self.resolution_s is not None
 
     @property
     def metrics(self) -> tuple[str, ...]:
         """Metrics reported for this task (see :mod:`synthsleepnet.metrics`)."""
         base = ("accuracy", "macro_f1", "kappa", "f1", "confusion")
+        if self.per_second:
+            return base + ("event_f1", "ahi_error")
         return base + (("auroc", "auprc", "event_f1") if self.is_event else ())
 
 
@@ -165,6 +186,42 @@ def event_rule(kinds: tuple[str, ...], *, respiratory: bool = True) -> LabelRule
     return rule
 
 
+def second_labels(events: pd.DataFrame, n_epochs: int, epoch_s: float, resolution_s: float = 1.0) -> np.ndarray:
+    """(E, epoch_s / resolution_s) event classes (:data:`EVENT_CLASSES`) of every second.
+
+    A second takes the class of the event covering its centre; an apnea wins over a hypopnea
+    where a scorer overlapped them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ev = pd.DataFrame({"onset_s": [25.0], "duration_s": [10.0], "event": ["apnea_central"]})
+    >>> labels = second_labels(ev, 2, 30.0)
+    >>> labels.shape, (labels == 2).sum(axis=1).tolist()
+    ((2, 30), [5, 5])
+    """
+    per_epoch = int(round(epoch_s / resolution_s))
+    out = np.zeros(n_epochs * per_epoch, dtype=np.int8)
+    chosen = events[events["event"].isin(list(_EVENT_CLASS_OF))]
+    order = sorted(zip(chosen["onset_s"], chosen["duration_s"], chosen["event"], strict=True),
+                   key=lambda e: _EVENT_CLASS_OF[e[2]] != 4)  # hypopneas first, apneas overwrite them
+    for onset, duration, kind in order:
+        lo = max(int(np.ceil(onset / resolution_s - 0.5)), 0)
+        hi = min(int(np.ceil((onset + max(float(duration), 0.0)) / resolution_s - 0.5)), out.size)
+        out[lo:hi] = _EVENT_CLASS_OF[kind]
+    return out.reshape(n_epochs, per_epoch)
+
+
+def event_class_rule(context: LabelContext) -> np.ndarray:
+    """The per-second event task's epoch label: its most frequent event class (0 when none);
+    −1 for nights without respiratory scoring."""
+    if not context.respiratory_scored:
+        return np.full(context.n_epochs, UNSCORED, dtype=np.int8)
+    seconds = second_labels(context.events, context.n_epochs, context.epoch_s)
+    counts = np.stack([(seconds == k).sum(1) for k in range(1, len(EVENT_CLASSES))], axis=1)
+    return np.where(counts.max(1) > 0, counts.argmax(1) + 1, 0).astype(np.int8)
+
+
 #: The task registry, in label-column order.
 TASKS: dict[str, Task] = {}
 
@@ -187,6 +244,9 @@ register_task(Task("apnea", ("none", "apnea"), event_rule(APNEA_EVENTS), events=
                    description="an obstructive, central, mixed or unspecified apnea overlaps the epoch"))
 register_task(Task("hypopnea", ("none", "hypopnea"), event_rule(("hypopnea",)), events=("hypopnea",),
                    description="a hypopnea overlaps the epoch"))
+register_task(Task("events", EVENT_CLASSES, event_class_rule, events=RESPIRATORY_EVENTS, selection="event_f1",
+                   resolution_s=1.0, description="respiratory events second by second "
+                   "(obstructive, central, mixed apnea, hypopnea), decoded into events"))
 
 
 def task_names() -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -365,7 +366,12 @@ def _read_table(path: Path, epoch_s: float) -> Scoring:
                                   f"start); its header has {columns}")
         return _read_epoch_labels(path, text, epoch_s)
     try:
-        table = pd.read_csv(path, sep=sep, engine="python", comment="#")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # extra fields would be dropped
+            table = pd.read_csv(path, sep=sep, engine="python", comment="#", index_col=False)
+    except pd.errors.ParserWarning:
+        raise AnnotationError(f"{path}: some rows have more fields than the header {columns}; "
+                              "is the separator right?") from None
     except (pd.errors.ParserError, ValueError) as err:
         raise AnnotationError(f"{path}: not a readable table ({err})") from None
     table.columns = [str(c).strip().lower() for c in table.columns]

@@ -440,7 +440,8 @@ class EdfFile:
         if self._keeping is None:
             keeping: list[float | None] = [None] * self.header.n_records
             annotations: list[TimedText] = []
-            for channel in (c for c in self.header.channels if c.is_annotation and self.header.n_records):
+            annotation_channels = [c for c in self.header.channels if c.is_annotation and c.samples_per_record > 0]
+            for channel in (annotation_channels if self.header.n_records else []):  # 0 samples: nothing to read
                 records = self._records(channel)
                 raw = (records.astype("<i2").view(np.uint8) if self.header.kind == "EDF"
                        else records.astype("<i4").view(np.uint8).reshape(*records.shape, 4)[..., :3])

@@ -135,6 +135,9 @@ class CheckpointMeta:
             if self.spec.architecture == "sleep_classifier" and self.spec.n_outputs != TASKS[self.task].n_classes:
                 raise ValueError(f"task {self.task!r} has {TASKS[self.task].n_classes} classes but the model "
                                  f"{self.spec.n_outputs} outputs")
+            if self.spec.architecture == "sleep_classifier" and self.spec.resolution_s != TASKS[self.task].resolution_s:
+                raise ValueError(f"task {self.task!r} predicts every {TASKS[self.task].resolution_s} s but the "
+                                 f"model every {self.spec.resolution_s} s")
         if self.preprocessing is not None:
             self.spec.config.check_preprocessing(self.preprocessing)
 

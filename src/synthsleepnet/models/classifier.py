@@ -16,7 +16,7 @@ from .._config import AdaptConfig, Context, ModelConfig
 from .._device import Runtime
 from .lora import add_lora
 from .synthsleepnet import SynthSleepNet
-from .temporal import EpochHead, TemporalContextModule
+from .temporal import EpochHead, SecondContextModule, TemporalContextModule, frames_to_seconds
 
 __all__ = ["SleepClassifier"]
 
@@ -39,15 +39,21 @@ class SleepClassifier(nn.Module):
     adapt : AdaptConfig | None
         The fine-tuning adapters (paper: rank 4, alpha 8 on each encoder's frame MLP and the last
         fusion block's MLP); sequence context only.
+    resolution_s : float | None
+        Predict every ``resolution_s`` seconds (:class:`SecondContextModule` on the fused frame
+        tokens; sequence context only) instead of once per epoch.
     """
 
     def __init__(self, channels: Sequence[str], config: ModelConfig, n_outputs: int, context: Context = "epoch",
-                 adapt: AdaptConfig | None = None) -> None:
+                 adapt: AdaptConfig | None = None, resolution_s: float | None = None) -> None:
         super().__init__()
         if context not in ("epoch", "sequence"):
             raise ValueError(f"context must be 'epoch' or 'sequence', got {context!r}")
+        if resolution_s is not None and context != "sequence":
+            raise ValueError("per-second predictions need the sequence context (fine-tuning), not single epochs")
         self.context = context
         self.n_outputs = n_outputs
+        self.resolution_s = resolution_s
         self.fusion = SynthSleepNet(channels, config.encoder, config.fusion)
         self.fusion.requires_grad_(False)
         self.fusion.eval()  # frozen from the start: an epoch's embedding never depends on its batch
@@ -60,8 +66,22 @@ class SleepClassifier(nn.Module):
             add_lora(self.fusion, targets, adapt.lora_rank, adapt.lora_alpha)
         dim = self.fusion.fusion_dim
         self.seq_len = config.temporal.seq_len if context == "sequence" else 1
-        self.head: nn.Module = (EpochHead(dim, n_outputs, config.temporal.hidden, config.temporal.dropout)
-                                if context == "epoch" else TemporalContextModule(dim, n_outputs, config.temporal))
+        self.head: nn.Module
+        if resolution_s is not None:
+            enc = config.encoder
+            frames = frames_to_seconds(enc.n_frames, enc.frame_s, enc.frame_step_s, enc.epoch_s, resolution_s)
+            self.head = SecondContextModule(dim, n_outputs, frames, config.temporal)
+        elif context == "epoch":
+            self.head = EpochHead(dim, n_outputs, config.temporal.hidden, config.temporal.dropout)
+        else:
+            self.head = TemporalContextModule(dim, n_outputs, config.temporal)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one epoch's output: (classes,) or (seconds, classes)."""
+        if not isinstance(self.head, SecondContextModule):
+            return (self.n_outputs,)
+        return (int(self.head.to_seconds.shape[0]), self.n_outputs)
 
     @property
     def channels(self) -> list[str]:
@@ -90,8 +110,15 @@ class SleepClassifier(nn.Module):
         return self.fusion.embed(flat, conv=conv).reshape(b, s, -1)
 
     def forward(self, inputs: Mapping[str, torch.Tensor], *, conv: bool = False) -> torch.Tensor:
-        """Logits (B, n_outputs) or (B, S, n_outputs); see :meth:`embed` for ``conv``."""
-        return self.head(self.embed(inputs, conv=conv))
+        """Logits (B, n_outputs) or (B, S, n_outputs), per second (B, S, seconds, n_outputs);
+        see :meth:`embed` for ``conv``."""
+        if self.resolution_s is None:
+            return self.head(self.embed(inputs, conv=conv))
+        first = next(iter(inputs.values()))
+        b, s = first.shape[:2]
+        flat = {c: x.reshape(b * s, *x.shape[2:]) for c, x in inputs.items()}
+        frames = self.fusion.frame_tokens(flat, conv=conv)
+        return self.head(frames.reshape(b, s, *frames.shape[1:]))
 
     def window_starts(self, n_epochs: int) -> list[int]:
         """Starts of the evaluation windows: stride ``seq_len``, the last one end-aligned."""
@@ -104,7 +131,8 @@ class SleepClassifier(nn.Module):
     @torch.inference_mode()
     def predict_proba(self, night: Mapping[str, np.ndarray | torch.Tensor], *, runtime: Runtime | None = None,
                       batch_size: int = 320, conv: bool = False) -> np.ndarray:
-        """Class probabilities (E, n_outputs), float32 on the CPU, for a night as ``{channel: (E, T)}``.
+        """Class probabilities (E, n_outputs), or (E, seconds, n_outputs) for a per-second model,
+        float32 on the CPU, for a night as ``{channel: (E, T)}``.
 
         Sequence models see windows of ``seq_len`` epochs (:meth:`window_starts`); epochs covered
         twice get the mean of both predictions. Channels the model knows but the night lacks are
@@ -130,8 +158,8 @@ class SleepClassifier(nn.Module):
             return torch.cat(chunks).numpy()
         length = min(self.seq_len, n_epochs)  # short nights: one window
         starts = self.window_starts(n_epochs)
-        total = torch.zeros(n_epochs, self.n_outputs)
-        count = torch.zeros(n_epochs, 1)
+        total = torch.zeros(n_epochs, *self.output_shape)
+        count = torch.zeros(n_epochs, *(1 for _ in self.output_shape))
         per_batch = max(batch_size // length, 1)
         for i in range(0, len(starts), per_batch):
             group = starts[i:i + per_batch]

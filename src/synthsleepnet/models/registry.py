@@ -40,6 +40,8 @@ class ModelSpec:
         ``epoch`` or ``sequence`` (classifiers).
     adapt : AdaptConfig | None
         Fine-tuning adapters of a sequence classifier.
+    resolution_s : float | None
+        Per-second classifiers: seconds per output (the task's ``resolution_s``).
     """
 
     architecture: Architecture
@@ -48,6 +50,7 @@ class ModelSpec:
     n_outputs: int = 0
     context: Context = "epoch"
     adapt: AdaptConfig | None = None
+    resolution_s: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.channels) > _MAX_CHANNELS or len(set(self.channels)) != len(self.channels):
@@ -58,6 +61,8 @@ class ModelSpec:
             raise ValueError(f"a {self.architecture} model needs at least one channel")
         if self.architecture in ("sleep_classifier", "epoch_head"):
             check_int("n_outputs", self.n_outputs, 2, 1000)
+        if self.resolution_s is not None and not 0.1 <= self.resolution_s <= self.config.encoder.epoch_s:
+            raise ValueError(f"resolution_s must be between 0.1 s and the epoch length, got {self.resolution_s}")
 
 
 def _epoch_head(spec: ModelSpec) -> nn.Module:
@@ -68,7 +73,8 @@ def _epoch_head(spec: ModelSpec) -> nn.Module:
 MODELS: dict[str, Callable[[ModelSpec], nn.Module]] = {
     "neuronet": lambda s: NeuroNet(s.config.encoder, s.config.neuronet),
     "synthsleepnet": lambda s: SynthSleepNet(s.channels, s.config.encoder, s.config.fusion),
-    "sleep_classifier": lambda s: SleepClassifier(s.channels, s.config, s.n_outputs, s.context, s.adapt),
+    "sleep_classifier": lambda s: SleepClassifier(s.channels, s.config, s.n_outputs, s.context, s.adapt,
+                                                  s.resolution_s),
     "epoch_head": _epoch_head,
 }
 

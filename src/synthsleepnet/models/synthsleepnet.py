@@ -152,6 +152,12 @@ class SynthSleepNet(nn.Module):
         """The epoch embedding: mean of the fused tokens, (B, fusion_dim)."""
         return self(inputs, conv=conv).mean(dim=1)
 
+    def frame_tokens(self, inputs: Mapping[str, torch.Tensor], *, conv: bool = False) -> torch.Tensor:
+        """Fused tokens averaged over the channels at each frame position, (B, F, fusion_dim):
+        the 1-s detail that per-second heads read (their mean is :meth:`embed`)."""
+        fused = self(inputs, conv=conv)
+        return fused.reshape(fused.shape[0], -1, self.n_frames, fused.shape[-1]).mean(dim=1)
+
     def pretext(self, inputs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
                 ) -> SynthSleepNetPretext:
         """Mask each channel independently, fuse the kept tokens, decode each channel's block."""

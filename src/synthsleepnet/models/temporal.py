@@ -1,4 +1,5 @@
-"""Per-epoch classification heads: single epochs (probing) and 20-epoch context (fine-tuning)."""
+"""Classification heads: single epochs (probing), 20-epoch context (fine-tuning), and per second
+within that context (respiratory events)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .._config import TemporalConfig
 from .blocks import TransformerBlock, sincos_positions
 from .mamba2 import Mamba2
 
-__all__ = ["EpochHead", "TemporalContextModule"]
+__all__ = ["EpochHead", "SecondContextModule", "TemporalContextModule", "frames_to_seconds"]
 
 
 class EpochHead(nn.Module):
@@ -86,3 +87,57 @@ class TemporalContextModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         return self.head(x + self.mixer(x))
+
+
+def frames_to_seconds(n_frames: int, frame_s: float, frame_step_s: float, epoch_s: float,
+                      resolution_s: float = 1.0) -> torch.Tensor:
+    """(seconds, frames) linear interpolation from frame centres to second centres in an epoch.
+
+    Frame ``i`` covers ``[i·step, i·step + frame_s]``; a second outside the first or last frame
+    centre takes that frame's value. Each row sums to 1.
+    """
+    centres = torch.arange(n_frames, dtype=torch.float64) * frame_step_s + frame_s / 2
+    n_seconds = int(round(epoch_s / resolution_s))
+    at = ((torch.arange(n_seconds, dtype=torch.float64) + 0.5) * resolution_s).clamp(centres[0], centres[-1])
+    right = torch.searchsorted(centres, at).clamp(1, max(n_frames - 1, 1))
+    left = right - 1 if n_frames > 1 else right * 0
+    span = (centres[right] - centres[left]).clamp_min(1e-9)
+    w_right = ((at - centres[left]) / span).clamp(0, 1) if n_frames > 1 else torch.zeros_like(at)
+    out = torch.zeros(n_seconds, n_frames, dtype=torch.float64)
+    rows = torch.arange(n_seconds)
+    out[rows, left] += 1 - w_right
+    out[rows, right] += w_right
+    return out.float()
+
+
+class SecondContextModule(nn.Module):
+    """Frame tokens of a window (B, S, F, d) → per-second logits (B, S, seconds, n_outputs).
+
+    The epoch embeddings (mean frame token) get the same context as in
+    :class:`TemporalContextModule` (BatchNorm → ``x + mixer(x)``); every frame token, joined to
+    its epoch's context, goes through a small MLP, and the frame logits are interpolated to the
+    seconds of the epoch (:func:`frames_to_seconds`). Respiratory events last 10–60 s, so the
+    context across epochs matters as much as the 1-s detail.
+    """
+
+    to_seconds: torch.Tensor
+
+    def __init__(self, in_dim: int, n_outputs: int, to_seconds: torch.Tensor,
+                 config: TemporalConfig | None = None) -> None:
+        super().__init__()
+        config = config or TemporalConfig()
+        self.seq_len = config.seq_len
+        self.n_outputs = n_outputs
+        self.norm = nn.BatchNorm1d(in_dim)
+        self.mixer = _Mixer(in_dim, config)
+        self.frame_norm = nn.LayerNorm(in_dim)
+        self.head = nn.Sequential(nn.Linear(2 * in_dim, config.hidden), nn.GELU(), nn.Dropout(config.dropout),
+                                  nn.Linear(config.hidden, n_outputs))
+        self.register_buffer("to_seconds", to_seconds, persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.norm(frames.mean(2).transpose(1, 2)).transpose(1, 2)
+        context = x + self.mixer(x)
+        joined = torch.cat([self.frame_norm(frames), context[:, :, None].expand_as(frames)], dim=-1)
+        logits = self.head(joined)  # (B, S, F, n_outputs)
+        return torch.einsum("tf,bsfc->bstc", self.to_seconds.to(logits.dtype), logits)

@@ -21,6 +21,7 @@ from .._config import PHASE_DEFAULTS, AdaptConfig, Context, ModelConfig, TrainCo
 from .._device import Runtime, resolve_runtime
 from .._logging import logger, verbose
 from .._validation import CheckpointError, check_finite_output
+from ..events import NightEvents, events_metrics, night_events
 from ..metrics import classification_metrics
 from ..models.checkpoint import CheckpointMeta, check_compatible, load_encoder, read_checkpoint_meta
 from ..models.classifier import SleepClassifier
@@ -34,13 +35,15 @@ from .data import (
     Windows,
     class_weights,
     inverse_frequency_weights,
+    night_second_labels,
     nights_with_channels,
 )
 from .loop import FitResult, fit
 from .pretrain import default_channels, resolve_model, store_identity
 from .splits import assign_splits, sample_labelled_epochs, split_nights
 
-__all__ = ["build_classifier", "calibrate_batchnorm", "finetune", "night_inputs", "predict_night", "probe"]
+__all__ = ["build_classifier", "calibrate_batchnorm", "finetune", "night_inputs", "predict_night", "probe",
+           "stored_night_events"]
 
 
 def _load_fusion_weights(classifier: SleepClassifier, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -81,9 +84,12 @@ def build_classifier(task: Task, context: Context, store: EpochStore, *, fusion_
         if preset is None or not channels:
             raise ValueError("a scratch model needs a preset and channels")
         config, chosen, fusion = resolve_model(preset, store), list(channels), None
+    if task.per_second and context != "sequence":
+        raise ValueError(f"task {task.name!r} predicts every {task.resolution_s:g} s inside the temporal context: "
+                         f"fine-tune it (finetune --task {task.name}); a probe sees single epochs")
     spec = ModelSpec("sleep_classifier", config, tuple(chosen), task.n_classes, context,
-                     adapt if context == "sequence" else None)
-    model = SleepClassifier(chosen, config, task.n_classes, context, spec.adapt)
+                     adapt if context == "sequence" else None, task.resolution_s)
+    model = SleepClassifier(chosen, config, task.n_classes, context, spec.adapt, spec.resolution_s)
     if fusion is not None:
         _load_fusion_weights(model, fusion.state_dict(), str(fusion_checkpoint))
     return model, spec, parents
@@ -150,11 +156,21 @@ def _validation(store: EpochStore, nights: Sequence[str], task: Task, channels: 
                 p = predict_night(model, night_inputs(store, night, model.channels), runtime, source)
             probs.append(p)
             truth.append(store.night(night).labels[:, column])
-        p, t = np.concatenate(probs), np.concatenate(truth)
-        metrics = classification_metrics(t, p.argmax(1), task.n_classes, task.classes, scores=p)
+        if task.per_second:
+            metrics = events_metrics([stored_night_events(store, n, task, p) for n, p in zip(usable, probs, strict=True)])
+        else:
+            p, t = np.concatenate(probs), np.concatenate(truth)
+            metrics = classification_metrics(t, p.argmax(1), task.n_classes, task.classes, scores=p)
         return {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
 
     return validate, {f"validation {k}": v for k, v in skipped.items()}
+
+
+def stored_night_events(store: EpochStore, night: str, task: Task, proba: np.ndarray) -> NightEvents:
+    """A per-second model's (E, seconds, classes) output for a stored night, beside its scoring."""
+    nf = store.night(night)
+    return night_events(proba, night_second_labels(store, night, task), nf.events,
+                        nf.labels[:, store.label_column("stage")], store.config.epoch_s, task.resolution_s or 1.0)
 
 
 def _prepare(store: str | Path, task_name: str, config: TrainConfig) -> tuple[EpochStore, Task, list[str], list[str]]:
@@ -289,15 +305,16 @@ def finetune(
     model.to(rt.device)
     labelled = sample_labelled_epochs(st, train_nights, label_fraction, task=spec_task.name, seed=config.seed)
     data = Windows(st, train_nights, model.channels, length=model.seq_len, stride=adapt.window_stride,
-                   epochs=labelled)
+                   epochs=labelled, per_second=spec_task if spec_task.per_second else None)
     if not parents:
         calibrate_batchnorm(model, data, n_items=adapt.finetune_calibration_items, seed=config.seed, runtime=rt)
     n_labelled = sum(len(idx) for idx in labelled.values())
     window_labels = data.labels(column)
     sampling = None
-    if spec_task.is_event and adapt.balance_event_windows:  # rare events: half the windows hold one
-        sampling = inverse_frequency_weights((window_labels == 1).any(axis=1).astype(int))
-    weights = class_weights(window_labels, spec_task.n_classes, sampling).to(rt.device)
+    if spec_task.events and adapt.balance_event_windows:  # rare events: half the windows hold one
+        sampling = inverse_frequency_weights((window_labels > 0).any(axis=1).astype(int))
+    targets = np.stack([data.targets(n, s) for n, s in data.items]) if spec_task.per_second else window_labels
+    weights = class_weights(targets, spec_task.n_classes, sampling).to(rt.device)
     n_classes = spec_task.n_classes
     logger.info("fine-tuning %s on %d windows (%d labelled epochs)", spec_task.name, len(data), n_labelled)
     cache = _conv_cache(model, st, [*{n for n, _ in data.items}, *nights_with_channels(st, val_nights,
@@ -307,7 +324,7 @@ def finetune(
 
     def step(batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
         logits = model(batch[0], conv=cache is not None)
-        y = batch[1][..., column]
+        y = batch[1] if spec_task.per_second else batch[1][..., column]
         return {"loss": F.cross_entropy(logits.reshape(-1, n_classes).float(), y.reshape(-1),
                                         weight=weights, ignore_index=-1)}
 

@@ -169,4 +169,4 @@ class CachedWindows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         night, start = self.windows.items[i]
         return (self.cache.window(night, start, self.windows.length),
-                torch.from_numpy(self.windows.window_labels(night, start)))
+                torch.from_numpy(self.windows.targets(night, start)))

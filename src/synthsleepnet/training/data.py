@@ -14,9 +14,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..store.epoch_store import EpochStore
+from ..tasks import Task, second_labels
 
 __all__ = ["ChannelEpochs", "Items", "MultiChannelEpochs", "ReportsSkipped", "Windows", "class_weights",
-           "inverse_frequency_weights", "nights_with_channels"]
+           "inverse_frequency_weights", "night_second_labels", "nights_with_channels"]
 
 
 class Items(Protocol):
@@ -177,15 +178,18 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
     Training windows overlap (``stride`` < ``length``); evaluation uses ``stride == length`` and
     a last window aligned to the end, so every epoch is covered. With ``epochs`` (a label-
     fraction sample) only windows holding at least one chosen epoch are kept, and unchosen
-    epochs get label -1 so the loss ignores them.
+    epochs get label -1 so the loss ignores them. With a ``per_second`` task the targets are its
+    labels of every second, (S, seconds), from each night's scored events.
     """
 
     def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str], *,
-                 length: int = 20, stride: int = 10, epochs: Mapping[str, np.ndarray] | None = None) -> None:
-        self.store, self.channels, self.length = store, list(channels), length
+                 length: int = 20, stride: int = 10, epochs: Mapping[str, np.ndarray] | None = None,
+                 per_second: Task | None = None) -> None:
+        self.store, self.channels, self.length, self.per_second = store, list(channels), length, per_second
         self.items: list[tuple[str, int]] = []
         self._index: dict[str, list[int]] = {}
         self._mask: dict[str, np.ndarray] = {}
+        self._seconds: dict[str, np.ndarray] = {}
         self.skipped: dict[str, str] = {}
         for night in nights:
             nf = store.night(night)
@@ -200,6 +204,8 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
                 keep[:] = False
                 keep[epochs.get(night, np.zeros(0, dtype=int))] = True
             self._mask[night] = keep
+            if per_second is not None:
+                self._seconds[night] = night_second_labels(store, night, per_second)
             starts = list(range(0, nf.n_epochs - length + 1, stride))
             if starts[-1] != nf.n_epochs - length:
                 starts.append(nf.n_epochs - length)
@@ -221,12 +227,30 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
         """(windows, length) labels of one column as training sees them, without reading signals."""
         return np.stack([self.window_labels(n, s)[:, column] for n, s in self.items])
 
+    def targets(self, night: str, start: int) -> np.ndarray:
+        """What the loss sees for one window: :meth:`window_labels`, or with a per-second task its
+        (length, seconds) labels, -1 outside the label-fraction sample."""
+        if self.per_second is None:
+            return self.window_labels(night, start)
+        seconds = self._seconds[night][start:start + self.length].copy()
+        seconds[~self._mask[night][start:start + self.length]] = -1
+        return seconds
+
     def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         night, start = self.items[i]
         x = self.store.night(night).read_window(start, self.length)
         idx = self._index[night]
         return ({c: torch.from_numpy(np.ascontiguousarray(x[:, j])) for c, j in zip(self.channels, idx, strict=True)},
-                torch.from_numpy(self.window_labels(night, start)))
+                torch.from_numpy(self.targets(night, start)))
+
+
+def night_second_labels(store: EpochStore, night: str, task: Task) -> np.ndarray:
+    """(E, seconds) int64 labels of a per-second task for a stored night; -1 in epochs the task's
+    column marks unknown (no respiratory scoring)."""
+    nf = store.night(night)
+    seconds = second_labels(nf.events, nf.n_epochs, store.config.epoch_s, task.resolution_s or 1.0).astype(np.int64)
+    seconds[nf.labels[:, store.label_column(task.name)] < 0] = -1
+    return seconds
 
 
 def class_weights(labels: np.ndarray, n_classes: int, sample_weights: np.ndarray | None = None) -> torch.Tensor:

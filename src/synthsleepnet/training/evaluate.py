@@ -10,11 +10,12 @@ import numpy as np
 from .._device import resolve_runtime
 from .._logging import logger, verbose
 from .._validation import CheckpointError
+from ..events import events_metrics
 from ..metrics import classification_metrics, event_f1, events_from_flags
-from ..models.checkpoint import check_compatible, load_classifier
+from ..models.checkpoint import CheckpointMeta, check_compatible, load_classifier
 from ..store.epoch_store import EpochStore
 from ..tasks import get_task
-from .adapt import night_inputs, predict_night
+from .adapt import night_inputs, predict_night, stored_night_events
 from .data import nights_with_channels
 from .splits import split_nights
 
@@ -28,7 +29,9 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
     """Metrics of a probe or fine-tune checkpoint on one split's subjects (default: test).
 
     Stages: accuracy, macro-F1, κ, per-class F1, confusion. Event tasks add AUROC, AUPRC and
-    event-level F1 (runs of predicted positive epochs against scored events, any overlap).
+    event-level F1 (runs of predicted positive epochs against scored events, any overlap). The
+    per-second ``events`` task gives per-second metrics, event F1 overall and by type (any
+    overlap; ``event_f1_50``: half of the event) and the AHI's mean absolute error and bias.
     Unscored epochs are ignored; nights without the model's channels are left out and listed
     under ``skipped``. Refuses a store prepared differently from the training data, nights that
     trained or selected the model, and a model whose outputs are not finite.
@@ -53,6 +56,10 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
         logger.warning("evaluate: night %s left out: %s", night, reason)
     if not usable:
         raise ValueError(f"no night of split {split!r} has the model's channels {model.channels}: {skipped}")
+    if task.per_second:
+        return {**_header(checkpoint, task.name, split, len(usable), meta, skipped),
+                **events_metrics([stored_night_events(st, night, task, predict_night(
+                    model, night_inputs(st, night, model.channels), runtime, str(checkpoint))) for night in usable])}
     truth, probs, true_events, pred_events = [], [], [], []
     epoch_s = st.config.epoch_s
     offset = 0.0
@@ -71,12 +78,17 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
             pred_events += [(offset + o, d) for o, d in events_from_flags(p.argmax(1), epoch_s)]
         offset += labels.size * epoch_s + 3600  # nights never touch
     p, t = np.concatenate(probs), np.concatenate(truth)
-    out = {"checkpoint": str(checkpoint), "task": task.name, "split": split, "nights": len(usable),
-           "phase": meta.phase, "pretrained": meta.pretrained, "label_fraction": meta.label_fraction,
-           "skipped": skipped, **classification_metrics(t, p.argmax(1), task.n_classes, task.classes, scores=p)}
+    out = {**_header(checkpoint, task.name, split, len(usable), meta, skipped),
+           **classification_metrics(t, p.argmax(1), task.n_classes, task.classes, scores=p)}
     if task.is_event:
         out.update(event_f1(true_events, pred_events))
     return out
+
+
+def _header(checkpoint: str | Path, task: str, split: str, nights: int, meta: CheckpointMeta,
+            skipped: dict[str, str]) -> dict[str, Any]:
+    return {"checkpoint": str(checkpoint), "task": task, "split": split, "nights": nights, "phase": meta.phase,
+            "pretrained": meta.pretrained, "label_fraction": meta.label_fraction, "skipped": skipped}
 
 
 def _in_sleep_window(labels: np.ndarray, stages: np.ndarray, margin: int) -> np.ndarray:

@@ -1,0 +1,112 @@
+"""Respiratory events at second resolution: labels per second, decoding (the AASM 10-s rule,
+merging, typing), agreement by type, the per-second model, and fine-tuning and evaluating it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from synthsleepnet import EpochStore, prepare_store
+from synthsleepnet._config import TrainConfig, get_preset
+from synthsleepnet.events import decode_events, event_agreement
+from synthsleepnet.models import SleepClassifier, load_classifier
+from synthsleepnet.simulate import simulate_cohort
+from synthsleepnet.tasks import EVENT_CLASSES, LabelContext, event_class_rule, second_labels
+from synthsleepnet.training import evaluate, finetune, probe
+
+
+def _events(*rows: tuple[float, float, str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["onset_s", "duration_s", "event"])
+
+
+def test_second_labels_follow_the_scored_events() -> None:
+    events = _events((10.0, 30.0, "hypopnea"), (20.0, 12.0, "apnea_obstructive"), (70.0, 15.0, "apnea_mixed"),
+                     (100.0, 5.0, "arousal"))
+    labels = second_labels(events, 4, 30.0).reshape(-1)
+    assert labels.shape == (120,)
+    assert (labels[10:20] == 4).all() and (labels[32:40] == 4).all()  # hypopnea around the apnea
+    assert (labels[20:32] == 1).all()  # the apnea wins where a scorer overlapped them
+    assert (labels[70:85] == 3).all() and labels[85] == 0 and labels[69] == 0
+    assert (labels[100:] == 0).all()  # arousals are not respiratory events
+    context = LabelContext(np.zeros(4, dtype=np.int8), events, 30.0, 0.0, True)
+    assert event_class_rule(context).tolist() == [1, 4, 3, 0]  # dominant class; the 10-10 tie goes to the apnea
+    unscored = LabelContext(np.zeros(4, dtype=np.int8), events, 30.0, 0.0, False)
+    assert event_class_rule(unscored).tolist() == [-1] * 4  # no scoring is not "no events"
+
+
+def _proba(n: int, spans: list[tuple[int, int, int, float]]) -> np.ndarray:
+    p = np.zeros((n, len(EVENT_CLASSES)))
+    p[:, 0] = 1.0
+    for start, stop, cls, prob in spans:
+        p[start:stop] = (1 - prob) / (len(EVENT_CLASSES) - 1)
+        p[start:stop, 0] = 1 - prob
+        p[start:stop, cls] = prob
+    return p
+
+
+def test_decoding_keeps_events_of_ten_seconds_and_merges_short_gaps() -> None:
+    p = _proba(200, [(10, 19, 1, 0.9), (40, 50, 2, 0.8), (80, 88, 4, 0.9), (90, 98, 4, 0.9), (150, 170, 1, 0.4)])
+    events = decode_events(p)
+    assert events[["onset_s", "duration_s", "event"]].values.tolist() == [
+        [40.0, 10.0, "apnea_central"],  # 9 s at 10-19 is below the AASM minimum
+        [80.0, 18.0, "hypopnea"]]  # 2 s apart: one event
+    assert events["probability"].tolist() == pytest.approx([0.8, 0.9 * 16 / 18])
+    assert len(decode_events(p, threshold=0.3)) == 3  # the weak 20-s apnea passes a lower threshold
+    assert len(decode_events(p, merge_gap_s=1.0)) == 1  # no merge: two 8-s runs, both too short
+    with pytest.raises(ValueError, match=r"\(seconds, 5\)"):
+        decode_events(np.zeros((10, 2)))
+
+
+def test_agreement_by_type() -> None:
+    reference = _events((0.0, 20.0, "apnea_obstructive"), (100.0, 15.0, "apnea_central"), (300.0, 30.0, "hypopnea"))
+    predicted = _events((5.0, 12.0, "apnea_obstructive"), (102.0, 10.0, "hypopnea"), (500.0, 12.0, "hypopnea"))
+    scores = event_agreement(reference, predicted)
+    assert scores["event_recall"] == pytest.approx(2 / 3) and scores["event_precision"] == pytest.approx(2 / 3)
+    assert scores["event_f1_obstructive"] == 1.0 and scores["event_f1_central"] == 0.0
+    assert scores["event_f1_hypopnea"] == 0.0 and scores["n_true_hypopnea"] == 1
+
+
+def test_the_per_second_model_outputs_every_second_of_every_epoch() -> None:
+    torch.manual_seed(0)
+    model = SleepClassifier(["Airflow", "SpO2"], get_preset("tiny"), 5, "sequence", resolution_s=1.0).eval()
+    night = {c: torch.randn(27, 3000) for c in model.channels}
+    with torch.no_grad():
+        logits = model({c: x[None, :20] for c, x in night.items()})
+    assert logits.shape == (1, 20, 30, 5)
+    proba = model.predict_proba(night)
+    assert proba.shape == (27, 30, 5) and np.allclose(proba.sum(-1), 1, atol=1e-5)
+    # the first window covers epochs 0-19 alone: its predictions are the night's there
+    first = torch.softmax(logits, -1)[0].numpy()
+    np.testing.assert_allclose(proba[:7], first[:7], atol=1e-5)
+    with pytest.raises(ValueError, match="sequence context"):
+        SleepClassifier(["Airflow"], get_preset("tiny"), 5, "epoch", resolution_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("events")
+    simulate_cohort(root / "rec", 8, 25 / 60, seed=90, ahi=40.0, progress=False)
+    assert prepare_store(root / "rec", root / "store", progress=False).ok
+    return root / "store"
+
+
+def test_finetune_and_evaluate_the_events_task(store: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=2, max_steps_per_epoch=4, precision="fp32", device="cpu", seed=0)
+    result = finetune(store, "events", 1.0, tmp_path / "events", preset="tiny", channels=["Airflow", "SpO2"],
+                      config=config, progress=False)
+    model, meta = load_classifier(result.checkpoint)
+    assert meta.task == "events" and meta.spec.resolution_s == 1.0 and model.output_shape == (30, 5)
+    scores = evaluate(result.checkpoint, store)
+    st = EpochStore(store)
+    assert scores["task"] == "events" and scores["n_epochs"] > 0  # per-second labels scored
+    assert scores["n_epochs"] % 30 == 0
+    for key in ("event_f1", "event_f1_50", "event_f1_obstructive", "event_f1_hypopnea", "ahi_error", "ahi_bias"):
+        assert np.isfinite(scores[key]) or key.startswith("event_f1_"), key
+    assert scores["n_true_events"] > 0 and len(st.night_ids) == 8
+    with pytest.raises(ValueError, match="fine-tune it"):
+        probe(store, "events", 1.0, tmp_path / "probe", preset="tiny", channels=["Airflow"], config=config,
+              progress=False)
