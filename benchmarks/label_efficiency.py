@@ -43,6 +43,7 @@ from synthsleepnet._config import TrainConfig
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.models import read_checkpoint_meta
 from synthsleepnet.simulate import simulate_cohort
+from synthsleepnet.tasks import get_task
 from synthsleepnet.training import (
     assign_splits,
     evaluate,
@@ -54,11 +55,18 @@ from synthsleepnet.training import (
 
 MODALITIES = ("eeg", "eog", "emg", "ecg", "resp", "spo2")
 TASK_MODALITIES = {"stage": ("eeg", "eog", "emg", "ecg"), "apnea": ("eeg", "ecg", "resp", "spo2"),
-                   "hypopnea": ("eeg", "ecg", "resp", "spo2")}
+                   "hypopnea": ("eeg", "ecg", "resp", "spo2"), "events": ("eeg", "ecg", "resp", "spo2")}
 SUBJECTS = {"train": 6, "val": 2, "test": 3}  # the rest pretrain
 PROTOCOLS = ("scratch", "probe", "fine-tune")
 # the metrics that fit each task: the first is the headline (plotted)
-METRICS = {"stage": ("macro_f1", "kappa"), "apnea": ("auprc", "event_f1"), "hypopnea": ("auprc", "event_f1")}
+METRICS = {"stage": ("macro_f1", "kappa"), "apnea": ("auprc", "event_f1"), "hypopnea": ("auprc", "event_f1"),
+           "events": ("event_f1_50", "event_f1", "ahi_error")}  # ≥ 50 % overlap first: one night-long
+# "event" overlaps every scored event, so any-overlap F1 alone would reward it
+
+
+def _protocols(task: str) -> tuple[str, ...]:
+    """A probe sees single epochs, so it cannot predict the per-second events task."""
+    return tuple(p for p in PROTOCOLS if not (p == "probe" and get_task(task).per_second))
 
 
 def _schedules(args: argparse.Namespace) -> dict[str, TrainConfig]:
@@ -111,7 +119,8 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
                                       channels=channels, config=tune, **again),
     }
     rows = []
-    for protocol, call in calls.items():
+    for protocol in _protocols(task):
+        call = calls[protocol]
         t0 = time.perf_counter()
         result = call()
         seconds = time.perf_counter() - t0
@@ -120,7 +129,8 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
         rows.append({"task": task, "labels": fraction, "protocol": protocol, "seed": seed,
                      "n_labelled_epochs": meta.n_labelled_epochs, "best_epoch": result.best_epoch,
                      "epochs": len(result.history), "seconds": round(seconds, 1),
-                     **{k: m.get(k) for k in ("macro_f1", "kappa", "auroc", "auprc", "event_f1")}})
+                     **{k: m.get(k) for k in ("macro_f1", "kappa", "auroc", "auprc", "event_f1", "event_f1_50",
+                                              "ahi_error")}})
         print(f"{task:<9} {fraction:>5.0%} seed {seed} {protocol:<9} "
               + "  ".join(f"{k} {rows[-1][k]:.3f}" for k in METRICS[task]) + f"  ({seconds:.0f} s)", flush=True)
     return rows
@@ -144,22 +154,23 @@ def _tables(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: 
     cells = _cells(rows)
     lines = []
     for task in tasks:
-        headline = METRICS[task][0]
+        headline, protocols = METRICS[task][0], _protocols(task)
+        pretrained = [p for p in protocols if p != "scratch"]
         lines += ["", f"**{task}** ({' / '.join(METRICS[task])}; mean ± sd over seeds)", "",
-                  "| labels | labelled epochs | " + " | ".join(PROTOCOLS)
+                  "| labels | labelled epochs | " + " | ".join(protocols)
                   + f" | {headline}: best pretrained − scratch | {headline}: fine-tune − probe |",
-                  "|---|---|" + "---|" * (len(PROTOCOLS) + 2)]
+                  "|---|---|" + "---|" * (len(protocols) + 2)]
         for fraction in fractions:
-            by = {p: cells[task, fraction, p] for p in PROTOCOLS}
+            by = {p: cells[task, fraction, p] for p in protocols}
             seeds = sorted(by["scratch"])
-            n_epochs = _spread([by["probe"][s]["n_labelled_epochs"] for s in seeds]).split(" ±")[0]
+            n_epochs = _spread([by["scratch"][s]["n_labelled_epochs"] for s in seeds]).split(" ±")[0]
             metric_cells = [" / ".join(_spread([by[p][s][k] for s in seeds]) for k in METRICS[task])
-                            for p in PROTOCOLS]
-            gain = [max(by["probe"][s][headline], by["fine-tune"][s][headline]) - by["scratch"][s][headline]
-                    for s in seeds]
-            ft_vs_probe = [by["fine-tune"][s][headline] - by["probe"][s][headline] for s in seeds]
+                            for p in protocols]
+            gain = [max(by[p][s][headline] for p in pretrained) - by["scratch"][s][headline] for s in seeds]
+            ft_vs_probe = (_signed([by["fine-tune"][s][headline] - by["probe"][s][headline] for s in seeds])
+                           if "probe" in by else "– (no probe)")
             lines.append(f"| {fraction:.0%} | {float(n_epochs):.0f} | " + " | ".join(metric_cells)
-                         + f" | {_signed(gain)} | {_signed(ft_vs_probe)} |")
+                         + f" | {_signed(gain)} | {ft_vs_probe} |")
     return lines
 
 
@@ -181,7 +192,7 @@ def _plot(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: Se
     for i, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), i + 1)
         metric = METRICS[task][0]
-        for protocol, marker in zip(PROTOCOLS, "osD", strict=True):
+        for protocol, marker in zip(_protocols(task), "osD", strict=False):
             values = [[r[metric] for r in cells[task, f, protocol].values()] for f in fractions]
             means = [statistics.fmean(v) for v in values]
             sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]

@@ -14,6 +14,7 @@ from synthsleepnet import EpochStore, prepare_store
 from synthsleepnet._config import TrainConfig, get_preset
 from synthsleepnet.events import decode_events, event_agreement
 from synthsleepnet.models import SleepClassifier, load_classifier
+from synthsleepnet.scoring import ScoringResult, score_recording
 from synthsleepnet.simulate import simulate_cohort
 from synthsleepnet.tasks import EVENT_CLASSES, LabelContext, event_class_rule, second_labels
 from synthsleepnet.training import evaluate, finetune, probe
@@ -110,3 +111,17 @@ def test_finetune_and_evaluate_the_events_task(store: Path, tmp_path: Path) -> N
     with pytest.raises(ValueError, match="fine-tune it"):
         probe(store, "events", 1.0, tmp_path / "probe", preset="tiny", channels=["Airflow"], config=config,
               progress=False)
+    # scoring a night with the events model: typed events decoded second by second, in every output
+    night = store.parent / "rec" / "sim-0090.edf"
+    result = score_recording(night, [result.checkpoint], annotations=night.with_name("sim-0090-nsrr.xml"),
+                             threshold=0.2)
+    assert result.second_proba is not None and result.second_proba.shape[1:] == (30, 5)
+    assert result.scores_respiration  # (no stage model here: the AHI has no sleep time to divide by)
+    events = result.respiratory_events()
+    assert {"onset_s", "duration_s", "event", "probability"} <= set(events.columns)
+    assert set(events["event"]) <= {"apnea_obstructive", "apnea_central", "apnea_mixed", "hypopnea"}
+    assert (events["duration_s"] >= 10).all()
+    agreement = result.event_agreement()
+    assert agreement is not None and "event_f1_central" in agreement and agreement["n_true_events"] > 0
+    again = ScoringResult.from_json(result.to_json())
+    pd.testing.assert_frame_equal(again.respiratory_events(), events, atol=1e-3)

@@ -134,7 +134,7 @@ class Task:
         """Metrics reported for this task (see :mod:`synthsleepnet.metrics`)."""
         base = ("accuracy", "macro_f1", "kappa", "f1", "confusion")
         if self.per_second:
-            return base + ("event_f1", "ahi_error")
+            return base + ("event_f1", "event_f1_50", "ahi_error")
         return base + (("auroc", "auprc", "event_f1") if self.is_event else ())
 
 
@@ -244,7 +244,7 @@ register_task(Task("apnea", ("none", "apnea"), event_rule(APNEA_EVENTS), events=
                    description="an obstructive, central, mixed or unspecified apnea overlaps the epoch"))
 register_task(Task("hypopnea", ("none", "hypopnea"), event_rule(("hypopnea",)), events=("hypopnea",),
                    description="a hypopnea overlaps the epoch"))
-register_task(Task("events", EVENT_CLASSES, event_class_rule, events=RESPIRATORY_EVENTS, selection="event_f1",
+register_task(Task("events", EVENT_CLASSES, event_class_rule, events=RESPIRATORY_EVENTS, selection="event_f1_50",
                    resolution_s=1.0, description="respiratory events second by second "
                    "(obstructive, central, mixed apnea, hypopnea), decoded into events"))
 

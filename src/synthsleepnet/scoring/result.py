@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_write_text
+from ..events import decode_events, event_agreement
 from ..metrics import classification_metrics, event_f1
 from ..respiratory import (
     confirm_hypopneas,
@@ -48,6 +49,10 @@ class ScoringResult:
     event_proba : dict of str to ndarray (E,)
         Per event task (``apnea``, ``hypopnea``), the probability that such an event overlaps
         each epoch.
+    second_proba : ndarray (E, seconds, 5) | None
+        From a per-second ``events`` model: every second's probabilities of no event,
+        obstructive, central, mixed apnea and hypopnea; events are decoded from it
+        (:func:`~synthsleepnet.events.decode_events`) instead of from epoch flags.
     epoch_s : float
         Epoch length in seconds.
     start : datetime
@@ -95,6 +100,7 @@ class ScoringResult:
     threshold: float = 0.5
     spo2: list[float] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    second_proba: np.ndarray | None = None
 
     @property
     def n_epochs(self) -> int:
@@ -102,8 +108,9 @@ class ScoringResult:
 
     @property
     def scores_respiration(self) -> bool:
-        """Whether an apnea or hypopnea model ran."""
-        return any(set(TASKS[t].events) <= set(RESPIRATORY_EVENTS) for t in self.event_proba)
+        """Whether an apnea, hypopnea or events model ran."""
+        return self.second_proba is not None or any(set(TASKS[t].events) <= set(RESPIRATORY_EVENTS)
+                                                    for t in self.event_proba)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -128,13 +135,19 @@ class ScoringResult:
         return None if self.spo2 is None else find_desaturations(np.asarray(self.spo2, dtype=float), 3.0)
 
     def respiratory_events(self) -> pd.DataFrame:
-        """Estimated events: each run of consecutive flagged epochs is one event (onset, duration),
-        with the largest desaturation that follows it and, for hypopneas, what confirms them
-        (:func:`~synthsleepnet.respiratory.confirm_hypopneas`).
+        """Estimated events (onset, duration, type), with the largest desaturation that follows
+        each and, for hypopneas, what confirms them (:func:`~synthsleepnet.respiratory.confirm_hypopneas`).
 
-        With epoch-level detection two events inside one run of flagged epochs count once, so the
-        count is a lower bound when events cluster.
+        From an ``events`` model, events are decoded second by second with their type and
+        probability. From apnea / hypopnea epoch models, each run of consecutive flagged epochs is
+        one event: two events inside one run count once, so the count is a lower bound when
+        events cluster.
         """
+        if self.second_proba is not None:
+            proba = np.asarray(self.second_proba)
+            decoded = decode_events(proba.reshape(-1, proba.shape[-1]), resolution_s=self.epoch_s / proba.shape[1],
+                                    threshold=self.threshold)
+            return confirm_hypopneas(decoded, self.desaturations())
         rows = []
         for task in self.event_proba:
             if set(TASKS[task].events) <= set(RESPIRATORY_EVENTS):
@@ -189,11 +202,13 @@ class ScoringResult:
         if self.reference_events is None or self.reference is None or not self.scores_respiration:
             return None
         predicted = self.respiratory_events()
-        truth = [(o, d) for o, d, _ in self.reference_events]
-        pred = list(zip(predicted["onset_s"], predicted["duration_s"], strict=True))
         reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
         ref_ahi = respiratory_indices(reference, np.array([_CODES[s] for s in self.reference]), self.epoch_s)["AHI"]
         ahi = respiratory_indices(predicted, self.as_int(), self.epoch_s)["AHI"]
+        if self.second_proba is not None:  # typed events: agreement by type too
+            return {**event_agreement(reference, predicted), "AHI_reference": ref_ahi, "AHI": ahi}
+        truth = [(o, d) for o, d, _ in self.reference_events]
+        pred = list(zip(predicted["onset_s"], predicted["duration_s"], strict=True))
         return {**event_f1(truth, pred), "AHI_reference": ref_ahi, "AHI": ahi}
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -249,6 +264,7 @@ class ScoringResult:
         data["start"] = self.start.isoformat()
         data["stage_proba"] = None if self.stage_proba is None else np.asarray(self.stage_proba).tolist()
         data["event_proba"] = {k: np.asarray(v).tolist() for k, v in self.event_proba.items()}
+        data["second_proba"] = None if self.second_proba is None else np.round(self.second_proba, 4).tolist()
         text = json.dumps(data, allow_nan=True)
         if path is not None:
             atomic_write_text(path, text)
@@ -264,6 +280,8 @@ class ScoringResult:
         if data["stage_proba"] is not None:
             data["stage_proba"] = np.asarray(data["stage_proba"], dtype=float)
         data["event_proba"] = {k: np.asarray(v, dtype=float) for k, v in data["event_proba"].items()}
+        if data.get("second_proba") is not None:
+            data["second_proba"] = np.asarray(data["second_proba"], dtype=float)
         if data.get("reference_events") is not None:
             data["reference_events"] = [tuple(e) for e in data["reference_events"]]
         return cls(**data)

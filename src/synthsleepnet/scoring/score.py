@@ -82,7 +82,7 @@ def _match_channels(wanted: Sequence[str], available: Mapping[str, np.ndarray]
 
 #: Modalities without which a model of a task is unreliable, when it was trained with them.
 _ESSENTIAL = {"stage": ({"eeg"}, "EEG"), "apnea": ({"resp", "spo2"}, "airflow or SpO2"),
-              "hypopnea": ({"resp", "spo2"}, "airflow or SpO2")}
+              "hypopnea": ({"resp", "spo2"}, "airflow or SpO2"), "events": ({"resp", "spo2"}, "airflow or SpO2")}
 
 
 def _reliability(task: str, trained: set[str], used: set[str], swapped: Mapping[str, tuple[str, str]]
@@ -164,6 +164,7 @@ class NightScorer:
         flags: list[tuple[str, str]] = []
         stage_proba: np.ndarray | None = None
         event_proba: dict[str, np.ndarray] = {}
+        second_proba: np.ndarray | None = None
         used: list[str] = []
         known: set[str] = set()
         model_info: list[dict[str, Any]] = []
@@ -183,6 +184,8 @@ class NightScorer:
             proba = check_finite_output(model.predict_proba(inputs, runtime=self.runtime), scorer.path)
             if task == "stage":
                 stage_proba = proba
+            elif get_task(task).per_second:
+                second_proba = proba
             else:
                 event_proba[task] = proba[:, 1]
             used += [c for c in present if c not in used]
@@ -224,7 +227,7 @@ class NightScorer:
                              reliability=reliability,
                              preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
                              reference=reference, reference_events=reference_events, threshold=self.threshold,
-                             spo2=prepared.spo2, notes=notes)
+                             spo2=prepared.spo2, notes=notes, second_proba=second_proba)
 
 
 @verbose

@@ -313,8 +313,9 @@ def finetune(
     sampling = None
     if spec_task.events and adapt.balance_event_windows:  # rare events: half the windows hold one
         sampling = inverse_frequency_weights((window_labels > 0).any(axis=1).astype(int))
-    targets = np.stack([data.targets(n, s) for n, s in data.items]) if spec_task.per_second else window_labels
-    weights = class_weights(targets, spec_task.n_classes, sampling).to(rt.device)
+    # per-second events are decoded from P(no event): class weights would inflate the event
+    # classes and flag every uncertain second, so those models learn under the window balance alone
+    weights = (None if spec_task.per_second else class_weights(window_labels, spec_task.n_classes, sampling).to(rt.device))
     n_classes = spec_task.n_classes
     logger.info("fine-tuning %s on %d windows (%d labelled epochs)", spec_task.name, len(data), n_labelled)
     cache = _conv_cache(model, st, [*{n for n, _ in data.items}, *nights_with_channels(st, val_nights,
