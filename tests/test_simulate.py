@@ -95,3 +95,38 @@ def test_apnea_physiology() -> None:
         assert np.std(thor[inside]) > 0.5 * np.std(thor[before])   # effort continues
         at_onset = spo2[int(onset) + 15]  # before the circulatory lag has passed
         assert spo2[int(onset + duration):int(onset + duration) + 40].min() <= at_onset - 3  # desaturation
+
+
+def test_breathing_is_shaped_like_a_real_recording() -> None:
+    """What a clinical scorer relies on: flow leads the belts by about a quarter breath, the belts
+    differ and go paradoxical against an obstructed airway, central apneas stop the effort, and
+    the sensor noise is low-pass, so an apnea holds no fast 'residual breathing'."""
+    night = simulate_night(21, 1.0, ahi=40.0)
+    fs = night.signals["Airflow"][1]
+    flow, thor, abdo = (night.signals[k][0] for k in ("Airflow", "Thor", "Abdo"))
+    events = night.events
+    quiet = np.ones(flow.size, dtype=bool)
+    for onset, duration in zip(events["onset_s"], events["duration_s"], strict=True):
+        quiet[int((onset - 5) * fs):int((onset + duration + 20) * fs)] = False
+    f, t, a = flow[quiet][:20000], thor[quiet][:20000], abdo[quiet][:20000]
+    lags = np.arange(1, int(3 * fs))
+    r = [np.corrcoef(f[:-k], t[k:])[0, 1] for k in lags]
+    lead_s = lags[int(np.argmax(r))] / fs
+    assert 0.5 < lead_s < 1.6  # a quarter of a 3.6–4.5-s breath
+    assert 0.8 < np.corrcoef(t, a)[0, 1] < 0.97  # the belts are alike, not copies
+    spectrum = np.abs(np.fft.rfft(f - f.mean())) ** 2
+    freqs = np.fft.rfftfreq(f.size, 1 / fs)
+    assert spectrum[freqs > 1].sum() / spectrum.sum() < 0.05  # breathing harmonics, little noise
+    assert spectrum[(freqs > 0.4) & (freqs < 1)].sum() / spectrum.sum() > 0.01  # not a pure sinusoid
+    for kind, paradox, effort in (("apnea_obstructive", True, True), ("apnea_central", False, False)):
+        chosen = events[events["event"] == kind]
+        assert len(chosen) > 0, kind
+        for onset, duration in zip(chosen["onset_s"], chosen["duration_s"], strict=True):
+            inside = slice(int((onset + 3) * fs), int((onset + duration - 2) * fs))
+            before = slice(max(int((onset - 40) * fs), 0), int((onset - 10) * fs))
+            if before.stop - before.start < 10 * fs:
+                continue
+            assert (np.corrcoef(thor[inside], abdo[inside])[0, 1] < 0) == paradox, (kind, onset)
+            assert (np.std(thor[inside]) > 0.5 * np.std(thor[before])) == effort, (kind, onset)
+            fast = np.abs(np.diff(flow[inside], 2)).mean() / np.abs(np.diff(flow[before], 2)).mean()
+            assert fast < 0.4, (kind, onset)  # no residual breathing in the second differences

@@ -13,15 +13,16 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+from scipy.ndimage import uniform_filter1d
 
 from .architecture import N1, N2, N3, REM, SubjectProfile, W
 from .noise import colored_noise, epoch_envelope
 
-__all__ = ["RespiratorySignals", "place_events", "simulate_respiration"]
+__all__ = ["RespiratorySignals", "breath_volume", "place_events", "simulate_respiration"]
 
 #: (airflow factor, effort factor) during each event type; mixed switches half-way.
-_FACTORS = {"apnea_obstructive": (0.04, 1.1), "apnea_central": (0.03, 0.04),
-            "apnea_mixed": (0.04, 0.04), "hypopnea": (0.45, 0.75)}
+_FACTORS = {"apnea_obstructive": (0.03, 1.1), "apnea_central": (0.02, 0.03),
+            "apnea_mixed": (0.03, 0.04), "hypopnea": (0.45, 0.75)}
 _TYPE_P = {"apnea_obstructive": 0.45, "apnea_central": 0.1, "apnea_mixed": 0.05, "hypopnea": 0.4}
 
 
@@ -79,20 +80,57 @@ class RespiratorySignals:
     breathing_hz: float
 
 
+def _smoothstep(u: np.ndarray) -> np.ndarray:
+    return u * u * (3 - 2 * u)
+
+
+def breath_volume(cycle: np.ndarray, inspiration: float = 0.4) -> np.ndarray:
+    """Lung volume (0 → 1 → 0) over the fraction of each breath cycle in ``cycle``.
+
+    Inspiration fills the first ``inspiration`` of the cycle smoothly (its flow is a half sine);
+    expiration is passive, fast at first and slow at the end (flow peaks early and decays), as in
+    nasal-pressure and pneumotachograph traces. The flow, the volume's derivative, therefore
+    leads the effort belts, which follow volume, by about a quarter cycle.
+    """
+    frac = np.mod(cycle, 1.0)
+    insp = frac < inspiration
+    x_in = frac / inspiration
+    x_ex = np.clip((frac - inspiration) / (1 - inspiration), 0, 1)
+    return np.where(insp, 0.5 * (1 - np.cos(np.pi * x_in)), 1 - _smoothstep(x_ex ** 0.6))
+
+
+def _flatten(flow: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """Inspiratory flow limitation: the inspiratory lobe plateaus at ``1 − amount`` of its peak
+    (a partially collapsed airway caps flow however hard the effort)."""
+    cap = np.percentile(flow[flow > 0], 95) if np.any(flow > 0) else 1.0
+    limited = np.minimum(flow, cap * (1 - amount))
+    return np.where(flow > 0, limited, flow)
+
+
 def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: SubjectProfile,
                          resp_sfreq: float, spo2_sfreq: float, rng: np.random.Generator,
                          epoch_s: float = 30.0) -> RespiratorySignals:
-    """Breathing with stage-dependent regularity, shaped by the respiratory events."""
+    """Breathing with stage-dependent regularity, shaped by the respiratory events.
+
+    Airflow is the derivative of an asymmetric breath volume (:func:`breath_volume`); thorax and
+    abdomen follow volume with their own gains, a small abdominal lag and their own noise, and
+    move in antiphase (paradox) against an obstructed airway. Obstructive apneas keep (rising)
+    effort without flow; central apneas stop both, leaving cardiogenic oscillations in the flow;
+    mixed apneas are central, then obstructive; hypopneas reduce flow with inspiratory
+    flattening. Sensor noise is small and low-pass, as in real transducers, so it never looks
+    like breathing during an apnea.
+    """
     duration_s = hyp.size * epoch_s
     n = int(round(duration_s * resp_sfreq))
     breathing_hz = float(rng.uniform(0.22, 0.28))
     irregular = epoch_envelope(np.array([{W: 0.25, N1: 0.15, N2: 0.08, N3: 0.04, REM: 0.3}[int(s)]
                                          for s in hyp]), n, resp_sfreq, epoch_s)
     freq = breathing_hz * (1 + irregular * colored_noise(n, resp_sfreq, 2.0, rng, 0.01))
-    phase = 2 * np.pi * np.cumsum(freq) / resp_sfreq
+    cycles = np.cumsum(freq) / resp_sfreq
     depth = 1 + irregular * colored_noise(n, resp_sfreq, 2.0, rng, 0.01)
-    flow_gain, effort_gain = np.ones(n), np.ones(n)
-    abdo_shift = np.zeros(n)
+    flow_gain, effort_gain, flattening = np.ones(n), np.ones(n), np.zeros(n)
+    paradox = np.zeros(n)  # abdominal phase shift, in cycles
+    cardiac = np.zeros(n)  # where the airway is open without breathing
     heart_rate_offset = np.zeros(int(duration_s))
     spo2 = np.full(int(duration_s * spo2_sfreq), rng.uniform(94.5, 97.5))
     desaturations = []
@@ -101,13 +139,18 @@ def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: Subject
         a, b = int(onset * resp_sfreq), int((onset + dur) * resp_sfreq)
         flow, effort = _FACTORS[kind]
         flow_gain[a:b] = flow
-        if kind == "apnea_mixed":
+        if kind == "apnea_central":
+            effort_gain[a:b], cardiac[a:b] = effort, 1.0
+        elif kind == "apnea_mixed":
             mid = (a + b) // 2
-            effort_gain[a:mid], effort_gain[mid:b] = 0.04, 1.1
+            effort_gain[a:mid], cardiac[a:mid] = 0.04, 1.0
+            effort_gain[mid:b], paradox[mid:b] = 1.1, 0.4
         else:
-            effort_gain[a:b] = effort * (np.linspace(0.8, 1.3, b - a) if kind == "apnea_obstructive" else 1)
-        if kind in ("apnea_obstructive", "apnea_mixed", "hypopnea"):
-            abdo_shift[a:b] = np.pi * (0.7 if kind != "hypopnea" else 0.3)  # paradoxical effort
+            ramp = np.linspace(0.8, 1.3, b - a) if kind == "apnea_obstructive" else 1.0
+            effort_gain[a:b] = effort * ramp
+            paradox[a:b] = 0.4 if kind == "apnea_obstructive" else 0.12
+            if kind == "hypopnea":
+                flattening[a:b] = 0.35
         rec = int(min(12, dur / 2) * resp_sfreq)
         flow_gain[b:b + rec] = 1.7
         effort_gain[b:b + rec] = 1.4
@@ -116,12 +159,30 @@ def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: Subject
         heart_rate_offset[s1:s1 + 10] += 12
         _desaturate(spo2, onset, dur, float(desat), spo2_sfreq)
         desaturations.append((onset + 20, dur, "desaturation"))
-    airflow = depth * flow_gain * np.sin(phase) + 0.03 * rng.standard_normal(n)
-    thorax = depth * effort_gain * np.sin(phase + 0.15) + 0.03 * rng.standard_normal(n)
-    abdomen = depth * effort_gain * np.sin(phase + abdo_shift) + 0.03 * rng.standard_normal(n)
+    smooth = max(int(2 * resp_sfreq), 1)  # gains change over a breath or two, not in a sample
+    flow_gain, effort_gain, flattening, paradox, cardiac = (
+        uniform_filter1d(x, smooth, mode="nearest") for x in (flow_gain, effort_gain, flattening, paradox, cardiac))
+    volume = breath_volume(cycles) - 0.45
+    raw_flow = np.gradient(volume) * resp_sfreq / (2 * np.pi * breathing_hz)
+    beat_hz = profile.heart_rate_bpm / 60
+    t = np.arange(n) / resp_sfreq
+    flow_noise, thorax_noise, abdomen_noise = (_sensor_noise(rng.standard_normal(n), resp_sfreq) for _ in range(3))
+    airflow = (depth * flow_gain * _flatten(raw_flow, flattening)
+               + 0.01 * cardiac * np.sin(2 * np.pi * beat_hz * t) + 0.012 * flow_noise)
+    thorax = depth * effort_gain * volume + 0.02 * thorax_noise
+    abdomen = 1.3 * depth * effort_gain * (breath_volume(cycles - 0.04 - paradox) - 0.45) + 0.02 * abdomen_noise
     spo2 = np.round(np.clip(spo2 + 0.3 * colored_noise(spo2.size, spo2_sfreq, 2.0, rng, 0.01), 70, 100), 1)
     table = pd.DataFrame(desaturations, columns=["onset_s", "duration_s", "event"])
     return RespiratorySignals(airflow, thorax, abdomen, spo2, heart_rate_offset, table, breathing_hz)
+
+
+def _sensor_noise(white: np.ndarray, sfreq: float, corner_hz: float = 1.0) -> np.ndarray:
+    """Unit-variance transducer noise: white noise through a 2nd-order low-pass at ``corner_hz``
+    (pressure transducers and belts are band-limited; white noise up to Nyquist would look like
+    fast residual breathing in an apnea)."""
+    freqs = np.fft.rfftfreq(white.size, 1 / sfreq)
+    x = np.fft.irfft(np.fft.rfft(white) / (1 + (freqs / corner_hz) ** 2), white.size)
+    return x / (x.std() + 1e-12)
 
 
 def _desaturate(spo2: np.ndarray, onset: float, duration: float, depth: float, sfreq: float) -> None:
