@@ -35,10 +35,10 @@ bench: setup
 	$(PY) benchmarks/store_random_access.py
 	$(PY) benchmarks/encoder_speed.py
 
-## bench-env: a separate environment with the peer YASA (never a package dependency)
+## bench-env: a separate environment with the peers YASA and psgscoring (never package dependencies)
 bench-env:
 	$(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/python -m pip install --quiet -c constraints.txt -e . -r benchmarks/requirements-yasa.txt
+	.venv-bench/bin/python -m pip install --quiet -c constraints.txt -e . -r benchmarks/requirements-peers.txt
 
 clean:
 	rm -rf $(VENV) .venv-bench demo .pytest_cache
