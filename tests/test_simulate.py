@@ -130,3 +130,54 @@ def test_breathing_is_shaped_like_a_real_recording() -> None:
             assert (np.std(thor[inside]) > 0.5 * np.std(thor[before])) == effort, (kind, onset)
             fast = np.abs(np.diff(flow[inside], 2)).mean() / np.abs(np.diff(flow[before], 2)).mean()
             assert fast < 0.4, (kind, onset)  # no residual breathing in the second differences
+
+
+@pytest.mark.parametrize(("style", "canonical", "respiratory"), [
+    ("shhs", {"C4-M1", "C3-M2", "E1-M2", "E2-M2", "Chin", "ECG", "Airflow", "Thor", "Abdo", "SpO2"}, True),
+    ("mesa", {"C4-M1", "E1-M2", "E2-M2", "Chin", "ECG", "Airflow", "Thor", "Abdo", "SpO2"}, True),
+    ("sleep-edf", {"Fpz-Cz", "Pz-Oz", "EOG-H", "Airflow"}, False),
+    ("hmc", {"C4-M1", "C3-M2", "E1-M2", "E2-M2", "Chin", "ECG"}, False),
+])
+def test_cohort_styles_go_through_info_prepare_and_stats(style: str, canonical: set[str], respiratory: bool,
+                                                         tmp_path: Path) -> None:
+    from synthsleepnet import (
+        EpochStore,
+        describe_recording,
+        prepare_store,
+        read_scoring,
+        sleep_statistics,
+    )
+    from synthsleepnet.cli import main
+    from synthsleepnet.simulate import simulate_cohort
+    from synthsleepnet.simulate.styles import STYLES
+
+    pairs = simulate_cohort(tmp_path / "rec", 2, 0.3, seed=31, ahi=30.0, style=style, progress=False)
+    again = simulate_cohort(tmp_path / "again", 2, 0.3, seed=31, ahi=30.0, style=style, progress=False)
+    assert [p.read_bytes() for p in pairs[0]] == [p.read_bytes() for p in again[0]]  # same seed, same bytes
+    labels = {c.label: c for c in STYLES[style].channels}
+    channels = describe_recording(pairs[0][0])
+    assert {c["label"] for c in channels} == set(labels)
+    for c in channels:
+        assert c["sfreq"] == labels[c["label"]].sfreq and c["unit"] == labels[c["label"]].unit
+    assert {c["canonical"] for c in channels if c.get("canonical")} >= canonical
+    summary = prepare_store(tmp_path / "rec", tmp_path / "store", progress=False)
+    assert summary.ok and len(summary.prepared) == 2, summary.text()
+    store = EpochStore(tmp_path / "store")
+    night = store.night(store.night_ids[0])
+    assert (night.labels[:, store.label_column("stage")] >= 0).all()
+    assert (night.labels[:, store.label_column("apnea")] >= 0).all() == respiratory  # -1: not scored
+    scoring = read_scoring(pairs[0][1])
+    assert sleep_statistics(scoring.stages)["TST_min"] > 0
+    assert main(["stats", str(pairs[0][1])]) == 0
+
+
+def test_simulate_command_writes_a_style_and_names_the_valid_ones(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from synthsleepnet.cli import main
+
+    assert main(["simulate", "--nights", "1", "--hours", "0.1", "--style", "hmc", "--out", str(tmp_path / "h"),
+                 "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "h").iterdir()) == ["SN001.edf", "SN001_sleepscoring.edf"]
+    assert main(["simulate", "--nights", "1", "--style", "shhs2", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "shhs2" in err and "sleep-edf" in err  # the valid styles are named

@@ -376,9 +376,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     existing = sorted(out.glob("*.edf")) if out.is_dir() else []
     if existing and not args.overwrite:
         raise FileExistsError(f"{out} already holds {len(existing)} EDF files; pass --overwrite to replace them")
-    paths = simulate_cohort(out, args.nights, args.hours, seed=args.seed, ahi=args.ahi,
+    paths = simulate_cohort(out, args.nights, args.hours, seed=args.seed, ahi=args.ahi, style=args.style,
                             progress=not args.quiet)
-    _print(f"wrote {len(paths)} nights to {out} (EDF+ signals, NSRR XML scorings)")
+    _print(f"wrote {len(paths)} nights to {out} ({args.style} style: {paths[0][0].name}, {paths[0][1].name}, ...)")
     return 0
 
 
@@ -519,6 +519,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=float, default=8.0, help="time in bed per night, hours")
     p.add_argument("--seed", type=int, default=0, help="seed of the first night (then +1, +2...)")
     p.add_argument("--ahi", type=float, help="apnea-hypopnea index of every night (default: drawn)")
+    p.add_argument("--style", default="generic",
+                   help="write the files as a cohort does: generic, shhs, mesa, sleep-edf or hmc (names, labels, "
+                        "rates, units, records, scoring format; synthsleepnet.simulate.styles)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

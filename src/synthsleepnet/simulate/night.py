@@ -19,7 +19,7 @@ from .noise import band_noise
 from .respiration import place_events, simulate_respiration
 from .signals import simulate_ecg, simulate_eeg, simulate_emg, simulate_eog
 
-__all__ = ["SimulatedNight", "simulate_cohort", "simulate_night", "write_night"]
+__all__ = ["SimulatedNight", "edf_bytes", "nsrr_xml", "simulate_cohort", "simulate_night", "write_night"]
 
 #: NSRR concept names of the AASM stages (R&K codes after the bar, as NSRR writes them).
 NSRR_STAGES = {0: "Wake|0", 1: "Stage 1 sleep|1", 2: "Stage 2 sleep|2", 3: "Stage 3 sleep|3",
@@ -134,7 +134,8 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None,
     return SimulatedNight(name or f"sim-{seed:04d}", profile, start, hyp, events, signals, config.epoch_s)
 
 
-def _nsrr_xml(night: SimulatedNight) -> bytes:
+def nsrr_xml(night: SimulatedNight) -> bytes:
+    """The night's scoring as NSRR XML (stages, respiratory events, desaturations, arousals)."""
     root = ET.Element("PSGAnnotation")
     ET.SubElement(root, "SoftwareVersion").text = "synthsleepnet simulate"
     ET.SubElement(root, "EpochLength").text = f"{night.epoch_s:g}"
@@ -164,7 +165,9 @@ def _nsrr_xml(night: SimulatedNight) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _edf_bytes(night: SimulatedNight) -> bytes:
+def edf_bytes(night: SimulatedNight, *, record_s: float = 1.0, annotations: bool = True) -> bytes:
+    """The night's signals as EDF+ (with lights marks) or, without ``annotations``, plain EDF,
+    in records of ``record_s`` seconds."""
     import io
 
     import edfio
@@ -184,9 +187,10 @@ def _edf_bytes(night: SimulatedNight) -> bytes:
         recording=edfio.Recording(startdate=night.start.date(), hospital_administration_code=night.name,
                                   investigator_technician_code="X", equipment_code="synthsleepnet"),
         starttime=night.start.time(),
-        data_record_duration=1.0,
+        data_record_duration=record_s,
         annotations=[edfio.EdfAnnotation(0.0, None, "Lights off"),
-                     edfio.EdfAnnotation(float(night.hypnogram.size * night.epoch_s - 1), None, "Lights on")],
+                     edfio.EdfAnnotation(float(night.hypnogram.size * night.epoch_s - 1), None, "Lights on")]
+        if annotations else None,
     )
     buffer = io.BytesIO()
     edf.write(buffer)
@@ -198,23 +202,28 @@ def write_night(night: SimulatedNight, out_dir: str | Path) -> tuple[Path, Path]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     edf_path, xml_path = out_dir / f"{night.name}.edf", out_dir / f"{night.name}-nsrr.xml"
-    atomic_write_bytes(edf_path, _edf_bytes(night))
-    atomic_write_bytes(xml_path, _nsrr_xml(night))
+    atomic_write_bytes(edf_path, edf_bytes(night))
+    atomic_write_bytes(xml_path, nsrr_xml(night))
     return edf_path, xml_path
 
 
 @verbose
 def simulate_cohort(out_dir: str | Path, n_nights: int, hours: float = 8.0, *, seed: int = 0,
-                    ahi: float | None = None, config: SimulationConfig | None = None,
+                    ahi: float | None = None, config: SimulationConfig | None = None, style: str = "generic",
                     progress: bool = True, verbose: bool | str | int | None = None) -> list[tuple[Path, Path]]:
     """Simulate ``n_nights`` nights (seeds ``seed``, ``seed + 1``, ...) into ``out_dir``.
 
     Each night is an EDF+ file with C4-M1, C3-M2, E1-M2, E2-M2, chin EMG, ECG, airflow, thoracic
     and abdominal effort and SpO2 at their native rates, and an NSRR-style XML scoring with the
     hypnogram, respiratory events, desaturations and arousals. Same seed ⇒ identical bytes.
+    ``style`` (``shhs``, ``mesa``, ``sleep-edf``, ``hmc``) writes them as that cohort writes its
+    nights instead (:mod:`synthsleepnet.simulate.styles`), numbered from 1 (SHHS: 200001).
     """
+    from .styles import write_styled_night
+
     paths = []
     for i in tqdm(range(n_nights), desc="simulate", unit="night", disable=not progress):
         night = simulate_night(seed + i, hours, ahi=ahi, config=config)
-        paths.append(write_night(night, out_dir))
+        paths.append(write_night(night, out_dir) if style == "generic" else
+                     write_styled_night(night, out_dir, style, i + 1))
     return paths
