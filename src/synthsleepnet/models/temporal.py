@@ -82,11 +82,15 @@ class TemporalContextModule(nn.Module):
         self.n_outputs = n_outputs
         self.norm = nn.BatchNorm1d(in_dim)
         self.mixer = _Mixer(in_dim, config)
-        self.head = EpochHead(in_dim, n_outputs, config.hidden, config.dropout)
+        self.head: nn.Module = EpochHead(in_dim, n_outputs, config.hidden, config.dropout)
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """Each epoch embedding (B, S, d) with its window's context: BatchNorm → ``x + mixer(x)``."""
+        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return x + self.mixer(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.head(x + self.mixer(x))
+        return self.head(self.context(x))
 
 
 def frames_to_seconds(n_frames: int, frame_s: float, frame_step_s: float, epoch_s: float,
@@ -110,11 +114,11 @@ def frames_to_seconds(n_frames: int, frame_s: float, frame_step_s: float, epoch_
     return out.float()
 
 
-class SecondContextModule(nn.Module):
+class SecondContextModule(TemporalContextModule):
     """Frame tokens of a window (B, S, F, d) → per-second logits (B, S, seconds, n_outputs).
 
-    The epoch embeddings (mean frame token) get the same context as in
-    :class:`TemporalContextModule` (BatchNorm → ``x + mixer(x)``); every frame token, joined to
+    The epoch embeddings (mean frame token) get the context of :class:`TemporalContextModule`
+    (its :meth:`~TemporalContextModule.context`); every frame token, joined to
     its epoch's context, goes through a small MLP, and the frame logits are interpolated to the
     seconds of the epoch (:func:`frames_to_seconds`). Respiratory events last 10–60 s, so the
     context across epochs matters as much as the 1-s detail.
@@ -124,20 +128,15 @@ class SecondContextModule(nn.Module):
 
     def __init__(self, in_dim: int, n_outputs: int, to_seconds: torch.Tensor,
                  config: TemporalConfig | None = None) -> None:
-        super().__init__()
         config = config or TemporalConfig()
-        self.seq_len = config.seq_len
-        self.n_outputs = n_outputs
-        self.norm = nn.BatchNorm1d(in_dim)
-        self.mixer = _Mixer(in_dim, config)
+        super().__init__(in_dim, n_outputs, config)
         self.frame_norm = nn.LayerNorm(in_dim)
-        self.head = nn.Sequential(nn.Linear(2 * in_dim, config.hidden), nn.GELU(), nn.Dropout(config.dropout),
-                                  nn.Linear(config.hidden, n_outputs))
+        self.head = nn.Sequential(  # per frame, in place of the per-epoch head
+            nn.Linear(2 * in_dim, config.hidden), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, n_outputs))
         self.register_buffer("to_seconds", to_seconds, persistent=False)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = self.norm(frames.mean(2).transpose(1, 2)).transpose(1, 2)
-        context = x + self.mixer(x)
+        context = self.context(frames.mean(2))
         joined = torch.cat([self.frame_norm(frames), context[:, :, None].expand_as(frames)], dim=-1)
         logits = self.head(joined)  # (B, S, F, n_outputs)
         return torch.einsum("tf,bsfc->bstc", self.to_seconds.to(logits.dtype), logits)
