@@ -69,7 +69,7 @@ def _protocols(task: str) -> tuple[str, ...]:
     return tuple(p for p in PROTOCOLS if not (p == "probe" and get_task(task).per_second))
 
 
-def _schedules(args: argparse.Namespace) -> dict[str, TrainConfig]:
+def schedules(args: argparse.Namespace) -> dict[str, TrainConfig]:
     """Per-protocol budgets. Fine-tuning follows the paper's shape (AdamW, warm-up + cosine,
     batches of 20-epoch windows with gradient accumulation; paper: 32 × 4 windows, 30 epochs)
     scaled down 16x in batch and to ``--tune-epochs`` epochs; learning rate 3e-3 for 8 windows."""
@@ -79,19 +79,22 @@ def _schedules(args: argparse.Namespace) -> dict[str, TrainConfig]:
     return {"pretrain": pre, "tune": tune, "probe": probing}
 
 
-def _channels_for(task: str, fusion_channels: Sequence[str]) -> list[str]:
+def channels_for(task: str, fusion_channels: Sequence[str]) -> list[str]:
+    """The fusion model's channels of the modalities a task uses."""
     modality = load_channel_table().modality
     return [c for c in fusion_channels if modality[c] in TASK_MODALITIES[task]]
 
 
-def _pretrain(work: Path, runs: Path, preset: str, config: TrainConfig) -> Path:
+def pretrained_fusion(work: Path, runs: Path, preset: str, config: TrainConfig) -> Path:
+    """NeuroNet per modality, then the fusion model, on the pretraining subjects (kept in ``runs``)."""
     again = {"resume": True, "progress": False}
     encoders = {m: pretrain_unimodal(work / "store", m, runs / m, preset=preset, config=config, **again).checkpoint
                 for m in MODALITIES}
     return pretrain_multimodal(work / "store", encoders, runs / "fusion", config=config, **again).checkpoint
 
 
-def _data(work: Path, args: argparse.Namespace) -> None:
+def simulated_cohort(work: Path, args: argparse.Namespace) -> None:
+    """The simulated cohort's store in ``work``, split by subject (kept: built once)."""
     if (work / "store" / "splits.json").exists():
         return
     simulate_cohort(work / "recordings", args.nights, args.hours, seed=500, progress=False)
@@ -104,7 +107,7 @@ def _data(work: Path, args: argparse.Namespace) -> None:
 def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, seed: int, args: argparse.Namespace,
               schedules: Mapping[str, TrainConfig]) -> list[dict[str, Any]]:
     """The three protocols for one task, label fraction and seed; a row per protocol."""
-    channels = _channels_for(task, read_checkpoint_meta(fusion).channels)
+    channels = channels_for(task, read_checkpoint_meta(fusion).channels)
     tune = dataclasses.replace(schedules["tune"], seed=seed)
     probing = dataclasses.replace(schedules["probe"], seed=seed)
     again = {"resume": True, "progress": False}
@@ -220,37 +223,44 @@ def _commit() -> str:
         return "unknown"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
+def parse_cohort_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add the cohort, pretraining and fine-tuning settings (shared by the benchmarks that reuse
+    this study's ``--workdir``) and parse."""
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--tasks", nargs="+", default=list(TASK_MODALITIES), choices=list(TASK_MODALITIES))
-    parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 1.0])
     parser.add_argument("--nights", type=int, default=36)
     parser.add_argument("--hours", type=float, default=1.5)
     parser.add_argument("--pretrain-steps", type=int, default=80)
     parser.add_argument("--tune-epochs", type=int, default=5, help="fine-tuning (and scratch) epochs")
     parser.add_argument("--workdir", help="keep data, pretraining and runs here (default: a temporary folder)")
-    parser.add_argument("--out", default=".", help="where the CSV, JSON and PNG go")
     args = parser.parse_args()
     if args.nights <= sum(SUBJECTS.values()):
         parser.error(f"--nights must exceed the {sum(SUBJECTS.values())} labelled subjects")
+    return args
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--tasks", nargs="+", default=list(TASK_MODALITIES), choices=list(TASK_MODALITIES))
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 1.0])
+    parser.add_argument("--out", default=".", help="where the CSV, JSON and PNG go")
+    args = parse_cohort_arguments(parser)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    schedules = _schedules(args)
+    budgets = schedules(args)
     clock = {"start": time.perf_counter()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
         runs = work / "runs" / args.preset
-        _data(work, args)
+        simulated_cohort(work, args)
         clock["data"] = time.perf_counter()
-        fusion = _pretrain(work, runs, args.preset, schedules["pretrain"])
+        fusion = pretrained_fusion(work, runs, args.preset, budgets["pretrain"])
         clock["pretraining"] = time.perf_counter()
         rows = []
         for task in args.tasks:
             for fraction in args.fractions:
                 for seed in range(args.seeds):
-                    rows += _run_cell(work, runs, fusion, task, fraction, seed, args, schedules)
+                    rows += _run_cell(work, runs, fusion, task, fraction, seed, args, budgets)
             clock[task] = time.perf_counter()
     total = clock[args.tasks[-1]] - clock["start"]
     phases = ["data", "pretraining", *args.tasks]
@@ -272,7 +282,7 @@ def main() -> None:
         writer.writerows(rows)
     (out / "label_efficiency.json").write_text(json.dumps(
         {"conditions": conditions, "budget": budget, "seconds": total, "args": vars(args),
-         "schedules": {k: dataclasses.asdict(v) for k, v in schedules.items()}, "rows": rows}, indent=1))
+         "schedules": {k: dataclasses.asdict(v) for k, v in budgets.items()}, "rows": rows}, indent=1))
     _plot(rows, args.tasks, args.fractions, out / "label_efficiency.png", conditions)
     print(f"wrote label_efficiency_runs.csv, label_efficiency.json and label_efficiency.png to {out}")
 

@@ -14,37 +14,18 @@ hypopnea recall ≥ 0.7, apnea type right ≥ 80 %.
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
 import time
-import warnings
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+from _psgscoring import psgscoring_night
 
 from synthsleepnet.events import event_agreement
 from synthsleepnet.respiratory import respiratory_indices
 from synthsleepnet.simulate import simulate_night, write_night
 
-STAGES = ("W", "N1", "N2", "N3", "R")
-TYPES = {"obstructive": "apnea_obstructive", "central": "apnea_central", "mixed": "apnea_mixed",
-         "hypopnea": "hypopnea"}
 APNEAS = ("apnea_obstructive", "apnea_central", "apnea_mixed")
-
-
-def _psgscoring(edf: Path, hypnogram: np.ndarray) -> tuple[pd.DataFrame, float]:
-    import mne
-    from psgscoring import run_pneumo_analysis
-
-    raw = mne.io.read_raw_edf(edf, preload=True, verbose="error")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = run_pneumo_analysis(raw, [STAGES[int(s)] for s in hypnogram])
-    rows = [(float(e["onset_s"]), float(e["duration_s"]), TYPES.get(str(e.get("type")), "apnea"))
-            for e in out["respiratory"]["events"]]
-    return pd.DataFrame(rows, columns=["onset_s", "duration_s", "event"]), float(out["respiratory"]["summary"]["ahi_total"])
 
 
 def _typing(truth: pd.DataFrame, found: pd.DataFrame) -> tuple[int, int]:
@@ -67,7 +48,6 @@ def main() -> None:
     parser.add_argument("--ahi", type=float, nargs="+", default=[0, 5, 15, 30, 45, 60])
     parser.add_argument("--seed", type=int, default=700)
     args = parser.parse_args()
-    logging.getLogger("psgscoring").setLevel(logging.ERROR)
     rows: list[dict[str, Any]] = []
     pooled_truth, pooled_found = [], []
     t0 = time.perf_counter()
@@ -76,7 +56,8 @@ def main() -> None:
             night = simulate_night(args.seed + i, args.hours, ahi=target)
             edf, _ = write_night(night, tmp)
             truth = night.events[night.events["event"].isin([*APNEAS, "hypopnea"])].reset_index(drop=True)
-            found, ahi_found = _psgscoring(edf, night.hypnogram)
+            judged = psgscoring_night(edf, night.hypnogram)
+            found, ahi_found = judged.events, judged.ahi
             true_ahi = respiratory_indices(truth, night.hypnogram, night.epoch_s)["AHI"]
             agreement = event_agreement(truth, found)
             hyp = event_agreement(truth[truth["event"] == "hypopnea"], found[found["event"] == "hypopnea"])

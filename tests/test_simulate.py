@@ -10,6 +10,7 @@ import pytest
 
 from synthsleepnet.simulate import SubjectProfile, simulate_hypnogram, simulate_night, write_night
 from synthsleepnet.simulate.respiration import place_events
+from synthsleepnet.tasks import RESPIRATORY_EVENTS
 
 
 def test_same_seed_same_bytes_other_seed_other_night(tmp_path: Path) -> None:
@@ -95,6 +96,21 @@ def test_apnea_physiology() -> None:
         assert np.std(thor[inside]) > 0.5 * np.std(thor[before])   # effort continues
         at_onset = spo2[int(onset) + 15]  # before the circulatory lag has passed
         assert spo2[int(onset + duration):int(onset + duration) + 40].min() <= at_onset - 3  # desaturation
+
+
+def test_respiratory_truth_carries_each_events_desaturation() -> None:
+    """ODI is checked against the designed SpO2 falls: they are the scored events, and the ≥ 3 %
+    falls show in the SpO2 trace about the circulatory lag after each event."""
+    night = simulate_night(23, 1.5, ahi=35.0)
+    truth = night.respiratory_truth
+    scored = night.events[night.events["event"].isin(RESPIRATORY_EVENTS)]
+    assert truth[["onset_s", "duration_s", "event"]].values.tolist() == scored.values.tolist()
+    spo2 = night.signals["SpO2"][0]
+    deep = truth[truth["desaturation_pct"] >= 3]
+    assert len(deep) > 5
+    for onset, duration, drop in zip(deep["onset_s"], deep["duration_s"], deep["desaturation_pct"], strict=True):
+        nadir = spo2[int(onset + duration):int(onset + duration) + 40].min()
+        assert spo2[int(onset) + 15] - nadir == pytest.approx(drop, abs=1.5)
 
 
 def test_breathing_is_shaped_like_a_real_recording() -> None:

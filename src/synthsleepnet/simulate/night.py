@@ -35,7 +35,9 @@ class SimulatedNight:
     """A simulated night: signals at native rates with ground truth.
 
     ``signals`` maps an EDF label to ``(data, sfreq, unit)``; ``events`` holds respiratory events,
-    desaturations and arousals (``onset_s``, ``duration_s``, ``event``).
+    desaturations and arousals (``onset_s``, ``duration_s``, ``event``), as a scorer marks them;
+    ``respiratory_truth`` holds the respiratory events as designed, with the SpO2 fall each causes
+    (``desaturation_pct``) and whether it ends in an arousal — what an ODI is checked against.
     """
 
     name: str
@@ -45,6 +47,7 @@ class SimulatedNight:
     events: pd.DataFrame
     signals: dict[str, tuple[np.ndarray, float, str]]
     epoch_s: float = 30.0
+    respiratory_truth: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def _arousals(hyp: np.ndarray, resp_events: pd.DataFrame, rng: np.random.Generator,
@@ -131,7 +134,8 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None,
     events = pd.concat([resp_events[["onset_s", "duration_s", "event"]], resp.desaturations, arousal_table],
                        ignore_index=True).sort_values(["onset_s", "event"], kind="stable").reset_index(drop=True)
     start = dt.datetime(2024, 1, 1, 22, 0) + dt.timedelta(days=seed % 365, minutes=int(rng.integers(0, 90)))
-    return SimulatedNight(name or f"sim-{seed:04d}", profile, start, hyp, events, signals, config.epoch_s)
+    return SimulatedNight(name or f"sim-{seed:04d}", profile, start, hyp, events, signals, config.epoch_s,
+                          resp_events.reset_index(drop=True))
 
 
 def nsrr_xml(night: SimulatedNight) -> bytes:
