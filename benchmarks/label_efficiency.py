@@ -18,7 +18,7 @@ fine-tuning beat probing"; writes the per-seed values (``label_efficiency_runs.c
 summary (``label_efficiency.json``) and the plot (``label_efficiency.png``) to ``--out``.
 
     python benchmarks/label_efficiency.py [--seeds 3] [--preset tiny] [--tasks stage apnea hypopnea]
-        [--fractions 0.01 0.05 1] [--workdir DIR] [--out DIR]
+        [--fractions 0.01 0.05 1] [--variability low|normal|high] [--workdir DIR] [--out DIR]
 
 With ``--workdir`` the data, the pretraining and every finished run are kept and reused, so an
 interrupted study resumes and other presets can share the data (runs go to ``runs/<preset>``).
@@ -97,7 +97,8 @@ def simulated_cohort(work: Path, args: argparse.Namespace) -> None:
     """The simulated cohort's store in ``work``, split by subject (kept: built once)."""
     if (work / "store" / "splits.json").exists():
         return
-    simulate_cohort(work / "recordings", args.nights, args.hours, seed=500, progress=False)
+    simulate_cohort(work / "recordings", args.nights, args.hours, seed=500, variability=args.variability,
+                    progress=False)
     prepare_store(work / "recordings", work / "store", workers=2, progress=False)
     fractions = {k: v / args.nights for k, v in SUBJECTS.items()}
     fractions["pretrain"] = 1 - sum(fractions.values())
@@ -229,6 +230,8 @@ def parse_cohort_arguments(parser: argparse.ArgumentParser) -> argparse.Namespac
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--nights", type=int, default=36)
     parser.add_argument("--hours", type=float, default=1.5)
+    parser.add_argument("--variability", default="normal", choices=["low", "normal", "high"],
+                        help="how much simulated subjects and sites differ (use a fresh --workdir per level)")
     parser.add_argument("--pretrain-steps", type=int, default=80)
     parser.add_argument("--tune-epochs", type=int, default=5, help="fine-tuning (and scratch) epochs")
     parser.add_argument("--workdir", help="keep data, pretraining and runs here (default: a temporary folder)")
@@ -266,7 +269,8 @@ def main() -> None:
     phases = ["data", "pretraining", *args.tasks]
     times = ", ".join(f"{p} {(clock[p] - clock[q]) / 60:.1f} min" for q, p in zip(["start", *phases], phases,
                                                                                        strict=False))
-    conditions = (f"{args.nights} simulated {args.hours:g}-h nights ({args.nights - sum(SUBJECTS.values())}/"
+    conditions = (f"{args.nights} simulated {args.hours:g}-h nights, {args.variability} variability "
+                  f"({args.nights - sum(SUBJECTS.values())}/"
                   f"{SUBJECTS['train']}/{SUBJECTS['val']}/{SUBJECTS['test']} pretrain/train/val/test subjects), "
                   f"`{args.preset}` preset, {args.seeds} seeds, commit {_commit()}")
     budget = (f"pretraining {args.pretrain_steps} steps of 32 per model ({len(MODALITIES)} NeuroNets + fusion); "

@@ -43,11 +43,17 @@ def _checkpoint(preset: str, workdir: Path) -> Path:
     return path
 
 
-def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
-    """What `synthsleepnet score` does, with the model's share timed apart."""
+def _gflop_per_epoch_channel(preset: str) -> float:
+    """Counted in the parent: the FLOP counter's own start-up is no part of scoring."""
     from synthsleepnet._config import get_preset
     from synthsleepnet.models import encoder_gflops
     from synthsleepnet.models.neuronet import NeuroNetEncoder
+
+    return float(encoder_gflops(NeuroNetEncoder(get_preset(preset).encoder))["total"])
+
+
+def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
+    """What `synthsleepnet score` does, with the model's share timed apart."""
     from synthsleepnet.score_files import _write_outputs
     from synthsleepnet.scoring.score import NightScorer
 
@@ -57,8 +63,7 @@ def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
     result = scorer.score(prepared)
     model_s = time.perf_counter() - t0
     _write_outputs(result, Path(workdir) / f"out-{preset}", overwrite=True)
-    gflop = encoder_gflops(NeuroNetEncoder(get_preset(preset).encoder))["total"] * result.n_epochs * len(CHANNELS)
-    return {"model_seconds": model_s, "tflops": gflop / 1e3 / model_s, "epochs": result.n_epochs}
+    return {"model_seconds": model_s, "epochs": result.n_epochs}
 
 
 def _yasa(edf: str) -> dict[str, float]:
@@ -72,8 +77,7 @@ def _yasa(edf: str) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pred = yasa.SleepStaging(raw, eeg_name="EEG C4-M1", eog_name="EOG E1-M2", emg_name="EMG Chin").predict()
-    return {"model_seconds": time.perf_counter() - t0, "tflops": float("nan"),
-            "epochs": len(getattr(pred, "hypno", pred))}
+    return {"model_seconds": time.perf_counter() - t0, "epochs": len(getattr(pred, "hypno", pred))}
 
 
 def _child(kind: str, edf: str, workdir: str) -> None:
@@ -109,6 +113,8 @@ def main() -> None:
         for kind in ["yasa", *args.presets]:
             wall, out = _timed([sys.executable, __file__, "--child", kind, str(edf), tmp])
             rows[kind] = {"wall": wall, **json.loads(out.strip().splitlines()[-1])}
+            gflop = float("nan") if kind == "yasa" else _gflop_per_epoch_channel(kind)
+            rows[kind]["tflops"] = gflop * rows[kind]["epochs"] * len(CHANNELS) / 1e3 / rows[kind]["model_seconds"]
         help_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "--help"])
         yasa = rows["yasa"]["wall"]
         print(f"one {args.hours:g}-h night ({rows['yasa']['epochs']} epochs), 2 CPU cores, each scorer in a fresh "

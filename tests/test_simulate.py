@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthsleepnet.simulate import SubjectProfile, simulate_hypnogram, simulate_night, write_night
+from synthsleepnet.simulate import (
+    SimulatedNight,
+    SubjectProfile,
+    simulate_hypnogram,
+    simulate_night,
+    write_night,
+)
 from synthsleepnet.simulate.respiration import place_events
 from synthsleepnet.tasks import RESPIRATORY_EVENTS
 
@@ -197,3 +203,47 @@ def test_simulate_command_writes_a_style_and_names_the_valid_ones(tmp_path: Path
     assert main(["simulate", "--nights", "1", "--style", "shhs2", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "shhs2" in err and "sleep-edf" in err  # the valid styles are named
+
+
+def _n2_measures(night: SimulatedNight) -> tuple[float, float]:
+    """EEG SD (µV) and sigma (11–16 Hz) share of 0.5–30 Hz power over the night's N2 epochs."""
+    x, fs = night.signals["EEG C4-M1"][0], night.signals["EEG C4-M1"][1]
+    per_epoch = int(30 * fs)
+    epochs = np.stack([x[i * per_epoch:(i + 1) * per_epoch] for i in np.flatnonzero(night.hypnogram == 2)])
+    power = np.abs(np.fft.rfft(epochs - epochs.mean(1, keepdims=True), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(per_epoch, 1 / fs)
+    sigma = power[:, (freqs >= 11) & (freqs <= 16)].sum() / power[:, (freqs >= 0.5) & (freqs <= 30)].sum()
+    return float(epochs.std()), float(sigma)
+
+
+def test_variability_widens_subjects_and_sites_and_normal_is_unchanged(tmp_path: Path) -> None:
+    spread = {}
+    for level in ("low", "normal", "high"):
+        nights = [simulate_night(seed, 1.0, ahi=10.0, variability=level) for seed in range(40, 48)]
+        amplitude, sigma = np.array([_n2_measures(n) for n in nights]).T
+        rates = {n.signals["EEG C4-M1"][1] for n in nights}
+        spread[level] = (np.std(np.log(amplitude)), np.std(np.log(sigma)), rates)
+    assert spread["low"][0] < spread["normal"][0] < spread["high"][0]  # EEG amplitude between subjects
+    assert spread["normal"][1] < spread["high"][1]  # spindle density and frequency
+    assert spread["low"][2] == spread["normal"][2] == {256.0} and len(spread["high"][2]) > 1  # site rates
+    baseline = write_night(simulate_night(44, 0.25), tmp_path / "default")
+    normal = write_night(simulate_night(44, 0.25, variability="normal"), tmp_path / "normal")
+    assert baseline[0].read_bytes() == normal[0].read_bytes()
+    high = [write_night(simulate_night(45, 0.25, variability="high"), tmp_path / d)[0] for d in "ab"]
+    assert high[0].read_bytes() == high[1].read_bytes()  # a seed fixes a night at every level
+    with pytest.raises(ValueError, match="variability"):
+        simulate_night(1, 0.1, variability="extreme")
+
+
+def test_high_variability_nights_go_through_prepare(tmp_path: Path) -> None:
+    from synthsleepnet import EpochStore, prepare_store
+    from synthsleepnet.cli import main
+
+    assert main(["simulate", "--nights", "4", "--hours", "0.3", "--seed", "60", "--variability", "high",
+                 "--quiet", "--out", str(tmp_path / "rec")]) == 0
+    summary = prepare_store(tmp_path / "rec", tmp_path / "store", progress=False)
+    assert summary.ok and len(summary.prepared) == 4, summary.text()
+    store = EpochStore(tmp_path / "store")
+    night = store.night(store.night_ids[0])
+    eeg = night.read_channel(list(range(night.n_epochs)), night.channels.index("C4-M1"))
+    assert eeg.shape[-1] == 3000 and np.isfinite(eeg).all() and eeg.std() > 0  # resampled to 100 Hz

@@ -377,8 +377,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         raise FileExistsError(f"{out} already holds {len(existing)} EDF files; pass --overwrite to replace them")
     paths = simulate_cohort(out, args.nights, args.hours, seed=args.seed, ahi=args.ahi, style=args.style,
-                            progress=not args.quiet)
-    _print(f"wrote {len(paths)} nights to {out} ({args.style} style: {paths[0][0].name}, {paths[0][1].name}, ...)")
+                            variability=args.variability, progress=not args.quiet)
+    _print(f"wrote {len(paths)} nights to {out} ({args.style} style, {args.variability} variability: "
+           f"{paths[0][0].name}, {paths[0][1].name}, ...)")
     return 0
 
 
@@ -522,6 +523,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", default="generic",
                    help="write the files as a cohort does: generic, shhs, mesa, sleep-edf or hmc (names, labels, "
                         "rates, units, records, scoring format; synthsleepnet.simulate.styles)")
+    p.add_argument("--variability", default="normal", choices=["low", "normal", "high"],
+                   help="how much subjects and recording sites differ: high adds documented per-subject EEG, "
+                        "spindle, REM and heart-rate variation and per-site rates, filters, mains and artefacts "
+                        "(synthsleepnet.simulate.variability)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -18,6 +18,7 @@ from .architecture import SubjectProfile, W, simulate_hypnogram
 from .noise import band_noise
 from .respiration import place_events, simulate_respiration
 from .signals import simulate_ecg, simulate_eeg, simulate_emg, simulate_eog
+from .variability import Traits, vary
 
 __all__ = ["SimulatedNight", "edf_bytes", "nsrr_xml", "simulate_cohort", "simulate_night", "write_night"]
 
@@ -37,7 +38,8 @@ class SimulatedNight:
     ``signals`` maps an EDF label to ``(data, sfreq, unit)``; ``events`` holds respiratory events,
     desaturations and arousals (``onset_s``, ``duration_s``, ``event``), as a scorer marks them;
     ``respiratory_truth`` holds the respiratory events as designed, with the SpO2 fall each causes
-    (``desaturation_pct``) and whether it ends in an arousal — what an ODI is checked against.
+    (``desaturation_pct``) and whether it ends in an arousal — what an ODI is checked against;
+    ``traits`` are the subject's and site's draws at the night's variability.
     """
 
     name: str
@@ -48,6 +50,7 @@ class SimulatedNight:
     signals: dict[str, tuple[np.ndarray, float, str]]
     epoch_s: float = 30.0
     respiratory_truth: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    traits: Traits = Traits()
 
 
 def _arousals(hyp: np.ndarray, resp_events: pd.DataFrame, rng: np.random.Generator,
@@ -88,8 +91,17 @@ def _artefacts(signals: dict[str, np.ndarray], rates: dict[str, float], hyp: np.
             x[a:b] += rng.uniform(80, 250) * band_noise(b - a, fs, 0.5, min(0.45 * fs, 60), rng)
 
 
-def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None,
-                   ahi: float | None = None, config: SimulationConfig | None = None) -> SimulatedNight:
+def _amplifier(x: np.ndarray, sfreq: float, band: tuple[float, float] | None) -> np.ndarray:
+    """The site amplifier's pass band (zero-phase 2nd-order Butterworth), if it has one."""
+    if band is None:
+        return x
+    from scipy.signal import butter, sosfiltfilt
+
+    return np.asarray(sosfiltfilt(butter(2, band, btype="bandpass", fs=sfreq, output="sos"), x))
+
+
+def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ahi: float | None = None,
+                   config: SimulationConfig | None = None, variability: str = "normal") -> SimulatedNight:
     """Simulate one night of PSG (deterministic for a seed).
 
     Parameters
@@ -104,24 +116,30 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None,
         Apnea-hypopnea index; drawn from a cohort-like mix when None.
     config : SimulationConfig | None
         Native rates and artefact rates.
+    variability : str
+        ``low``, ``normal`` or ``high`` between-subject and between-site variation
+        (:mod:`synthsleepnet.simulate.variability`); ``high`` may change the EEG/EOG rates,
+        amplifier band, mains and artefact rates of ``config``.
     """
-    config = config or SimulationConfig()
     rng = np.random.default_rng(seed)
     profile = SubjectProfile.random(rng, ahi)
+    profile, traits, config = vary(profile, config or SimulationConfig(), variability, seed)
     hyp = simulate_hypnogram(profile, hours, rng, config.epoch_s)
     resp_events = place_events(hyp, profile, rng, config.epoch_s)
     arousals = _arousals(hyp, resp_events, rng, config)
     resp = simulate_respiration(hyp, resp_events, profile, config.resp_sfreq, config.spo2_sfreq, rng,
                                 config.epoch_s)
-    c4, c3 = simulate_eeg(hyp, profile, arousals, config.eeg_sfreq, rng, config.epoch_s)
-    e1, e2 = simulate_eog(hyp, c4, config.eog_sfreq, rng, config.epoch_s)
+    c4, c3 = simulate_eeg(hyp, profile, arousals, config.eeg_sfreq, rng, config.epoch_s, traits=traits)
+    e1, e2 = simulate_eog(hyp, c4, config.eog_sfreq, rng, config.epoch_s, traits.rem_density_gain)
     emg = simulate_emg(hyp, arousals, config.emg_sfreq, rng, config.epoch_s)
     ecg, _ = simulate_ecg(hyp, profile, resp.heart_rate_offset, resp.breathing_hz, config.ecg_sfreq,
-                          rng, config.epoch_s)
+                          rng, config.epoch_s, traits.hrv_gain)
     bio = {"C4-M1": c4, "C3-M2": c3, "E1-M2": e1, "E2-M2": e2, "Chin": emg, "ECG": ecg}
     rates = {"C4-M1": config.eeg_sfreq, "C3-M2": config.eeg_sfreq, "E1-M2": config.eog_sfreq,
              "E2-M2": config.eog_sfreq, "Chin": config.emg_sfreq, "ECG": config.ecg_sfreq}
     _artefacts(bio, rates, hyp, rng, config)
+    for label in ("C4-M1", "C3-M2", "E1-M2", "E2-M2"):
+        bio[label] = _amplifier(bio[label], rates[label], traits.band_hz)
     signals = {("EEG " + k if k.startswith("C") and k[1].isdigit() else
                 "EOG " + k if k.startswith("E") and k[1].isdigit() else
                 "EMG Chin" if k == "Chin" else k): (v, rates[k], "uV") for k, v in bio.items()}
@@ -135,7 +153,7 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None,
                        ignore_index=True).sort_values(["onset_s", "event"], kind="stable").reset_index(drop=True)
     start = dt.datetime(2024, 1, 1, 22, 0) + dt.timedelta(days=seed % 365, minutes=int(rng.integers(0, 90)))
     return SimulatedNight(name or f"sim-{seed:04d}", profile, start, hyp, events, signals, config.epoch_s,
-                          resp_events.reset_index(drop=True))
+                          resp_events.reset_index(drop=True), traits)
 
 
 def nsrr_xml(night: SimulatedNight) -> bytes:
@@ -214,7 +232,8 @@ def write_night(night: SimulatedNight, out_dir: str | Path) -> tuple[Path, Path]
 @verbose
 def simulate_cohort(out_dir: str | Path, n_nights: int, hours: float = 8.0, *, seed: int = 0,
                     ahi: float | None = None, config: SimulationConfig | None = None, style: str = "generic",
-                    progress: bool = True, verbose: bool | str | int | None = None) -> list[tuple[Path, Path]]:
+                    variability: str = "normal", progress: bool = True,
+                    verbose: bool | str | int | None = None) -> list[tuple[Path, Path]]:
     """Simulate ``n_nights`` nights (seeds ``seed``, ``seed + 1``, ...) into ``out_dir``.
 
     Each night is an EDF+ file with C4-M1, C3-M2, E1-M2, E2-M2, chin EMG, ECG, airflow, thoracic
@@ -222,12 +241,14 @@ def simulate_cohort(out_dir: str | Path, n_nights: int, hours: float = 8.0, *, s
     hypnogram, respiratory events, desaturations and arousals. Same seed ⇒ identical bytes.
     ``style`` (``shhs``, ``mesa``, ``sleep-edf``, ``hmc``) writes them as that cohort writes its
     nights instead (:mod:`synthsleepnet.simulate.styles`), numbered from 1 (SHHS: 200001).
+    ``variability`` (``low``, ``normal``, ``high``) sets how much subjects and sites differ
+    (:mod:`synthsleepnet.simulate.variability`).
     """
     from .styles import write_styled_night
 
     paths = []
     for i in tqdm(range(n_nights), desc="simulate", unit="night", disable=not progress):
-        night = simulate_night(seed + i, hours, ahi=ahi, config=config)
+        night = simulate_night(seed + i, hours, ahi=ahi, config=config, variability=variability)
         paths.append(write_night(night, out_dir) if style == "generic" else
                      write_styled_night(night, out_dir, style, i + 1))
     return paths

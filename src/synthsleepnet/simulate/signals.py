@@ -14,6 +14,7 @@ from scipy.ndimage import uniform_filter1d
 
 from .architecture import N1, N2, N3, REM, SubjectProfile, W
 from .noise import band_noise, colored_noise, epoch_envelope, poisson_onsets
+from .variability import Traits
 
 __all__ = ["simulate_ecg", "simulate_eeg", "simulate_emg", "simulate_eog"]
 
@@ -42,11 +43,15 @@ def _arousal_envelope(arousals: Arousals, n: int, sfreq: float) -> np.ndarray:
     return uniform_filter1d(env, size=max(int(0.5 * sfreq), 1), mode="nearest")
 
 
-def _spindle(sfreq: float, rng: np.random.Generator) -> np.ndarray:
-    duration = rng.uniform(0.5, 1.8)
-    t = np.arange(int(duration * sfreq)) / sfreq
-    window = np.sin(np.pi * t / duration) ** 2
-    return rng.uniform(15, 35) * window * np.sin(2 * np.pi * rng.uniform(12, 14.5) * t + rng.uniform(0, 6.3))
+def _spindles(shift_hz: float) -> Callable[[float, np.random.Generator], np.ndarray]:
+    def spindle(sfreq: float, rng: np.random.Generator) -> np.ndarray:
+        duration = rng.uniform(0.5, 1.8)
+        t = np.arange(int(duration * sfreq)) / sfreq
+        window = np.sin(np.pi * t / duration) ** 2
+        amplitude = rng.uniform(15, 35)  # drawn in this order: amplitude, frequency, phase
+        hz = rng.uniform(12 + shift_hz, 14.5 + shift_hz)
+        return amplitude * window * np.sin(2 * np.pi * hz * t + rng.uniform(0, 6.3))
+    return spindle
 
 
 def _k_complex(sfreq: float, rng: np.random.Generator) -> np.ndarray:
@@ -75,36 +80,43 @@ def _place(x: np.ndarray, onsets_s: np.ndarray, sfreq: float,
 
 
 def simulate_eeg(hyp: np.ndarray, profile: SubjectProfile, arousals: Arousals, sfreq: float,
-                 rng: np.random.Generator, epoch_s: float = 30.0, n_channels: int = 2) -> list[np.ndarray]:
+                 rng: np.random.Generator, epoch_s: float = 30.0, n_channels: int = 2,
+                 traits: Traits | None = None) -> list[np.ndarray]:
     """Central EEG (C4-M1, C3-M2) in µV.
 
     1/f background whose slope steepens with depth; relaxed-wake alpha; theta and vertex waves
     in N1; spindles (11–16 Hz, 0.5–2 s) and K-complexes in N2; 0.5–2 Hz slow waves of ≥ 75 µV
     peak-to-peak in N3; low-voltage theta with sawtooth bursts in REM; alpha/beta at arousals.
-    Channels share most sources and differ by a private background.
+    Channels share most sources and differ by a private background. ``traits`` set the
+    subject's amplitude, 1/f exponent, alpha, spindles, slow waves and electrode noise.
     """
+    traits = traits or Traits()
     n = int(round(hyp.size * epoch_s * sfreq))
     youth = float(np.clip((75 - profile.age_years) / 50, 0.35, 1.0))
 
     def env(table: dict[int, float]) -> np.ndarray:
         return epoch_envelope(_by_stage(hyp, table), n, sfreq, epoch_s)
 
-    common = (env({W: 7, N1: 9, N2: 10, N3: 11, REM: 8}) * colored_noise(n, sfreq, 1.0, rng)
-              + env({W: 7, N1: 12, N2: 17, N3: 20, REM: 11}) * colored_noise(n, sfreq, 2.0, rng))
+    slope = traits.slope_shift
+    common = (env({W: 7, N1: 9, N2: 10, N3: 11, REM: 8}) * colored_noise(n, sfreq, 1.0 + slope, rng)
+              + env({W: 7, N1: 12, N2: 17, N3: 20, REM: 11}) * colored_noise(n, sfreq, 2.0 + slope, rng))
     a = profile.alpha_uv
     # relaxed wake alternates eyes closed (alpha) and open (little alpha): a per-epoch factor
-    eyes = np.where(hyp == W, rng.choice([0.25, 1.0], size=hyp.size, p=[0.4, 0.6]), 1.0)
+    eyes = np.where(hyp == W, rng.choice([0.25, 1.0], size=hyp.size, p=list(traits.eyes_closed)), 1.0)
     alpha_env = epoch_envelope(_by_stage(hyp, {W: 0.7 * a, N1: 0.2 * a, N2: 0.05 * a, N3: 0.03 * a,
                                                 REM: 0.1 * a}) * eyes, n, sfreq, epoch_s)
     arousal = _arousal_envelope(arousals, n, sfreq)
-    common += (alpha_env + 0.8 * a * arousal) * band_noise(n, sfreq, 8, 12, rng, peak_hz=rng.uniform(9, 10.5))
+    alpha_hz = rng.uniform(9 + traits.alpha_hz_shift, 10.5 + traits.alpha_hz_shift)
+    common += (alpha_env + 0.8 * a * arousal) * band_noise(n, sfreq, 8, 12, rng, peak_hz=alpha_hz)
     common += (env({W: 6, N1: 3, N2: 2, N3: 1.5, REM: 3}) + 10 * arousal) * band_noise(n, sfreq, 16, 30, rng)
     common += env({W: 3, N1: 8, N2: 5, N3: 5, REM: 8}) * band_noise(n, sfreq, 4, 7.5, rng)
-    delta = env({W: 3, N1: 7, N2: 14 * youth, N3: 38 * youth, REM: 7})
+    slow = youth * traits.slow_wave_gain
+    delta = env({W: 3, N1: 7, N2: 14 * slow, N3: 38 * slow, REM: 7})
     common += delta * band_noise(n, sfreq, 0.5, 2.0, rng, peak_hz=0.9)
     transients = np.zeros(n)
-    _place(transients, poisson_onsets(_stage_rate(hyp, {W: 0, N1: 0.3, N2: 6, N3: 2, REM: 0}, epoch_s),
-                                      epoch_s, rng), sfreq, _spindle, rng)
+    k = traits.spindle_gain
+    _place(transients, poisson_onsets(_stage_rate(hyp, {W: 0, N1: 0.3 * k, N2: 6 * k, N3: 2 * k, REM: 0}, epoch_s),
+                                      epoch_s, rng), sfreq, _spindles(traits.spindle_hz_shift), rng)
     _place(transients, poisson_onsets(_stage_rate(hyp, {W: 0, N1: 0.1, N2: 1.5, N3: 0.5, REM: 0}, epoch_s),
                                       epoch_s, rng), sfreq, _k_complex, rng)
     _place(transients, poisson_onsets(_stage_rate(hyp, {W: 0, N1: 2, N2: 0.2, N3: 0, REM: 0}, epoch_s),
@@ -112,7 +124,8 @@ def simulate_eeg(hyp: np.ndarray, profile: SubjectProfile, arousals: Arousals, s
     _place(transients, poisson_onsets(_stage_rate(hyp, {W: 0, N1: 0, N2: 0, N3: 0, REM: 1.2}, epoch_s),
                                       epoch_s, rng), sfreq, _sawtooth_burst, rng)
     common += transients
-    return [common + 4.0 * colored_noise(n, sfreq, 1.0, rng) for _ in range(n_channels)]
+    return [traits.eeg_gain * (common + traits.electrode_noise_uv * colored_noise(n, sfreq, 1.0, rng))
+            for _ in range(n_channels)]
 
 
 def _saccades(onsets_s: np.ndarray, n: int, sfreq: float, rng: np.random.Generator,
@@ -127,7 +140,7 @@ def _saccades(onsets_s: np.ndarray, n: int, sfreq: float, rng: np.random.Generat
 
 
 def simulate_eog(hyp: np.ndarray, eeg: np.ndarray, sfreq: float, rng: np.random.Generator,
-                 epoch_s: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+                 epoch_s: float = 30.0, rem_density_gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """E1-M2 and E2-M2 in µV.
 
     Horizontal movements appear with opposite polarity on E1 and E2, blinks with the same; slow
@@ -141,7 +154,7 @@ def simulate_eog(hyp: np.ndarray, eeg: np.ndarray, sfreq: float, rng: np.random.
 
     # REMs come in phasic clusters: a per-epoch burstiness factor
     phasic = rng.gamma(0.6, 1 / 0.6, hyp.size)
-    rem_rate = rate({W: 0, N1: 0, N2: 0, N3: 0, REM: 18}) * phasic
+    rem_rate = rate({W: 0, N1: 0, N2: 0, N3: 0, REM: 18 * rem_density_gain}) * phasic
     horizontal = _saccades(poisson_onsets(rem_rate, epoch_s, rng), n, sfreq, rng, (80, 250), 0.08, 0.6)
     horizontal += _saccades(poisson_onsets(rate({W: 10, N1: 1, N2: 0, N3: 0, REM: 0}), epoch_s, rng),
                             n, sfreq, rng, (30, 90), 0.05, 1.0)
@@ -182,7 +195,7 @@ def _beat(sfreq: float) -> np.ndarray:
 
 def simulate_ecg(hyp: np.ndarray, profile: SubjectProfile, heart_rate_offset: np.ndarray,
                  breathing_hz: float, sfreq: float, rng: np.random.Generator,
-                 epoch_s: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+                 epoch_s: float = 30.0, hrv_gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """ECG in µV and the R-peak times in s.
 
     Heart rate falls with NREM depth, varies more in REM and wake, follows breathing (sinus
@@ -193,7 +206,7 @@ def simulate_ecg(hyp: np.ndarray, profile: SubjectProfile, heart_rate_offset: np
     hr_epoch = profile.heart_rate_bpm + _by_stage(hyp, {W: 0, N1: -3, N2: -6, N3: -8, REM: -2})
     seconds = np.arange(int(hyp.size * epoch_s))
     hr = np.repeat(hr_epoch, int(epoch_s))[:seconds.size]
-    variability = _by_stage(hyp, {W: 3, N1: 2, N2: 1.5, N3: 1, REM: 3.5})
+    variability = hrv_gain * _by_stage(hyp, {W: 3, N1: 2, N2: 1.5, N3: 1, REM: 3.5})
     hr = hr + np.repeat(variability, int(epoch_s))[:seconds.size] * colored_noise(seconds.size, 1.0, 2.0, rng, 0.005)
     hr = hr + 3 * np.sin(2 * np.pi * breathing_hz * seconds) + heart_rate_offset[:seconds.size]
     hr = np.clip(hr, 40, 130)
