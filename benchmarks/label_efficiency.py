@@ -43,6 +43,7 @@ from synthsleepnet._config import TrainConfig
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.models import read_checkpoint_meta
 from synthsleepnet.simulate import simulate_cohort
+from synthsleepnet.simulate.variability import VARIABILITY
 from synthsleepnet.tasks import get_task
 from synthsleepnet.training import (
     assign_splits,
@@ -230,7 +231,7 @@ def parse_cohort_arguments(parser: argparse.ArgumentParser) -> argparse.Namespac
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--nights", type=int, default=36)
     parser.add_argument("--hours", type=float, default=1.5)
-    parser.add_argument("--variability", default="normal", choices=["low", "normal", "high"],
+    parser.add_argument("--variability", default="normal", choices=VARIABILITY,
                         help="how much simulated subjects and sites differ (use a fresh --workdir per level)")
     parser.add_argument("--pretrain-steps", type=int, default=80)
     parser.add_argument("--tune-epochs", type=int, default=5, help="fine-tuning (and scratch) epochs")

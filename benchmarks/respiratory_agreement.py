@@ -41,7 +41,7 @@ from label_efficiency import (
 )
 from sklearn.metrics import cohen_kappa_score
 
-from synthsleepnet.events import event_agreement
+from synthsleepnet.events import event_agreement, shift_nights
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.models import read_checkpoint_meta
 from synthsleepnet.respiratory import respiratory_indices, severity_band, spo2_measures
@@ -109,10 +109,9 @@ def _psgscoring(edf: Path, night: SimulatedNight) -> Judged:
 
 def _pooled(pairs: Sequence[tuple[Judged, Judged]], min_overlap: float) -> dict[str, Any]:
     """Event agreement over all nights, each shifted a day apart so no event crosses nights."""
-    truth = pd.concat([t.events.assign(onset_s=t.events["onset_s"].astype(float) + 86400 * i)
-                       for i, (t, _) in enumerate(pairs)], ignore_index=True)
-    found = pd.concat([f.events.assign(onset_s=f.events["onset_s"].astype(float) + 86400 * i)
-                       for i, (_, f) in enumerate(pairs)], ignore_index=True)
+    offsets = [86400.0 * i for i in range(len(pairs))]
+    truth = shift_nights([t.events for t, _ in pairs], offsets)
+    found = shift_nights([f.events for _, f in pairs], offsets)
     return event_agreement(truth, found, min_overlap=min_overlap)
 
 

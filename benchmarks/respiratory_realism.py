@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from _psgscoring import psgscoring_night
 
-from synthsleepnet.events import event_agreement
+from synthsleepnet.events import event_agreement, shift_nights
 from synthsleepnet.respiratory import respiratory_indices
 from synthsleepnet.simulate import simulate_night, write_night
 
@@ -62,9 +62,8 @@ def main() -> None:
             agreement = event_agreement(truth, found)
             hyp = event_agreement(truth[truth["event"] == "hypopnea"], found[found["event"] == "hypopnea"])
             right, matched = _typing(truth, found)
-            offset = i * 86400.0
-            pooled_truth.append(truth.assign(onset_s=truth["onset_s"] + offset))
-            pooled_found.append(found.assign(onset_s=found["onset_s"] + offset))
+            pooled_truth.append(truth)
+            pooled_found.append(found)
             rows.append({"night": night.name, "AHI truth": true_ahi, "AHI psgscoring": ahi_found,
                          "apneas truth/found": f"{truth['event'].isin(APNEAS).sum()}/{found['event'].isin(APNEAS).sum()}",
                          "hypopneas truth/found": f"{(truth['event'] == 'hypopnea').sum()}/"
@@ -73,7 +72,8 @@ def main() -> None:
                          "hypopnea recall": hyp["event_recall"],
                          "AHI ok": abs(ahi_found - true_ahi) <= max(3.0, 0.15 * true_ahi),
                          "_right": right, "_matched": matched})
-    truth_all, found_all = pd.concat(pooled_truth), pd.concat(pooled_found)
+    offsets = [86400.0 * i for i in range(len(pooled_truth))]
+    truth_all, found_all = shift_nights(pooled_truth, offsets), shift_nights(pooled_found, offsets)
     pooled = event_agreement(truth_all, found_all)
     hyp_pooled = event_agreement(truth_all[truth_all["event"] == "hypopnea"],
                                  found_all[found_all["event"] == "hypopnea"])

@@ -523,8 +523,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", default="generic",
                    help="write the files as a cohort does: generic, shhs, mesa, sleep-edf or hmc (names, labels, "
                         "rates, units, records, scoring format; synthsleepnet.simulate.styles)")
-    p.add_argument("--variability", default="normal", choices=["low", "normal", "high"],
-                   help="how much subjects and recording sites differ: high adds documented per-subject EEG, "
+    p.add_argument("--variability", default="normal",
+                   help="low, normal or high: how much subjects and recording sites differ: high adds documented per-subject EEG, "
                         "spindle, REM and heart-rate variation and per-site rates, filters, mains and artefacts "
                         "(synthsleepnet.simulate.variability)")
     p.add_argument("--out", required=True, help="output folder")

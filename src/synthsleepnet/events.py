@@ -21,7 +21,8 @@ from .metrics import classification_metrics, event_f1
 from .respiratory import respiratory_indices
 from .tasks import EVENT_CLASS_TYPES, EVENT_CLASSES, RESPIRATORY_EVENTS
 
-__all__ = ["EVENT_COLUMNS", "NightEvents", "decode_events", "event_agreement", "events_metrics", "night_events"]
+__all__ = ["EVENT_COLUMNS", "NightEvents", "decode_events", "event_agreement", "events_metrics", "night_events",
+           "shift_nights"]
 
 #: Columns of a decoded event table.
 EVENT_COLUMNS = ("onset_s", "duration_s", "event", "probability")
@@ -116,7 +117,9 @@ def night_events(proba: np.ndarray, labels: np.ndarray, reference: pd.DataFrame,
                        respiratory_indices(reference, stages, epoch_s)["AHI"])
 
 
-def _shifted(tables: Sequence[pd.DataFrame], offsets: Sequence[float]) -> pd.DataFrame:
+def shift_nights(tables: Sequence[pd.DataFrame], offsets: Sequence[float]) -> pd.DataFrame:
+    """Event tables of several nights as one, each night's onsets moved by its offset (s), so
+    pooled agreement never matches an event of one night with another's."""
     parts = [t.assign(onset_s=t["onset_s"].astype(float) + o) for t, o in zip(tables, offsets, strict=True)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(EVENT_COLUMNS))
 
@@ -132,8 +135,8 @@ def events_metrics(nights: Sequence[NightEvents], resolution_s: float = 1.0) -> 
                                  np.concatenate([n.proba.argmax(1) for n in scored]), len(EVENT_CLASSES),
                                  EVENT_CLASSES)
     offsets = np.cumsum([0.0] + [n.labels.size * resolution_s + 3600.0 for n in scored[:-1]]).tolist()  # apart
-    reference = _shifted([n.reference for n in scored], offsets)
-    predicted = _shifted([n.predicted for n in scored], offsets)
+    reference = shift_nights([n.reference for n in scored], offsets)
+    predicted = shift_nights([n.predicted for n in scored], offsets)
     out.update(event_agreement(reference, predicted))
     out["event_f1_50"] = event_agreement(reference, predicted, min_overlap=0.5)["event_f1"]
     errors = np.array([n.ahi - n.ahi_reference for n in scored])

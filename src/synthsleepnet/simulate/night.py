@@ -91,15 +91,6 @@ def _artefacts(signals: dict[str, np.ndarray], rates: dict[str, float], hyp: np.
             x[a:b] += rng.uniform(80, 250) * band_noise(b - a, fs, 0.5, min(0.45 * fs, 60), rng)
 
 
-def _amplifier(x: np.ndarray, sfreq: float, band: tuple[float, float] | None) -> np.ndarray:
-    """The site amplifier's pass band (zero-phase 2nd-order Butterworth), if it has one."""
-    if band is None:
-        return x
-    from scipy.signal import butter, sosfiltfilt
-
-    return np.asarray(sosfiltfilt(butter(2, band, btype="bandpass", fs=sfreq, output="sos"), x))
-
-
 def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ahi: float | None = None,
                    config: SimulationConfig | None = None, variability: str = "normal") -> SimulatedNight:
     """Simulate one night of PSG (deterministic for a seed).
@@ -138,8 +129,11 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
     rates = {"C4-M1": config.eeg_sfreq, "C3-M2": config.eeg_sfreq, "E1-M2": config.eog_sfreq,
              "E2-M2": config.eog_sfreq, "Chin": config.emg_sfreq, "ECG": config.ecg_sfreq}
     _artefacts(bio, rates, hyp, rng, config)
-    for label in ("C4-M1", "C3-M2", "E1-M2", "E2-M2"):
-        bio[label] = _amplifier(bio[label], rates[label], traits.band_hz)
+    if traits.band_hz is not None:  # the site amplifier's pass band (2nd-order, zero phase)
+        from ..preprocessing.signal import bandpass
+
+        for label in ("C4-M1", "C3-M2", "E1-M2", "E2-M2"):
+            bio[label] = bandpass(bio[label], rates[label], traits.band_hz, order=2)
     signals = {("EEG " + k if k.startswith("C") and k[1].isdigit() else
                 "EOG " + k if k.startswith("E") and k[1].isdigit() else
                 "EMG Chin" if k == "Chin" else k): (v, rates[k], "uV") for k, v in bio.items()}
