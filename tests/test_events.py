@@ -3,6 +3,7 @@ merging, typing), agreement by type, the per-second model, and fine-tuning and e
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,16 @@ import pytest
 import torch
 
 from synthsleepnet import EpochStore, prepare_store
-from synthsleepnet._config import TrainConfig, get_preset
-from synthsleepnet.events import decode_events, event_agreement
-from synthsleepnet.models import SleepClassifier, load_classifier
+from synthsleepnet._config import EventDecoding, TrainConfig, get_preset
+from synthsleepnet._validation import ConfigError
+from synthsleepnet.events import (
+    NightEvents,
+    calibrate_decoding,
+    decode_events,
+    event_agreement,
+    night_events,
+)
+from synthsleepnet.models import SleepClassifier, load_classifier, read_checkpoint_meta
 from synthsleepnet.scoring import ScoringResult, score_recording
 from synthsleepnet.simulate import simulate_cohort
 from synthsleepnet.tasks import EVENT_CLASSES, LabelContext, event_class_rule, second_labels
@@ -62,6 +70,31 @@ def test_decoding_keeps_events_of_ten_seconds_and_merges_short_gaps() -> None:
         decode_events(np.zeros((10, 2)))
 
 
+def _night(proba: np.ndarray, reference: pd.DataFrame) -> NightEvents:
+    return night_events(proba, np.zeros(len(proba), dtype=int), reference, np.full(len(proba) // 30, 2), 30.0)
+
+
+def test_decoding_is_calibrated_on_validation_nights() -> None:
+    # a model that is sure of nothing: its events peak at 0.35, below the default threshold
+    weak = _night(_proba(600, [(30, 50, 1, 0.35), (120, 140, 4, 0.35), (300, 325, 2, 0.35)]),
+                  _events((30.0, 20.0, "apnea_obstructive"), (120.0, 20.0, "hypopnea"), (300.0, 25.0, "apnea_central")))
+    assert weak.predicted.empty  # the default decoding finds nothing
+    chosen = calibrate_decoding([weak])
+    assert chosen.threshold < 0.35
+    assert len(decode_events(weak.proba, **dataclasses.asdict(chosen))) == 3
+    # two events 6 s apart whose gap stays at 0.45: a low threshold would join them into one
+    p = _proba(300, [(20, 40, 1, 0.9), (40, 46, 1, 0.45), (46, 66, 1, 0.9)])
+    close = _night(p, _events((20.0, 20.0, "apnea_obstructive"), (46.0, 20.0, "apnea_obstructive")))
+    chosen = calibrate_decoding([close])
+    assert chosen.threshold > 0.45 and len(decode_events(p, **dataclasses.asdict(chosen))) == 2
+    unscored = _night(p, _events())
+    unscored = dataclasses.replace(unscored, labels=np.full_like(unscored.labels, -1))
+    with pytest.raises(ValueError, match="no night has respiratory scoring"):
+        calibrate_decoding([unscored])
+    with pytest.raises(ValueError, match="threshold"):
+        EventDecoding(threshold=1.5)
+
+
 def test_agreement_by_type() -> None:
     reference = _events((0.0, 20.0, "apnea_obstructive"), (100.0, 15.0, "apnea_central"), (300.0, 30.0, "hypopnea"))
     predicted = _events((5.0, 12.0, "apnea_obstructive"), (102.0, 10.0, "hypopnea"), (500.0, 12.0, "hypopnea"))
@@ -101,6 +134,10 @@ def test_finetune_and_evaluate_the_events_task(store: Path, tmp_path: Path) -> N
                       config=config, progress=False)
     model, meta = load_classifier(result.checkpoint)
     assert meta.task == "events" and meta.spec.resolution_s == 1.0 and model.output_shape == (30, 5)
+    assert meta.decoding is not None  # chosen on the validation nights, kept with the weights
+    with pytest.raises(ConfigError, match="decoding"):  # an epoch model has none
+        type(meta).from_dict({**meta.to_dict(), "task": "stage", "spec": {**meta.to_dict()["spec"], "n_outputs": 5,
+                                                                         "resolution_s": None}})
     scores = evaluate(result.checkpoint, store)
     st = EpochStore(store)
     assert scores["task"] == "events" and scores["n_epochs"] > 0  # per-second labels scored
@@ -124,5 +161,10 @@ def test_finetune_and_evaluate_the_events_task(store: Path, tmp_path: Path) -> N
     assert (events["duration_s"] >= 10).all()
     agreement = result.event_agreement()
     assert agreement is not None and "event_f1_central" in agreement and agreement["n_true_events"] > 0
+    assert result.decoding == dataclasses.replace(meta.decoding, threshold=0.2)  # the user's threshold wins
+    assert result.summary()["event_decoding"]["threshold"] == 0.2
     again = ScoringResult.from_json(result.to_json())
+    assert again.decoding == result.decoding
     pd.testing.assert_frame_equal(again.respiratory_events(), events, atol=1e-3)
+    own = score_recording(night, [tmp_path / "events" / "model.safetensors"])
+    assert own.decoding == read_checkpoint_meta(tmp_path / "events" / "model.safetensors").decoding

@@ -400,9 +400,19 @@ def test_stored_features_are_reused_and_recomputed_when_stale(store: Path, tmp_p
                                    adapt=AdaptConfig())
     runtime = resolve_runtime("cpu", "fp32")
     nights = st.night_ids[:3]
-    first = ConvCache(model, st, nights, runtime, persist=True)
+    def built() -> ConvCache:
+        cache = ConvCache(model, st, nights, runtime, persist=True)
+        cache.materialise()
+        return cache
+
+    lazy = ConvCache(model, st, nights, runtime, persist=False)
+    assert lazy.computed == 0  # nothing until asked: a finished run that is resumed costs nothing
+    lazy.night(nights[1])
+    assert lazy.computed == 2 and list(lazy.features) == [nights[1]]
+    first = built()
     assert first.computed == 6 and len(list((store / "features").rglob("*.safetensors"))) == 6
-    again = ConvCache(model, st, nights, runtime, persist=True)
+    torch.testing.assert_close(lazy.night(nights[1]), first.night(nights[1]), rtol=0, atol=0)
+    again = built()
     assert again.computed == 0
     for night in nights:
         for channel, features in first.night(night).items():
@@ -411,5 +421,5 @@ def test_stored_features_are_reused_and_recomputed_when_stale(store: Path, tmp_p
     os.utime(signals, ns=(signals.stat().st_atime_ns, signals.stat().st_mtime_ns + 10**9))  # prepared again
     damaged = next((store / "features").rglob(f"{nights[1]}.safetensors"))
     damaged.write_bytes(damaged.read_bytes()[:100])
-    assert ConvCache(model, st, nights, runtime, persist=True).computed == 2 + 1
-    assert ConvCache(model, st, nights, runtime, persist=True).computed == 0  # and rewritten
+    assert built().computed == 2 + 1
+    assert built().computed == 0  # and rewritten

@@ -34,6 +34,7 @@ __all__ = [
     "BackboneConfig",
     "Context",
     "EncoderConfig",
+    "EventDecoding",
     "FusionConfig",
     "Mixer",
     "ModelConfig",
@@ -603,6 +604,32 @@ class AdaptConfig:
         check_int("window_stride", self.window_stride, 1, 10_000)
         check_int("probe_calibration_items", self.probe_calibration_items, 1, 100_000)
         check_int("finetune_calibration_items", self.finetune_calibration_items, 1, 100_000)
+
+
+@dataclasses.dataclass(frozen=True)
+class EventDecoding:
+    """How a per-second ``events`` model's probabilities become events
+    (:func:`~synthsleepnet.events.decode_events`); chosen on validation nights after fine-tuning
+    and kept in the checkpoint, so scoring decodes as the model was selected to.
+
+    Parameters
+    ----------
+    threshold : float
+        A second belongs to an event when the probability of any event exceeds it.
+    merge_gap_s : float
+        Runs of event seconds this close (s) join into one event.
+    min_duration_s : float
+        Shorter runs are dropped (AASM: 10 s).
+    """
+
+    threshold: float = 0.5
+    merge_gap_s: float = 3.0
+    min_duration_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_fraction("threshold", self.threshold)
+        check_positive("merge_gap_s", self.merge_gap_s, allow_zero=True)
+        check_positive("min_duration_s", self.min_duration_s, allow_zero=True)
 
 
 # --- training --------------------------------------------------------------------------------

@@ -467,7 +467,8 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("--annotations", help="reference scoring to compare with")
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases")
-    q.add_argument("--threshold", type=float, default=0.5, help="event probability threshold")
+    q.add_argument("--threshold", type=float, help="event probability threshold (default: 0.5 for apnea and "
+                   "hypopnea models; an events model's own, chosen on its validation nights)")
     q.add_argument("--require", action="append", default=[], metavar="MODALITY",
                    help="refuse to score unless the models can use this modality or channel (e.g. eeg)")
     q.add_argument("--overwrite", action="store_true", help="replace existing outputs")

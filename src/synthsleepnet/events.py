@@ -5,7 +5,9 @@ each class in :data:`~synthsleepnet.tasks.EVENT_CLASSES`. :func:`decode_events` 
 events as a scorer writes them: a second belongs to an event when the probability of *any*
 event exceeds ``threshold``; runs separated by less than ``merge_gap_s`` join; runs shorter than
 the AASM minimum of 10 s are dropped; an event's type is the class with the highest mean
-probability over its seconds, and its probability is the mean event probability.
+probability over its seconds, and its probability is the mean event probability. The threshold
+and merge gap are a model's own: :func:`calibrate_decoding` chooses them on validation nights
+after fine-tuning (an :class:`~synthsleepnet._config.EventDecoding` kept in the checkpoint).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._config import EventDecoding
 from .metrics import classification_metrics, event_f1
 from .respiratory import respiratory_indices
 from .tasks import EVENT_CLASS_TYPES, EVENT_CLASSES, RESPIRATORY_EVENTS
 
-__all__ = ["EVENT_COLUMNS", "NightEvents", "decode_events", "event_agreement", "events_metrics", "night_events",
-           "shift_nights"]
+__all__ = ["EVENT_COLUMNS", "NightEvents", "calibrate_decoding", "decode_events", "event_agreement", "events_metrics",
+           "night_events", "shift_nights"]
 
 #: Columns of a decoded event table.
 EVENT_COLUMNS = ("onset_s", "duration_s", "event", "probability")
@@ -107,14 +110,45 @@ class NightEvents:
 
 
 def night_events(proba: np.ndarray, labels: np.ndarray, reference: pd.DataFrame, stages: np.ndarray,
-                 epoch_s: float, resolution_s: float = 1.0) -> NightEvents:
+                 epoch_s: float, resolution_s: float = 1.0, decoding: EventDecoding | None = None) -> NightEvents:
     """Decode a night's (E, seconds, classes) probabilities and set them beside its scoring."""
     flat = np.asarray(proba).reshape(-1, np.asarray(proba).shape[-1])
-    predicted = decode_events(flat, resolution_s=resolution_s)
+    predicted = decode_events(flat, resolution_s=resolution_s, **dataclasses.asdict(decoding or EventDecoding()))
     reference = reference[reference["event"].isin(RESPIRATORY_EVENTS)].reset_index(drop=True)
     return NightEvents(flat, np.asarray(labels).reshape(-1), predicted, reference,
                        respiratory_indices(predicted, stages, epoch_s)["AHI"],
                        respiratory_indices(reference, stages, epoch_s)["AHI"])
+
+
+#: The thresholds and merge gaps (s) :func:`calibrate_decoding` tries.
+CALIBRATION_GRID = ((0.2, 0.3, 0.4, 0.5, 0.6, 0.7), (0.0, 2.0, 4.0, 6.0))
+
+
+def calibrate_decoding(nights: Sequence[NightEvents], resolution_s: float = 1.0) -> EventDecoding:
+    """The threshold and merge gap of :data:`CALIBRATION_GRID` whose events agree best with the
+    scoring of ``nights`` (validation nights: never those that will measure the model).
+
+    Agreement is the pooled event F1 with the ≥ 50 % overlap rule, which — unlike "any overlap" —
+    counts one predicted event spanning two scored ones as a miss, so a low threshold that merges
+    events is not rewarded; ties go to any-overlap F1, then to the threshold nearest 0.5.
+    """
+    scored = [n for n in nights if n.scored]
+    if not scored:
+        raise ValueError("no night has respiratory scoring to calibrate the event decoding on")
+    offsets = _apart(scored, resolution_s)
+    reference = shift_nights([n.reference for n in scored], offsets)
+    best: tuple[float, float, float] | None = None
+    chosen = EventDecoding()
+    for threshold in CALIBRATION_GRID[0]:
+        for gap in CALIBRATION_GRID[1]:
+            decoding = EventDecoding(threshold=threshold, merge_gap_s=gap)
+            predicted = shift_nights([decode_events(n.proba, resolution_s=resolution_s,
+                                                    **dataclasses.asdict(decoding)) for n in scored], offsets)
+            score = (event_agreement(reference, predicted, min_overlap=0.5)["event_f1"],
+                     event_agreement(reference, predicted)["event_f1"], -abs(threshold - 0.5))
+            if best is None or score > best:
+                best, chosen = score, decoding
+    return chosen
 
 
 def shift_nights(tables: Sequence[pd.DataFrame], offsets: Sequence[float]) -> pd.DataFrame:
@@ -122,6 +156,11 @@ def shift_nights(tables: Sequence[pd.DataFrame], offsets: Sequence[float]) -> pd
     pooled agreement never matches an event of one night with another's."""
     parts = [t.assign(onset_s=t["onset_s"].astype(float) + o) for t, o in zip(tables, offsets, strict=True)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(EVENT_COLUMNS))
+
+
+def _apart(nights: Sequence[NightEvents], resolution_s: float) -> list[float]:
+    """Onset offsets (s) that pool nights an hour apart, so no event matches across nights."""
+    return np.cumsum([0.0] + [n.labels.size * resolution_s + 3600.0 for n in nights[:-1]]).tolist()
 
 
 def events_metrics(nights: Sequence[NightEvents], resolution_s: float = 1.0) -> dict[str, Any]:
@@ -134,7 +173,7 @@ def events_metrics(nights: Sequence[NightEvents], resolution_s: float = 1.0) -> 
     out = classification_metrics(np.concatenate([n.labels for n in scored]),
                                  np.concatenate([n.proba.argmax(1) for n in scored]), len(EVENT_CLASSES),
                                  EVENT_CLASSES)
-    offsets = np.cumsum([0.0] + [n.labels.size * resolution_s + 3600.0 for n in scored[:-1]]).tolist()  # apart
+    offsets = _apart(scored, resolution_s)
     reference = shift_nights([n.reference for n in scored], offsets)
     predicted = shift_nights([n.predicted for n in scored], offsets)
     out.update(event_agreement(reference, predicted))

@@ -28,6 +28,7 @@ from torch import nn
 
 from .._atomic import atomic_path
 from .._config import (
+    EventDecoding,
     Phase,
     PreprocessingConfig,
     TrainConfig,
@@ -102,6 +103,8 @@ class CheckpointMeta:
         The labelled share used by probing or fine-tuning (epochs).
     epoch, selection_metric, selection_score
         The training epoch saved and, with validation, the metric and score that selected it.
+    decoding : EventDecoding | None
+        For a per-second ``events`` model: the event decoding chosen on its validation nights.
     package_version, format_version, tensor_sha256
         Written by :func:`save_checkpoint`; the digest is verified on every load.
     """
@@ -120,6 +123,7 @@ class CheckpointMeta:
     epoch: int | None = None
     selection_metric: str | None = None
     selection_score: float | None = None
+    decoding: EventDecoding | None = None
     package_version: str = ""
     format_version: int = CHECKPOINT_FORMAT_VERSION
     tensor_sha256: str = ""
@@ -138,6 +142,8 @@ class CheckpointMeta:
             if self.spec.architecture == "sleep_classifier" and self.spec.resolution_s != TASKS[self.task].resolution_s:
                 raise ValueError(f"task {self.task!r} predicts every {TASKS[self.task].resolution_s} s but the "
                                  f"model every {self.spec.resolution_s} s")
+        if self.decoding is not None and not (self.task in TASKS and TASKS[self.task].per_second):
+            raise ValueError(f"only a per-second events model has an event decoding, not a {self.task!r} model")
         if self.preprocessing is not None:
             self.spec.config.check_preprocessing(self.preprocessing)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_write_text
+from .._config import EventDecoding, config_from_dict
 from ..events import decode_events, event_agreement
 from ..metrics import classification_metrics, event_f1
 from ..respiratory import (
@@ -76,7 +77,10 @@ class ScoringResult:
     reference_events : list of (onset_s, duration_s, event) | None
         Reference respiratory events, when that scoring covers them.
     threshold : float
-        Probability above which an epoch is flagged for an event.
+        Probability above which an epoch is flagged for an event (per-epoch models).
+    decoding : EventDecoding
+        How a per-second model's probabilities become events: the events model's own (chosen
+        on its validation nights), its threshold replaced when the user gave one.
     spo2 : list of float | None
         SpO2 (%) at 1 Hz when the recording has it (for the report).
     notes : list of str
@@ -98,6 +102,7 @@ class ScoringResult:
     reference: list[str] | None = None
     reference_events: list[tuple[float, float, str]] | None = None
     threshold: float = 0.5
+    decoding: EventDecoding = dataclasses.field(default_factory=EventDecoding)
     spo2: list[float] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     second_proba: np.ndarray | None = None
@@ -146,7 +151,7 @@ class ScoringResult:
         if self.second_proba is not None:
             proba = np.asarray(self.second_proba)
             decoded = decode_events(proba.reshape(-1, proba.shape[-1]), resolution_s=self.epoch_s / proba.shape[1],
-                                    threshold=self.threshold)
+                                    **dataclasses.asdict(self.decoding))
             return confirm_hypopneas(decoded, self.desaturations())
         rows = []
         for task in self.event_proba:
@@ -255,7 +260,8 @@ class ScoringResult:
                 "channels_used": self.channels_used,
                 "channels_missing": self.channels_missing, "modalities_used": self.modalities_used,
                 "reliability": self.reliability,
-                "models": self.models, "preprocessing_hash": self.preprocessing_hash, "notes": self.notes}
+                "models": self.models, "preprocessing_hash": self.preprocessing_hash, "notes": self.notes,
+                **({"event_decoding": dataclasses.asdict(self.decoding)} if self.second_proba is not None else {})}
 
     # --- serialisation ---
     def to_json(self, path: str | Path | None = None) -> str:
@@ -284,6 +290,7 @@ class ScoringResult:
             data["second_proba"] = np.asarray(data["second_proba"], dtype=float)
         if data.get("reference_events") is not None:
             data["reference_events"] = [tuple(e) for e in data["reference_events"]]
+        data["decoding"] = config_from_dict(EventDecoding, data.get("decoding") or {}, source="decoding")
         return cls(**data)
 
     # --- other tools ---

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._config import PreprocessingConfig
+from .._config import EventDecoding, PreprocessingConfig
 from .._device import Runtime, resolve_runtime
 from .._logging import logger, verbose
 from .._validation import ChannelNotFoundError, CheckpointError, check_finite_output
@@ -132,13 +132,13 @@ class NightScorer:
     config: PreprocessingConfig
     table: ChannelTable
     runtime: Runtime
-    threshold: float = 0.5
+    threshold: float | None = None
     require: tuple[str, ...] = ()
     timezone: dt.tzinfo = dt.UTC
 
     @classmethod
     def load(cls, models: Sequence[str | Path], *, channel_file: str | Path | None = None, device: str = "auto",
-             precision: str = "auto", threshold: float = 0.5, require: Sequence[str] = (),
+             precision: str = "auto", threshold: float | None = None, require: Sequence[str] = (),
              timezone: dt.tzinfo = dt.UTC) -> NightScorer:
         runtime = resolve_runtime(device, precision)
         scorers, config = load_scorers(models, runtime)
@@ -155,6 +155,11 @@ class NightScorer:
         night = prepare_recording(recording, annotations, config=self.config, channel_table=self.table, only=wanted)
         return PreparedInput(recording, night, annotations is not None, _spo2_1hz(recording, self.table),
                              annotations is not None and annotations.respiratory_scored)
+
+    def _decoding(self) -> EventDecoding:
+        """The events model's decoding (chosen on its validation nights), with the user's threshold."""
+        chosen = next((s.meta.decoding for s in self.scorers.values() if s.meta.decoding), None) or EventDecoding()
+        return chosen if self.threshold is None else dataclasses.replace(chosen, threshold=self.threshold)
 
     def score(self, prepared: PreparedInput) -> ScoringResult:
         """Run every model on a prepared night and assemble the result."""
@@ -226,7 +231,8 @@ class NightScorer:
                              channels_used=used, channels_missing=missing, modalities_used=used_modalities,
                              reliability=reliability,
                              preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
-                             reference=reference, reference_events=reference_events, threshold=self.threshold,
+                             reference=reference, reference_events=reference_events,
+                             threshold=0.5 if self.threshold is None else self.threshold, decoding=self._decoding(),
                              spo2=prepared.spo2, notes=notes, second_proba=second_proba)
 
 
@@ -238,7 +244,7 @@ def score_recording(
     annotations: str | Path | Scoring | None = None,
     channel_file: str | Path | None = None,
     timezone: dt.tzinfo = dt.UTC,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     require: Sequence[str] = (),
     device: str = "auto",
     precision: str = "auto",
@@ -262,8 +268,10 @@ def score_recording(
         Extra channel aliases (TOML/YAML).
     timezone : tzinfo
         Zone of the EDF clock time (EDF stores local time without a zone).
-    threshold : float
-        Probability above which an epoch is flagged for an event.
+    threshold : float | None
+        Probability above which an epoch is flagged for an event, or a second belongs to one.
+        Default: 0.5 for per-epoch models; for an ``events`` model, the threshold chosen on its
+        validation nights.
     require : sequence of str
         Modalities (``eeg``) or canonical channels the models must be able to use; scoring a
         night without them is refused (by default it is scored, and ``reliability`` says how

@@ -8,6 +8,7 @@ fusion checkpoint they train the same architecture from random weights: the scra
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from .._config import PHASE_DEFAULTS, AdaptConfig, Context, ModelConfig, TrainConfig
+from .._config import PHASE_DEFAULTS, AdaptConfig, Context, EventDecoding, ModelConfig, TrainConfig
 from .._device import Runtime, resolve_runtime
 from .._logging import logger, verbose
 from .._validation import CheckpointError, check_finite_output
-from ..events import NightEvents, events_metrics, night_events
+from ..events import NightEvents, calibrate_decoding, events_metrics, night_events
 from ..metrics import classification_metrics
-from ..models.checkpoint import CheckpointMeta, check_compatible, load_encoder, read_checkpoint_meta
+from ..models.checkpoint import (
+    CheckpointMeta,
+    check_compatible,
+    load_encoder,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
 from ..models.classifier import SleepClassifier
 from ..models.registry import ModelSpec
 from ..store.epoch_store import EpochStore
@@ -38,7 +45,7 @@ from .data import (
     night_second_labels,
     nights_with_channels,
 )
-from .loop import FitResult, fit
+from .loop import FitResult, fit, is_main_process
 from .pretrain import default_channels, resolve_model, store_identity
 from .splits import assign_splits, sample_labelled_epochs, split_nights
 
@@ -147,30 +154,51 @@ def _validation(store: EpochStore, nights: Sequence[str], task: Task, channels: 
     def validate(model: torch.nn.Module) -> dict[str, Any]:
         if not isinstance(model, SleepClassifier):
             raise TypeError("validation needs a SleepClassifier")
-        truth, probs = [], []
-        for night in usable:
-            source = f"the model in training (validation night {night})"
-            if cache is not None:
-                p = check_finite_output(model.predict_proba(cache.night(night), runtime=runtime, conv=True), source)
-            else:
-                p = predict_night(model, night_inputs(store, night, model.channels), runtime, source)
-            probs.append(p)
-            truth.append(store.night(night).labels[:, column])
+        probs = _predict_nights(model, store, usable, runtime, cache)
         if task.per_second:
             metrics = events_metrics([stored_night_events(store, n, task, p) for n, p in zip(usable, probs, strict=True)])
         else:
-            p, t = np.concatenate(probs), np.concatenate(truth)
+            p, t = np.concatenate(probs), np.concatenate([store.night(n).labels[:, column] for n in usable])
             metrics = classification_metrics(t, p.argmax(1), task.n_classes, task.classes, scores=p)
         return {k: v for k, v in metrics.items() if not isinstance(v, dict | list)}
 
     return validate, {f"validation {k}": v for k, v in skipped.items()}
 
 
-def stored_night_events(store: EpochStore, night: str, task: Task, proba: np.ndarray) -> NightEvents:
+def _predict_nights(model: SleepClassifier, store: EpochStore, nights: Sequence[str], runtime: Runtime,
+                    cache: ConvCache | None) -> list[np.ndarray]:
+    """The model's probabilities for whole validation nights (from ``cache`` when given)."""
+    probs = []
+    for night in nights:
+        source = f"the model in training (validation night {night})"
+        if cache is not None:
+            probs.append(check_finite_output(model.predict_proba(cache.night(night), runtime=runtime, conv=True),
+                                             source))
+        else:
+            probs.append(predict_night(model, night_inputs(store, night, model.channels), runtime, source))
+    return probs
+
+
+def _keep_decoding(model: SleepClassifier, checkpoint: Path, store: EpochStore, nights: Sequence[str], task: Task,
+                   runtime: Runtime, cache: ConvCache | None) -> None:
+    """Choose a per-second model's event decoding on its validation nights (the selected weights,
+    which ``model`` holds after :func:`fit`) and write it into its checkpoint."""
+    usable, _ = nights_with_channels(store, nights, model.channels)
+    probs = _predict_nights(model, store, usable, runtime, cache)
+    decoding = calibrate_decoding([stored_night_events(store, n, task, p) for n, p in zip(usable, probs, strict=True)],
+                                  task.resolution_s or 1.0)
+    save_checkpoint(checkpoint, model, dataclasses.replace(read_checkpoint_meta(checkpoint), decoding=decoding))
+    logger.info("event decoding chosen on %d validation nights: threshold %g, merge gap %g s", len(usable),
+                decoding.threshold, decoding.merge_gap_s)
+
+
+def stored_night_events(store: EpochStore, night: str, task: Task, proba: np.ndarray,
+                        decoding: EventDecoding | None = None) -> NightEvents:
     """A per-second model's (E, seconds, classes) output for a stored night, beside its scoring."""
     nf = store.night(night)
     return night_events(proba, night_second_labels(store, night, task), nf.events,
-                        nf.labels[:, store.label_column("stage")], store.config.epoch_s, task.resolution_s or 1.0)
+                        nf.labels[:, store.label_column("stage")], store.config.epoch_s, task.resolution_s or 1.0,
+                        decoding)
 
 
 def _prepare(store: str | Path, task_name: str, config: TrainConfig) -> tuple[EpochStore, Task, list[str], list[str]]:
@@ -333,9 +361,12 @@ def finetune(
     meta = CheckpointMeta(phase="finetune", spec=spec, task=spec_task.name, preprocessing=st.config,
                           data=store_identity(st, train_nights, val_nights), parents=parents,
                           label_fraction=label_fraction, n_labelled_epochs=n_labelled)
-    return fit(model, train_data, step, config=config, out_dir=out_dir, meta=meta, runtime=rt, validate=validate,
-               selection=spec_task.selection, sample_weights=sampling, skipped=val_skipped, resume=resume,
-               restart=restart, progress=progress, description=f"finetune {spec_task.name}")
+    result = fit(model, train_data, step, config=config, out_dir=out_dir, meta=meta, runtime=rt, validate=validate,
+                 selection=spec_task.selection, sample_weights=sampling, skipped=val_skipped, resume=resume,
+                 restart=restart, progress=progress, description=f"finetune {spec_task.name}")
+    if spec_task.per_second and is_main_process():
+        _keep_decoding(model, result.checkpoint, st, val_nights, spec_task, rt, cache)
+    return result
 
 
 def _conv_cache(model: SleepClassifier, store: EpochStore, nights: Sequence[str], adapt: AdaptConfig,

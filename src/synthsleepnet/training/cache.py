@@ -75,41 +75,53 @@ class ConvCache:
                  persist: bool = False, batch: int = 256) -> None:
         self.dtype = torch.bfloat16 if runtime.dtype == torch.bfloat16 else torch.float32
         self.features: dict[str, dict[str, torch.Tensor]] = {}
+        self.nights = list(nights)
+        self._model, self._store, self._runtime, self._batch = model, store, runtime, batch
         self._keys = {c: conv_key(model.fusion.encoder(c), self.dtype) for c in model.channels}
-        root = store.path / "features" if persist else None
+        self._root = store.path / "features" if persist else None
         self.computed = 0  # night-channels computed here, not read from beside the store
-        for night in nights:
-            self.features[night] = self._night_features(model, store, night, runtime, root, batch)
-        size = sum(t.numel() * t.element_size() for f in self.features.values() for t in f.values())
-        logger.info("convolution features of %d nights: %.0f MB (%d night-channels computed%s)", len(nights),
-                    size / 2**20, self.computed, f", the rest read from {root}" if root else "")
 
-    def _night_features(self, model: SleepClassifier, store: EpochStore, night: str, runtime: Runtime,
-                        root: Path | None, batch: int) -> dict[str, torch.Tensor]:
-        channels = [c for c in model.channels if c in store.night(night).channels]
-        if root is None:
+    def materialise(self) -> None:
+        """Compute (or read) every night now. Nights are otherwise computed when first asked
+        for, so a finished run that is resumed costs nothing; training calls this before its
+        data-loader workers start, so they share one copy instead of each computing its own."""
+        for night in self.nights:
+            self._night(night)
+        size = sum(t.numel() * t.element_size() for f in self.features.values() for t in f.values())
+        logger.info("convolution features of %d nights: %.0f MB (%d night-channels computed%s)", len(self.nights),
+                    size / 2**20, self.computed, f", the rest read from {self._root}" if self._root else "")
+
+    def _night(self, night: str) -> dict[str, torch.Tensor]:
+        if night not in self.features:
+            if night not in self.nights:
+                raise KeyError(f"night {night!r} is not one of the cached nights")
+            self.features[night] = self._night_features(night)
+        return self.features[night]
+
+    def _night_features(self, night: str) -> dict[str, torch.Tensor]:
+        channels = [c for c in self._model.channels if c in self._store.night(night).channels]
+        if self._root is None:
             self.computed += len(channels)
-            return self._compute(model, store, night, channels, runtime, batch)
-        signature = _signature(store, night)
-        paths = {c: root / self._keys[c] / f"{night}.safetensors" for c in channels}
+            return self._compute(night, channels)
+        signature = _signature(self._store, night)
+        paths = {c: self._root / self._keys[c] / f"{night}.safetensors" for c in channels}
         found = {c: t for c in channels if (t := self._load(paths[c], signature)) is not None}
         missing = [c for c in channels if c not in found]
-        fresh = self._compute(model, store, night, missing, runtime, batch) if missing else {}
+        fresh = self._compute(night, missing) if missing else {}
         for c, t in fresh.items():
             self._save(paths[c], t, signature)
         self.computed += len(missing)
         return {c: found[c] if c in found else fresh[c] for c in channels}
 
-    def _compute(self, model: SleepClassifier, store: EpochStore, night: str, channels: list[str],
-                 runtime: Runtime, batch: int) -> dict[str, torch.Tensor]:
-        nf = store.night(night)
+    def _compute(self, night: str, channels: list[str]) -> dict[str, torch.Tensor]:
+        nf = self._store.night(night)
         parts: dict[str, list[torch.Tensor]] = {c: [] for c in channels}
-        with torch.inference_mode(), runtime.autocast():
-            for first in range(0, nf.n_epochs, batch):
-                x = nf.read(np.arange(first, min(first + batch, nf.n_epochs)))
+        with torch.inference_mode(), self._runtime.autocast():
+            for first in range(0, nf.n_epochs, self._batch):
+                x = nf.read(np.arange(first, min(first + self._batch, nf.n_epochs)))
                 for c in channels:
-                    epochs = torch.from_numpy(x[:, nf.channels.index(c)]).to(runtime.device)
-                    parts[c].append(model.fusion.encoder(c).conv_features(epochs).to("cpu", self.dtype))
+                    epochs = torch.from_numpy(x[:, nf.channels.index(c)]).to(self._runtime.device)
+                    parts[c].append(self._model.fusion.encoder(c).conv_features(epochs).to("cpu", self.dtype))
         return {c: torch.cat(v) for c, v in parts.items()}
 
     def _load(self, path: Path, signature: str) -> torch.Tensor | None:
@@ -144,16 +156,16 @@ class ConvCache:
 
     def window(self, night: str, start: int, length: int) -> dict[str, torch.Tensor]:
         """``{channel: (length, F, n_conv)}`` float32 features of a window."""
-        return {c: t[start:start + length].float() for c, t in self.features[night].items()}
+        return {c: t[start:start + length].float() for c, t in self._night(night).items()}
 
     def epochs(self, night: str, index: np.ndarray) -> dict[str, torch.Tensor]:
         """``{channel: (len(index), F, n_conv)}`` float32 features of some epochs of a night."""
         idx = torch.from_numpy(np.asarray(index, dtype=np.int64))
-        return {c: t[idx].float() for c, t in self.features[night].items()}
+        return {c: t[idx].float() for c, t in self._night(night).items()}
 
     def night(self, night: str) -> dict[str, torch.Tensor]:
         """``{channel: (E, F, n_conv)}`` float32 features of a whole night."""
-        return {c: t.float() for c, t in self.features[night].items()}
+        return {c: t.float() for c, t in self._night(night).items()}
 
 
 class CachedWindows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
@@ -162,6 +174,9 @@ class CachedWindows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
     def __init__(self, windows: Windows, cache: ConvCache) -> None:
         self.windows, self.cache = windows, cache
         self.skipped = windows.skipped
+
+    def materialise(self) -> None:
+        self.cache.materialise()
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -35,6 +35,13 @@ class ReportsSkipped(Protocol):
     skipped: dict[str, str]
 
 
+@runtime_checkable
+class Materialises(Protocol):
+    """A dataset that computes what it serves when first asked; ``materialise`` computes it all."""
+
+    def materialise(self) -> None: ...
+
+
 def _missing(have: Sequence[str], channels: Sequence[str]) -> list[str]:
     return [c for c in channels if c not in have]
 

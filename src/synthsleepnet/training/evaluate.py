@@ -31,7 +31,8 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
     Stages: accuracy, macro-F1, κ, per-class F1, confusion. Event tasks add AUROC, AUPRC and
     event-level F1 (runs of predicted positive epochs against scored events, any overlap). The
     per-second ``events`` task gives per-second metrics, event F1 overall and by type (any
-    overlap; ``event_f1_50``: half of the event) and the AHI's mean absolute error and bias.
+    overlap; ``event_f1_50``: half of the event) and the AHI's mean absolute error and bias, with
+    events decoded as the checkpoint's validation chose.
     Unscored epochs are ignored; nights without the model's channels are left out and listed
     under ``skipped``. Refuses a store prepared differently from the training data, nights that
     trained or selected the model, and a model whose outputs are not finite.
@@ -59,7 +60,8 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
     if task.per_second:
         return {**_header(checkpoint, task.name, split, len(usable), meta, skipped),
                 **events_metrics([stored_night_events(st, night, task, predict_night(
-                    model, night_inputs(st, night, model.channels), runtime, str(checkpoint))) for night in usable])}
+                    model, night_inputs(st, night, model.channels), runtime, str(checkpoint)), meta.decoding)
+                    for night in usable])}
     truth, probs, true_events, pred_events = [], [], [], []
     epoch_s = st.config.epoch_s
     offset = 0.0

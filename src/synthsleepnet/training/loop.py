@@ -44,7 +44,7 @@ from .._device import Runtime, resolve_runtime
 from .._logging import logger
 from .._validation import ResumeError
 from ..models.checkpoint import CheckpointMeta, save_checkpoint, tensor_digest
-from .data import ReportsSkipped
+from .data import Materialises, ReportsSkipped
 
 __all__ = ["EpochSampler", "FitResult", "fit", "init_distributed", "is_main_process", "run_identity", "to_device"]
 
@@ -346,6 +346,8 @@ def fit(
             train_model = nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         train_model = nn.parallel.DistributedDataParallel(
             train_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    if start_epoch < config.epochs and isinstance(dataset, Materialises):
+        dataset.materialise()  # before the loader's workers start, so they share it (a finished run skips it)
     sampler = EpochSampler(n_items, config.seed, weights=sample_weights, rank=rank, world=world)
     loader = DataLoader(dataset, batch_size=micro, sampler=sampler, collate_fn=_collate, drop_last=True,
                         pin_memory=rt.device.type == "cuda", num_workers=config.workers,
