@@ -128,7 +128,7 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
         call = calls[protocol]
         t0 = time.perf_counter()
         result = call()
-        seconds = time.perf_counter() - t0
+        seconds = _wall_time(result.checkpoint.parent, time.perf_counter() - t0)
         m = evaluate(result.checkpoint, store)
         meta = read_checkpoint_meta(result.checkpoint)
         rows.append({"task": task, "labels": fraction, "protocol": protocol, "seed": seed,
@@ -139,6 +139,16 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
         print(f"{task:<9} {fraction:>5.0%} seed {seed} {protocol:<9} "
               + "  ".join(f"{k} {rows[-1][k]:.3f}" for k in METRICS[task]) + f"  ({seconds:.0f} s)", flush=True)
     return rows
+
+
+def _wall_time(run: Path, seconds: float) -> float:
+    """A run's wall time (cache, training, validation), kept in the run the first time it
+    finishes, so a resumed study reports the time the run took, not the resume's."""
+    path = run / "benchmark_seconds.json"
+    if path.exists():
+        return float(json.loads(path.read_text())["seconds"])
+    path.write_text(json.dumps({"seconds": round(seconds, 1)}))
+    return seconds
 
 
 def _spread(values: Sequence[float]) -> str:

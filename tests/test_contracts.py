@@ -280,6 +280,7 @@ def test_resume_refuses_another_run_and_a_damaged_state(small_store: Path, tmp_p
         pretrain_unimodal(store, "eeg", out, config=QUICK, resume=True, progress=False)
     result = pretrain_unimodal(store, "eeg", out, config=QUICK, restart=True, progress=False)
     assert result.checkpoint.exists() and len(result.history) == 1
+    assert result.history[0]["seconds"] > 0  # each epoch's wall time, in log.csv too
 
 
 # --- nothing dropped silently -------------------------------------------------------------------

@@ -356,6 +356,7 @@ def fit(
     writer = _tensorboard(out_dir) if is_main_process() else None
     written_at = time.monotonic()
     for epoch in range(start_epoch, config.epochs):
+        began = time.monotonic()
         torch.manual_seed(config.seed * 1_000_003 + epoch)
         generator = rt.generator(config.seed * 7_919 + epoch)
         sampler.set_epoch(epoch)
@@ -397,6 +398,7 @@ def fit(
             improved = best_score is None or score > best_score
             if improved:
                 best_score, best_epoch = score, epoch + 1
+        row["seconds"] = round(time.monotonic() - began, 2)  # with validation; kept across resumes
         history.append(row)
         if improved:
             best = _subset(model, trained)
