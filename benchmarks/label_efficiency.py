@@ -19,9 +19,12 @@ summary (``label_efficiency.json``) and the plot (``label_efficiency.png``) to `
 
     python benchmarks/label_efficiency.py [--seeds 3] [--preset tiny] [--tasks stage apnea hypopnea]
         [--fractions 0.01 0.05 1] [--variability low|normal|high] [--workdir DIR] [--out DIR]
+    python benchmarks/label_efficiency.py --tables-from RUNS.csv [RUNS.csv ...] --out DIR
 
 With ``--workdir`` the data, the pretraining and every finished run are kept and reused, so an
 interrupted study resumes and other presets can share the data (runs go to ``runs/<preset>``).
+``--tables-from`` trains nothing: it prints the tables and draws the plot of the per-seed rows of
+earlier runs (for a study run in parts, e.g. one task or label fraction at a time).
 """
 
 from __future__ import annotations
@@ -171,11 +174,12 @@ def _tables(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: 
     for task in tasks:
         headline, protocols = METRICS[task][0], _protocols(task)
         pretrained = [p for p in protocols if p != "scratch"]
+        present = [f for f in fractions if all((task, f, p) in cells for p in protocols)]
         lines += ["", f"**{task}** ({' / '.join(METRICS[task])}; mean ± sd over seeds)", "",
                   "| labels | labelled epochs | " + " | ".join(protocols)
                   + f" | {headline}: best pretrained − scratch | {headline}: fine-tune − probe |",
                   "|---|---|" + "---|" * (len(protocols) + 2)]
-        for fraction in fractions:
+        for fraction in present:
             by = {p: cells[task, fraction, p] for p in protocols}
             seeds = sorted(by["scratch"])
             n_epochs = _spread([by["scratch"][s]["n_labelled_epochs"] for s in seeds]).split(" ±")[0]
@@ -208,10 +212,11 @@ def _plot(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: Se
         ax = fig.add_subplot(1, len(tasks), i + 1)
         metric = METRICS[task][0]
         for protocol, marker in zip(_protocols(task), "osD", strict=False):
-            values = [[r[metric] for r in cells[task, f, protocol].values()] for f in fractions]
+            present = [f for f in fractions if (task, f, protocol) in cells]
+            values = [[r[metric] for r in cells[task, f, protocol].values()] for f in present]
             means = [statistics.fmean(v) for v in values]
             sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
-            ax.errorbar([100 * f for f in fractions], means, yerr=sds, marker=marker, capsize=3, label=protocol)
+            ax.errorbar([100 * f for f in present], means, yerr=sds, marker=marker, capsize=3, label=protocol)
         ax.set_xscale("log")
         ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g} %" for f in fractions])
         ax.set_xlabel("labelled epochs of the train subjects")
@@ -252,15 +257,56 @@ def parse_cohort_arguments(parser: argparse.ArgumentParser) -> argparse.Namespac
     return args
 
 
+def _read_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Per-seed rows from ``label_efficiency_runs.csv`` files (a later file's cell wins)."""
+    cells: dict[tuple[str, float, str, int], dict[str, Any]] = {}
+    for path in paths:
+        with open(path, newline="") as f:
+            for raw in csv.DictReader(f):
+                row: dict[str, Any] = {k: (None if v in ("", "None") else v) for k, v in raw.items()}
+                for key, value in row.items():
+                    if key not in ("task", "protocol") and value is not None:
+                        row[key] = int(value) if key in ("seed", "n_labelled_epochs", "epochs") else float(value)
+                cells[row["task"], row["labels"], row["protocol"], row["seed"]] = row
+    return list(cells.values())
+
+
+def _write_results(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: Sequence[float], out: Path,
+                   header: Sequence[str], summary: Mapping[str, Any]) -> None:
+    print("\n" + "\n".join([*header, *_tables(rows, tasks, fractions)]))
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / "label_efficiency_runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "label_efficiency.json").write_text(json.dumps({**summary, "rows": list(rows)}, indent=1))
+    _plot(rows, tasks, fractions, out / "label_efficiency.png", header[0])
+    print(f"wrote label_efficiency_runs.csv, label_efficiency.json and label_efficiency.png to {out}")
+
+
+def _tables_from(paths: Sequence[str], out: Path) -> None:
+    """The tables and plot of the rows finished by earlier runs (cells of other runs together)."""
+    rows = _read_rows(paths)
+    tasks = [t for t in TASK_MODALITIES if any(r["task"] == t for r in rows)]
+    fractions = sorted({r["labels"] for r in rows})
+    header = [f"rows of {', '.join(paths)}"]
+    _write_results(rows, tasks, fractions, out, header, {"sources": list(paths)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", nargs="+", default=list(TASK_MODALITIES), choices=list(TASK_MODALITIES))
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 1.0])
     parser.add_argument("--out", default=".", help="where the CSV, JSON and PNG go")
+    parser.add_argument("--tables-from", nargs="+", metavar="CSV",
+                        help="train nothing: the tables and plot of these label_efficiency_runs.csv files")
     args = parse_cohort_arguments(parser)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.tables_from:
+        _tables_from(args.tables_from, out)
+        return
     budgets = schedules(args)
     clock = {"start": time.perf_counter()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -288,18 +334,10 @@ def main() -> None:
               f"scratch and fine-tune {args.tune_epochs} epochs over the labelled windows, batches of 4 windows "
               f"× 2 accumulated, lr 3e-3, 10 % warm-up then cosine; probe 100 epochs of 256 on cached "
               f"embeddings, lr 1e-3; every model selected on the validation subjects")
-    lines = [conditions, budget, f"time: {times}; total {total / 60:.1f} min",
-             *_tables(rows, args.tasks, args.fractions)]
-    print("\n" + "\n".join(lines))
-    with open(out / "label_efficiency_runs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "label_efficiency.json").write_text(json.dumps(
-        {"conditions": conditions, "budget": budget, "seconds": total, "args": vars(args),
-         "schedules": {k: dataclasses.asdict(v) for k, v in budgets.items()}, "rows": rows}, indent=1))
-    _plot(rows, args.tasks, args.fractions, out / "label_efficiency.png", conditions)
-    print(f"wrote label_efficiency_runs.csv, label_efficiency.json and label_efficiency.png to {out}")
+    _write_results(rows, args.tasks, args.fractions, out,
+                   [conditions, budget, f"time: {times}; total {total / 60:.1f} min"],
+                   {"conditions": conditions, "budget": budget, "seconds": total, "args": vars(args),
+                    "schedules": {k: dataclasses.asdict(v) for k, v in budgets.items()}})
 
 
 if __name__ == "__main__":
