@@ -200,6 +200,10 @@ def _signed(values: Sequence[float]) -> str:
     return f"{mean:+.3f} ± {sd:.3f} ({wins}/{len(values)} seeds > 0)"
 
 
+#: One marker and colour per protocol, the same in every panel.
+_STYLE = {"scratch": ("o", "C0"), "probe": ("s", "C1"), "fine-tune": ("D", "C2")}
+
+
 def _plot(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: Sequence[float], path: Path,
           title: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -211,12 +215,14 @@ def _plot(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: Se
     for i, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), i + 1)
         metric = METRICS[task][0]
-        for protocol, marker in zip(_protocols(task), "osD", strict=False):
+        for protocol in _protocols(task):
+            marker, color = _STYLE[protocol]
             present = [f for f in fractions if (task, f, protocol) in cells]
             values = [[r[metric] for r in cells[task, f, protocol].values()] for f in present]
             means = [statistics.fmean(v) for v in values]
             sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
-            ax.errorbar([100 * f for f in present], means, yerr=sds, marker=marker, capsize=3, label=protocol)
+            ax.errorbar([100 * f for f in present], means, yerr=sds, marker=marker, color=color, capsize=3,
+                        label=protocol)
         ax.set_xscale("log")
         ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g} %" for f in fractions])
         ax.set_xlabel("labelled epochs of the train subjects")
