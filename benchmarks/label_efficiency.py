@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from synthsleepnet import prepare_store
+from synthsleepnet._atomic import atomic_write_text
 from synthsleepnet._config import TrainConfig
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.models import read_checkpoint_meta
@@ -150,7 +151,7 @@ def _wall_time(run: Path, seconds: float) -> float:
     path = run / "benchmark_seconds.json"
     if path.exists():
         return float(json.loads(path.read_text())["seconds"])
-    path.write_text(json.dumps({"seconds": round(seconds, 1)}))
+    atomic_write_text(path, json.dumps({"seconds": round(seconds, 1)}))
     return seconds
 
 

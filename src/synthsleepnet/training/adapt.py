@@ -170,7 +170,7 @@ def _predict_nights(model: SleepClassifier, store: EpochStore, nights: Sequence[
     """The model's probabilities for whole validation nights (from ``cache`` when given)."""
     probs = []
     for night in nights:
-        source = f"the model in training (validation night {night})"
+        source = f"the model being adapted (validation night {night})"
         if cache is not None:
             probs.append(check_finite_output(model.predict_proba(cache.night(night), runtime=runtime, conv=True),
                                              source))
