@@ -1,11 +1,11 @@
 """Scoring speed: one 8-hour night end to end, next to YASA, and a batch of nights.
 
 Simulates one 8-hour night (EDF+), then runs each scorer in its own fresh process, timed from
-the process start to the last output (imports included, as a user waits for them):
-SynthSleepNet `score` with the `fast`, `tiny`, `small` and `paper` presets (4 channels, stage
-model with the Mamba2 temporal module, every export and the report; weights untrained, which
-does not change the cost) and YASA 0.8.1's stager on the same EDF. Prints wall time, peak memory
-(VmHWM), the models' own seconds and their TFLOP/s; then a batch of 20 nights scored by one
+the process start to its exit (imports included, as a user waits for them): the `synthsleepnet
+score` command with the `fast`, `tiny`, `small` and `paper` presets (4 channels, stage model with
+the Mamba2 temporal module, every export and the report; weights untrained, which does not change
+the cost) and YASA 0.8.1's stager on the same EDF. Prints wall time, peak memory (VmHWM; ours adds
+the read-ahead worker's peak), the models' own seconds and their TFLOP/s; then a batch of 20 nights scored by one
 `synthsleepnet score FOLDER` (nights per hour) and the time of `synthsleepnet --help`. Run it
 where YASA is installed (``make bench-env``):
 
@@ -15,7 +15,9 @@ where YASA is installed (``make bench-env``):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,17 +55,26 @@ def _gflop_per_epoch_channel(preset: str) -> float:
 
 
 def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
-    """What `synthsleepnet score` does, with the model's share timed apart."""
-    from synthsleepnet.score_files import _write_outputs
-    from synthsleepnet.scoring.score import NightScorer
+    """`synthsleepnet score` as the command runs it (the night read in a worker while torch loads),
+    with the model's own seconds taken from its log record."""
+    import logging
 
-    scorer = NightScorer.load([Path(workdir) / f"{preset}.safetensors"], device="cpu")
-    prepared = scorer.prepare(edf)
-    t0 = time.perf_counter()
-    result = scorer.score(prepared)
-    model_s = time.perf_counter() - t0
-    _write_outputs(result, Path(workdir) / f"out-{preset}", overwrite=True)
-    return {"model_seconds": model_s, "epochs": result.n_epochs}
+    from synthsleepnet.cli import main
+
+    seconds: list[float] = []
+
+    class ModelSeconds(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seconds.extend([record.model_seconds] if hasattr(record, "model_seconds") else [])
+
+    logging.getLogger("synthsleepnet").addHandler(ModelSeconds())
+    status = main(["-v", "score", edf, "--model", str(Path(workdir) / f"{preset}.safetensors"), "--out",
+                   str(Path(workdir) / f"out-{preset}"), "--overwrite", "--device", "cpu"])
+    if status or len(seconds) != 1:
+        raise RuntimeError(f"synthsleepnet score failed (status {status})")
+    summary = json.loads((Path(workdir) / f"out-{preset}" / "summary.json").read_text())
+    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the read-ahead worker
+    return {"model_seconds": seconds[0], "epochs": summary["n_epochs"], "worker_rss_mb": worker_mb}
 
 
 def _yasa(edf: str) -> dict[str, float]:
@@ -82,8 +93,10 @@ def _yasa(edf: str) -> dict[str, float]:
 
 def _child(kind: str, edf: str, workdir: str) -> None:
     out = _yasa(edf) if kind == "yasa" else _ours(edf, kind, workdir)
-    out["peak_rss_mb"] = peak_rss_mb()
+    out["peak_rss_mb"] = peak_rss_mb() + out.pop("worker_rss_mb", 0.0)
     sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    gc.freeze()  # and exit as the `synthsleepnet` command does (cli.run)
 
 
 def _timed(argv: list[str]) -> tuple[float, str]:

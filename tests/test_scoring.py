@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from synthsleepnet.export import export_all
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 from synthsleepnet.report import write_report
 from synthsleepnet.respiratory import severity_band
+from synthsleepnet.score_files import score_night
 from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording
 from synthsleepnet.stats import sleep_statistics
 from synthsleepnet.tasks import RESPIRATORY_EVENTS
@@ -212,6 +216,45 @@ def test_score_stats_and_embed_commands(scorers: list[Path], sim_dir: Path, tmp_
                  "--out", str(tmp_path / "emb.parquet")]) == 0
     table = pd.read_parquet(tmp_path / "emb.parquet")
     assert len(table) == 80 and table.shape[1] == 3 + 64
+
+
+def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path], sim_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """The command reads the night in a forked worker while torch loads: same outputs; errors still name the file."""
+    code = (
+        "import sys\n"
+        "from synthsleepnet.models import read_checkpoint_meta\n"
+        "from synthsleepnet import score_files\n"
+        "assert read_checkpoint_meta(sys.argv[4]).channels and 'torch' not in sys.modules, 'torch was imported'\n"
+        "handed = []\n"
+        "original = score_files._from_worker\n"
+        "score_files._from_worker = lambda ahead: handed.append(ahead) or original(ahead)\n"
+        "from synthsleepnet.cli import main\n"
+        "models = [a for p in sys.argv[4:] for a in ('--model', p)]\n"
+        "assert main(['score', sys.argv[1], '--annotations', sys.argv[2], '--out', sys.argv[3], *models]) == 0\n"
+        "assert len(handed) == 1, 'the night was not prepared in a worker'\n"
+        "assert main(['score', sys.argv[1] + '.missing', '--out', sys.argv[3] + '-bad', *models]) == 2\n"
+    )
+    edf, xml = sim_dir / "sim-0012.edf", sim_dir / "sim-0012-nsrr.xml"
+    proc = subprocess.run([sys.executable, "-c", code, str(edf), str(xml), str(tmp_path / "worker"),
+                           *map(str, scorers)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "sim-0012.edf.missing" in proc.stderr and "Traceback" not in proc.stderr
+    score_night(edf, scorers, tmp_path / "here", annotations=xml)  # torch is imported: no worker
+    for name in ("epochs.csv", "events.tsv", "respiratory_events.csv"):
+        assert (tmp_path / "worker" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
+    assert json.loads((tmp_path / "worker" / "summary.json").read_text()) == json.loads(
+        (tmp_path / "here" / "summary.json").read_text())
+
+
+def test_a_night_prepared_otherwise_is_refused(scorers: list[Path], sim_dir: Path) -> None:
+    from synthsleepnet.scoring.score import NightScorer
+
+    scorer = NightScorer.load(scorers[:1])
+    prepared = scorer.prepare(sim_dir / "sim-0011.edf")
+    other = dataclasses.replace(prepared.night, config=PreprocessingConfig(sfreq=128.0))
+    with pytest.raises(ValueError, match="sim-0011.edf was prepared with other settings"):
+        scorer.score(dataclasses.replace(prepared, night=other))
 
 
 def test_embed_a_store(scorers: list[Path], sim_dir: Path, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """``python -m synthsleepnet``: the same as the ``synthsleepnet`` command."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()

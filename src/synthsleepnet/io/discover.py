@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["RecordingFiles", "find_recordings", "find_scoring", "subject_id"]
+__all__ = ["RecordingFiles", "find_recordings", "find_scoring", "night_id_for", "subject_id"]
 
 RECORDING_SUFFIXES = (".edf", ".bdf", ".rec", ".vhdr", ".set", ".fif")
 _SCORING_ONLY = re.compile(r"(hypnogram|sleepscoring|scoring|annotations?|events|nsrr|profusion)$", re.I)
@@ -103,6 +103,11 @@ _SUBJECT_RULES = (
     (re.compile(r"^(?:shhs\d|mesa-sleep|mros-visit\d|cfs-visit\d)-(\w+?)(?:-|$)", re.I), 1),
     (re.compile(r"^(sub-[A-Za-z0-9]+)"), 1),                   # BIDS
 )
+
+
+def night_id_for(recording: Path) -> str:
+    """Folder-safe night id from a recording's file name (``SC4001E0-PSG.edf`` → ``SC4001E0-PSG``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", recording.stem)
 
 
 def subject_id(stem: str, pattern: str | None = None) -> str:

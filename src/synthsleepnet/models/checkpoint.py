@@ -2,7 +2,7 @@
 
 Loading never unpickles anything, and trusts nothing in the file:
 
-1. the safetensors header is read with bounded sizes (a header larger than 16 MiB, offsets past
+1. the safetensors header is read with bounded sizes (:mod:`~synthsleepnet.models.meta`, no torch) (a header larger than 16 MiB, offsets past
    the end of the file, or JSON nested beyond Python's limits are refused, naming the file);
 2. the metadata is parsed into :class:`CheckpointMeta`, whose every field is type- and
    range-checked (:func:`~synthsleepnet._config.config_from_dict`), so no number from the file
@@ -20,157 +20,35 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .._atomic import atomic_path
-from .._config import (
-    EventDecoding,
-    Phase,
-    PreprocessingConfig,
-    TrainConfig,
-    config_from_dict,
-    config_hash,
-    config_to_dict,
-)
-from .._validation import CheckpointError, ConfigError, check_path_exists
-from ..tasks import TASKS
+from .._config import ModelSpec, config_to_dict
+from .._validation import CheckpointError, check_path_exists
 from .classifier import SleepClassifier
+from .meta import (
+    CHECKPOINT_FORMAT_VERSION,
+    META_KEY,
+    CheckpointMeta,
+    DataIdentity,
+    read_checkpoint_header,
+    read_checkpoint_meta,
+)
 from .neuronet import NeuroNet
-from .registry import ModelSpec, build_model
+from .registry import build_model
 from .synthsleepnet import SynthSleepNet
 
 __all__ = ["CHECKPOINT_FORMAT_VERSION", "KEY_RENAMES", "CheckpointMeta", "DataIdentity", "check_compatible",
            "load_checkpoint", "load_classifier", "load_encoder", "load_neuronet", "read_checkpoint_meta",
            "save_checkpoint", "tensor_digest"]
 
-CHECKPOINT_FORMAT_VERSION = 2
 #: Old state-dict key → new key, applied when loading older checkpoints.
 KEY_RENAMES: dict[str, str] = {}
-_META_KEY = "synthsleepnet"
-_MAX_HEADER_BYTES = 16 * 1024 * 1024
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}
-_ARCHITECTURES: dict[str, tuple[str, ...]] = {
-    "pretrain_unimodal": ("neuronet",),
-    "pretrain_multimodal": ("synthsleepnet",),
-    "probe": ("sleep_classifier", "epoch_head"),
-    "finetune": ("sleep_classifier", "epoch_head"),
-}
 M = TypeVar("M", bound=nn.Module)
-
-
-@dataclasses.dataclass(frozen=True)
-class DataIdentity:
-    """Which data trained a model: the store, its nights and subjects, and the split file's hash."""
-
-    store: str
-    nights: tuple[str, ...] = ()
-    subjects: tuple[str, ...] = ()
-    val_nights: tuple[str, ...] = ()
-    split_hash: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckpointMeta:
-    """Everything a checkpoint says about its model, besides the weights.
-
-    Attributes
-    ----------
-    phase : str
-        ``pretrain_unimodal``, ``pretrain_multimodal``, ``probe`` or ``finetune``.
-    spec : ModelSpec
-        Architecture, sizes, channels, outputs and adapters: what rebuilds the model.
-    task : str | None
-        The task of a probe or fine-tune checkpoint (a name in the task registry).
-    modality : str | None
-        The modality a unimodal NeuroNet was pretrained on.
-    preprocessing : PreprocessingConfig | None
-        How its training data were prepared; scoring prepares recordings the same way.
-    train : TrainConfig | None
-        The resolved training settings.
-    seed : int | None
-        The run's seed.
-    data : DataIdentity | None
-        Store, nights, subjects and split hash of the training data.
-    parents : dict
-        Checkpoints this one started from, ``role → (path, sha256)`` (``fusion``, ``eeg`` …).
-    label_fraction, n_labelled_epochs : float | None, int | None
-        The labelled share used by probing or fine-tuning (epochs).
-    epoch, selection_metric, selection_score
-        The training epoch saved and, with validation, the metric and score that selected it.
-    decoding : EventDecoding | None
-        For a per-second ``events`` model: the event decoding chosen on its validation nights.
-    package_version, format_version, tensor_sha256
-        Written by :func:`save_checkpoint`; the digest is verified on every load.
-    """
-
-    phase: Phase
-    spec: ModelSpec
-    task: str | None = None
-    modality: str | None = None
-    preprocessing: PreprocessingConfig | None = None
-    train: TrainConfig | None = None
-    seed: int | None = None
-    data: DataIdentity | None = None
-    parents: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
-    label_fraction: float | None = None
-    n_labelled_epochs: int | None = None
-    epoch: int | None = None
-    selection_metric: str | None = None
-    selection_score: float | None = None
-    decoding: EventDecoding | None = None
-    package_version: str = ""
-    format_version: int = CHECKPOINT_FORMAT_VERSION
-    tensor_sha256: str = ""
-
-    def __post_init__(self) -> None:
-        allowed = _ARCHITECTURES[self.phase]
-        if self.spec.architecture not in allowed:
-            raise ValueError(f"a {self.phase} checkpoint holds a {' or '.join(allowed)} model, "
-                             f"not {self.spec.architecture!r}")
-        if self.phase in ("probe", "finetune"):
-            if self.task not in TASKS:
-                raise ValueError(f"task must be one of {list(TASKS)} for a {self.phase} checkpoint, got {self.task!r}")
-            if self.spec.architecture == "sleep_classifier" and self.spec.n_outputs != TASKS[self.task].n_classes:
-                raise ValueError(f"task {self.task!r} has {TASKS[self.task].n_classes} classes but the model "
-                                 f"{self.spec.n_outputs} outputs")
-            if self.spec.architecture == "sleep_classifier" and self.spec.resolution_s != TASKS[self.task].resolution_s:
-                raise ValueError(f"task {self.task!r} predicts every {TASKS[self.task].resolution_s} s but the "
-                                 f"model every {self.spec.resolution_s} s")
-        if self.decoding is not None and not (self.task in TASKS and TASKS[self.task].per_second):
-            raise ValueError(f"only a per-second events model has an event decoding, not a {self.task!r} model")
-        if self.preprocessing is not None:
-            self.spec.config.check_preprocessing(self.preprocessing)
-
-    @property
-    def preprocessing_hash(self) -> str | None:
-        return None if self.preprocessing is None else config_hash(self.preprocessing)
-
-    @property
-    def preset(self) -> str:
-        return self.spec.config.preset
-
-    @property
-    def channels(self) -> list[str]:
-        return list(self.spec.channels)
-
-    @property
-    def pretrained(self) -> bool:
-        """Whether a classifier started from a pretrained fusion checkpoint (not the scratch baseline)."""
-        return "fusion" in self.parents
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "checkpoint") -> CheckpointMeta:
-        """Parse and check a metadata dict; errors name ``source`` and the field."""
-        return config_from_dict(cls, data, source=source)
 
 
 def tensor_digest(state: Mapping[str, torch.Tensor]) -> str:
@@ -191,79 +69,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) ->
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     meta = dataclasses.replace(meta, tensor_sha256=tensor_digest(state), package_version=__version__,
                                format_version=CHECKPOINT_FORMAT_VERSION)
-    header = {"format_version": str(CHECKPOINT_FORMAT_VERSION), _META_KEY: json.dumps(meta.to_dict())}
+    header = {"format_version": str(CHECKPOINT_FORMAT_VERSION), META_KEY: json.dumps(meta.to_dict())}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=header)
     return path
-
-
-def _loads(text: bytes | str, path: Path, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-        kind = "nested too deeply" if isinstance(err, RecursionError) else f"not valid JSON ({err})"
-        raise CheckpointError(f"{path}: its {what} is {kind}; the file is damaged or not a checkpoint") from None
-
-
-def _read_header(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], str]], dict[str, str]]:
-    """Tensor shapes and dtypes, and the string metadata, from a safetensors header (bounded)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        prefix = f.read(8)
-        n = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-        if not 2 <= n <= min(_MAX_HEADER_BYTES, size - 8):
-            raise CheckpointError(f"{path} is not a SynthSleepNet checkpoint (safetensors): header length "
-                                  f"{n} does not fit a file of {size} bytes")
-        header = _loads(f.read(n), path, "header")
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: the safetensors header is a {type(header).__name__}, not a table")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise CheckpointError(f"{path}: the header's __metadata__ must map names to strings")
-    tensors: dict[str, tuple[tuple[int, ...], str]] = {}
-    data_bytes = size - 8 - n
-    for name, info in header.items():
-        try:
-            shape = tuple(int(d) for d in info["shape"])
-            dtype = str(info["dtype"])
-            begin, end = (int(o) for o in info["data_offsets"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry ({err})") from None
-        numel = 1
-        for d in shape:
-            numel *= d
-        item = _DTYPES[dtype].itemsize if dtype in _DTYPES else -1
-        if item < 0 or min(shape, default=0) < 0 or not 0 <= begin <= end <= data_bytes or end - begin != numel * item:
-            raise CheckpointError(f"{path}: tensor {name!r} ({dtype} {list(shape)}) does not fit the file's data "
-                                  f"(offsets {begin}..{end} of {data_bytes} bytes); the file is damaged")
-        tensors[name] = (shape, dtype)
-    return tensors, metadata
-
-
-def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
-    """The typed metadata of a checkpoint, without loading its weights.
-
-    Raises
-    ------
-    CheckpointError
-        Naming the file and, for an invalid field, the field: not a checkpoint, another format
-        version, damaged or implausible metadata.
-    """
-    path = check_path_exists(path, "checkpoint")
-    _, metadata = _read_header(path)
-    version = metadata.get("format_version")
-    if version != str(CHECKPOINT_FORMAT_VERSION):
-        raise CheckpointError(f"{path}: checkpoint format {version!r} is not supported (this version reads "
-                              f"{CHECKPOINT_FORMAT_VERSION}); was it written by another SynthSleepNet version?")
-    if _META_KEY not in metadata:
-        raise CheckpointError(f"{path}: the header holds no SynthSleepNet metadata")
-    data = _loads(metadata[_META_KEY], path, "metadata")
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: its metadata is a {type(data).__name__}, not a table")
-    try:
-        return CheckpointMeta.from_dict(data, source=str(path))
-    except ConfigError as err:
-        raise CheckpointError(f"invalid checkpoint metadata: {err}") from None
 
 
 def _check_layout(path: Path, spec: ModelSpec, tensors: dict[str, tuple[tuple[int, ...], str]]) -> None:
@@ -302,7 +111,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu",
     if architectures is not None and meta.spec.architecture not in architectures:
         raise CheckpointError(f"{path} is a {meta.phase} checkpoint holding a {meta.spec.architecture} model; "
                               f"this needs a {' or '.join(architectures)} model")
-    tensors, _ = _read_header(path)
+    tensors, _ = read_checkpoint_header(path)
     _check_layout(path, meta.spec, tensors)
     try:
         state = {KEY_RENAMES.get(k, k): v for k, v in load_file(str(path), device="cpu").items()}

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._config import PRESETS, AdaptConfig, Architecture, Context, ModelConfig, get_preset
-from .._validation import check_int
+from .._config import (
+    PRESETS,
+    AdaptConfig,
+    Architecture,
+    Context,
+    ModelConfig,
+    ModelSpec,
+    get_preset,
+)
 from .classifier import SleepClassifier
 from .neuronet import NeuroNet, NeuroNetEncoder
 from .synthsleepnet import SynthSleepNet
@@ -18,52 +24,6 @@ from .temporal import EpochHead, TemporalContextModule
 
 __all__ = ["MODELS", "ModelSpec", "build_model", "count_parameters", "describe_presets", "encoder_gflops",
            "model_from_preset"]
-
-_MAX_CHANNELS = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """Everything needed to rebuild a model: architecture, sizes, channels, outputs, adapters.
-
-    Parameters
-    ----------
-    architecture : str
-        A key of :data:`MODELS`.
-    config : ModelConfig
-        Sizes (a preset, possibly with overrides).
-    channels : tuple of str
-        Canonical channels (fusion models and classifiers: one encoder each).
-    n_outputs : int
-        Classes (classifiers and heads).
-    context : str
-        ``epoch`` or ``sequence`` (classifiers).
-    adapt : AdaptConfig | None
-        Fine-tuning adapters of a sequence classifier.
-    resolution_s : float | None
-        Per-second classifiers: seconds per output (the task's ``resolution_s``).
-    """
-
-    architecture: Architecture
-    config: ModelConfig
-    channels: tuple[str, ...] = ()
-    n_outputs: int = 0
-    context: Context = "epoch"
-    adapt: AdaptConfig | None = None
-    resolution_s: float | None = None
-
-    def __post_init__(self) -> None:
-        if len(self.channels) > _MAX_CHANNELS or len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"channels must be at most {_MAX_CHANNELS} distinct names, got {list(self.channels)}")
-        if any(not 0 < len(c) <= 64 for c in self.channels):
-            raise ValueError(f"channel names must be 1 to 64 characters, got {list(self.channels)}")
-        if self.architecture in ("synthsleepnet", "sleep_classifier") and not self.channels:
-            raise ValueError(f"a {self.architecture} model needs at least one channel")
-        if self.architecture in ("sleep_classifier", "epoch_head"):
-            check_int("n_outputs", self.n_outputs, 2, 1000)
-        if self.resolution_s is not None and not 0.1 <= self.resolution_s <= self.config.encoder.epoch_s:
-            raise ValueError(f"resolution_s must be between 0.1 s and the epoch length, got {self.resolution_s}")
-
 
 def _epoch_head(spec: ModelSpec) -> nn.Module:
     temporal = spec.config.temporal

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._config import EventDecoding, PreprocessingConfig
+from .._config import EventDecoding, PreprocessingConfig, config_hash
 from .._device import Runtime, resolve_runtime
 from .._logging import logger, verbose
 from .._validation import ChannelNotFoundError, CheckpointError, check_finite_output
-from ..io.annotations import Scoring, read_scoring
-from ..io.channels import ChannelTable, load_channel_table, map_channels
+from ..io.annotations import Scoring
+from ..io.channels import ChannelTable, load_channel_table
 from ..io.montage import stand_in
-from ..io.recording import Recording, read_recording
+from ..io.recording import Recording
 from ..models.checkpoint import CheckpointMeta, load_classifier
 from ..models.classifier import SleepClassifier
-from ..preprocessing.pipeline import PreparedNight, prepare_recording
-from ..preprocessing.signal import resample
 from ..tasks import RESPIRATORY_EVENTS, STAGES, get_task
+from .prepare import PreparedInput, prepare_input
 from .result import ScoringResult
 
-__all__ = ["NightScorer", "PreparedInput", "Scorer", "load_scorers", "score_recording"]
+__all__ = ["NightScorer", "Scorer", "load_scorers", "score_recording"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,26 +100,6 @@ def _reliability(task: str, trained: set[str], used: set[str], swapped: Mapping[
     return out
 
 
-def _spo2_1hz(recording: Recording, channel_table: ChannelTable) -> list[float] | None:
-    mapping = map_channels(recording.labels, channel_table)
-    for ch in mapping.channels:
-        if ch.modality == "spo2" and not ch.derived:
-            sig = recording.signal(ch.sources[0])
-            return [float(v) for v in np.round(resample(sig.data, sig.sfreq, 1.0), 2)]
-    return None
-
-
-@dataclasses.dataclass(frozen=True)
-class PreparedInput:
-    """A recording prepared for the loaded models (what a read-ahead worker hands over)."""
-
-    recording: Recording
-    night: PreparedNight
-    has_reference: bool
-    spo2: list[float] | None
-    reference_respiratory: bool = False  # the reference scoring covers respiratory events
-
-
 @dataclasses.dataclass(frozen=True)
 class NightScorer:
     """Models loaded once, and the settings to score any number of nights with them.
@@ -147,14 +127,8 @@ class NightScorer:
     def prepare(self, recording: str | Path | Recording, annotations: str | Path | Scoring | None = None
                 ) -> PreparedInput:
         """Read and condition the channels the models need (and their stand-ins)."""
-        if not isinstance(recording, Recording):
-            recording = read_recording(recording)
-        if isinstance(annotations, str | Path):
-            annotations = read_scoring(annotations, epoch_s=self.config.epoch_s)
-        wanted = {c for scorer in self.scorers.values() for c in scorer.model.channels}
-        night = prepare_recording(recording, annotations, config=self.config, channel_table=self.table, only=wanted)
-        return PreparedInput(recording, night, annotations is not None, _spo2_1hz(recording, self.table),
-                             annotations is not None and annotations.respiratory_scored)
+        return prepare_input(recording, annotations, config=self.config, channel_table=self.table,
+                             channels={c for scorer in self.scorers.values() for c in scorer.meta.channels})
 
     def _decoding(self) -> EventDecoding:
         """The events model's decoding (chosen on its validation nights), with the user's threshold."""
@@ -163,7 +137,10 @@ class NightScorer:
 
     def score(self, prepared: PreparedInput) -> ScoringResult:
         """Run every model on a prepared night and assemble the result."""
-        recording, night = prepared.recording, prepared.night
+        source, night = prepared.source, prepared.night
+        if night.config != self.config:
+            raise ValueError(f"{source} was prepared with other settings than the models' training data "
+                             f"({config_hash(night.config)} vs {config_hash(self.config)})")
         available = {c: night.signals[:, i] for i, c in enumerate(night.channels)}
         modality_of = dict(zip(night.channels, night.modalities, strict=True))
         flags: list[tuple[str, str]] = []
@@ -183,10 +160,12 @@ class NightScorer:
             trained = {m for c in model.channels if (m := self.table.modality_of(c))}
             flags += _reliability(task, trained, {modality_of[c] for c in present}, swapped)
             if not present:
-                raise ValueError(f"{recording.path}: the {task} model needs a channel of the modalities of "
+                raise ValueError(f"{source}: the {task} model needs a channel of the modalities of "
                                  f"{model.channels}; the night has {night.channels} "
                                  f"(skipped: {night.report.channels_skipped})")
+            began = time.perf_counter()
             proba = check_finite_output(model.predict_proba(inputs, runtime=self.runtime), scorer.path)
+            seconds = time.perf_counter() - began
             if task == "stage":
                 stage_proba = proba
             elif get_task(task).per_second:
@@ -197,12 +176,13 @@ class NightScorer:
             model_info.append({"task": task, "checkpoint": scorer.path, "phase": meta.phase, "preset": meta.preset,
                                "pretrained": meta.pretrained, "channels": present,
                                "package_version": meta.package_version, "sha256": meta.tensor_sha256})
-            logger.info("%s: %s model used %s on %s", recording.path.name, task, present, self.runtime)
+            logger.info("%s: %s model used %s on %s (%.1f s)", source.name, task, present, self.runtime, seconds,
+                        extra={"model_seconds": seconds})
         used_modalities = list(dict.fromkeys(modality_of[c] for c in used))
         absent = [want for want in self.require if want not in used_modalities and want not in used]
         if absent:
-            raise ChannelNotFoundError(f"{recording.path}: required {absent} cannot be used: the models used "
-                                       f"{used} ({', '.join(used_modalities)}); labels: {recording.labels}")
+            raise ChannelNotFoundError(f"{source}: required {absent} cannot be used: the models used "
+                                       f"{used} ({', '.join(used_modalities)}); labels: {list(prepared.labels)}")
         stages = [STAGES[i] for i in stage_proba.argmax(1)] if stage_proba is not None else ["UNS"] * night.n_epochs
         for epoch in night.gap_epochs:  # no data there: not scored, whatever the model says
             stages[epoch] = "UNS"
@@ -224,10 +204,10 @@ class NightScorer:
         level = "low" if any(lv == "low" for lv, _ in flags) else "reduced" if flags else "full"
         reliability = {"level": level, "reasons": list(dict.fromkeys(reason for _, reason in flags))}
         for reason in reliability["reasons"]:
-            logger.warning("%s: %s", recording.path.name, reason)
-        start = (recording.start or dt.datetime(1985, 1, 1)).replace(tzinfo=self.timezone)
+            logger.warning("%s: %s", source.name, reason)
+        start = (prepared.start or dt.datetime(1985, 1, 1)).replace(tzinfo=self.timezone)
         return ScoringResult(stages=stages, stage_proba=stage_proba, event_proba=event_proba,
-                             epoch_s=self.config.epoch_s, start=start, source=str(recording.path), models=model_info,
+                             epoch_s=self.config.epoch_s, start=start, source=str(source), models=model_info,
                              channels_used=used, channels_missing=missing, modalities_used=used_modalities,
                              reliability=reliability,
                              preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),

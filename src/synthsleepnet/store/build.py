@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +27,7 @@ from .._config import PreprocessingConfig, config_hash
 from .._logging import logger, verbose
 from .._validation import check_option
 from ..io.channels import load_channel_table
-from ..io.discover import RecordingFiles, find_recordings, find_scoring, subject_id
+from ..io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for, subject_id
 from ..preprocessing.pipeline import prepare_recording
 from .epoch_store import create_store, rebuild_manifest
 from .lock import store_lock
@@ -56,11 +55,6 @@ class PrepareSummary:
                  f"(already there), {len(self.failed)} failed"]
         lines += [f"  FAILED {name}: {why}" for name, why in self.failed.items()]
         return "\n".join(lines)
-
-
-def night_id_for(recording: Path) -> str:
-    """Folder-safe night id from a recording's file name (``SC4001E0-PSG.edf`` → ``SC4001E0-PSG``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", recording.stem)
 
 
 def _prepare_one(item: RecordingFiles, store: Path, night_id: str, config: PreprocessingConfig,

@@ -1,0 +1,80 @@
+"""Prepare a recording for the models that will score it: NumPy/SciPy only (the checkpoints'
+preprocessing and channels come from their headers), so it can run in a worker process while
+another process imports torch and loads the models.
+
+A fresh ``synthsleepnet score`` process spends about as long importing torch and loading the
+models as reading and conditioning an 8-hour EDF; :func:`synthsleepnet.score_files.score_night`
+runs the two side by side on two cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .._config import PreprocessingConfig
+from .._validation import CheckpointError
+from ..io.annotations import Scoring, read_scoring
+from ..io.channels import ChannelTable, load_channel_table, map_channels
+from ..io.recording import Recording, read_recording
+from ..models.meta import read_checkpoint_meta
+from ..preprocessing.pipeline import PreparedNight, prepare_recording
+from ..preprocessing.signal import resample
+
+__all__ = ["PreparedInput", "prepare_for_checkpoints", "prepare_input"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedInput:
+    """A recording prepared for the models: plain data, so a worker thread or process can hand it over."""
+
+    source: Path
+    labels: tuple[str, ...]
+    start: dt.datetime | None
+    night: PreparedNight
+    has_reference: bool
+    spo2: list[float] | None
+    reference_respiratory: bool = False  # the reference scoring covers respiratory events
+
+
+def _spo2_1hz(recording: Recording, channel_table: ChannelTable) -> list[float] | None:
+    mapping = map_channels(recording.labels, channel_table)
+    for ch in mapping.channels:
+        if ch.modality == "spo2" and not ch.derived:
+            sig = recording.signal(ch.sources[0])
+            return [float(v) for v in np.round(resample(sig.data, sig.sfreq, 1.0), 2)]
+    return None
+
+
+def prepare_input(recording: str | Path | Recording, annotations: str | Path | Scoring | None, *,
+                  config: PreprocessingConfig, channel_table: ChannelTable, channels: Collection[str]
+                  ) -> PreparedInput:
+    """Read ``recording`` and condition the ``channels`` the models need (and their stand-ins)."""
+    if not isinstance(recording, Recording):
+        recording = read_recording(recording)
+    if isinstance(annotations, str | Path):
+        annotations = read_scoring(annotations, epoch_s=config.epoch_s)
+    night = prepare_recording(recording, annotations, config=config, channel_table=channel_table, only=channels)
+    return PreparedInput(recording.path, tuple(recording.labels), recording.start, night, annotations is not None,
+                         _spo2_1hz(recording, channel_table),
+                         annotations is not None and annotations.respiratory_scored)
+
+
+def prepare_for_checkpoints(recording: str | Path, annotations: str | Path | None, checkpoints: Sequence[str | Path],
+                            channel_file: str | Path | None = None) -> PreparedInput:
+    """Prepare ``recording`` as the checkpoints' training data were, from their metadata alone.
+
+    The scorer that loads the models checks that they share one preprocessing and refuses a
+    night prepared otherwise; here the first checkpoint's settings are used.
+    """
+    metas = [read_checkpoint_meta(path) for path in checkpoints]
+    config = metas[0].preprocessing if metas else None
+    if config is None:
+        raise CheckpointError(f"{checkpoints[0] if checkpoints else 'no checkpoint'}: no preprocessing recorded")
+    channels = {c for meta in metas for c in meta.channels}
+    return prepare_input(recording, annotations, config=config, channel_table=load_channel_table(channel_file),
+                         channels=channels)
