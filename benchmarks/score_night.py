@@ -4,8 +4,9 @@ Simulates one 8-hour night (EDF+), then runs each scorer in its own fresh proces
 the process start to its exit (imports included, as a user waits for them): the `synthsleepnet
 score` command with the `fast`, `tiny`, `small` and `paper` presets (4 channels, stage model with
 the Mamba2 temporal module, every export and the report; weights untrained, which does not change
-the cost) and YASA 0.8.1's stager on the same EDF. Prints wall time, peak memory (VmHWM; ours adds
-the read-ahead worker's peak), the models' own seconds and their TFLOP/s; then a batch of 20 nights scored by one
+the cost) and YASA 0.8.1's stager on the same EDF. Prints wall time, peak memory (VmHWM; for ours
+also the read-ahead worker's, which has exited before the model runs), the models' own seconds
+and their TFLOP/s; then a batch of 20 nights scored by one
 `synthsleepnet score FOLDER` (nights per hour) and the time of `synthsleepnet --help`. Run it
 where YASA is installed (``make bench-env``):
 
@@ -63,17 +64,19 @@ def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
 
     seconds: list[float] = []
 
-    class ModelSeconds(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seconds.extend([record.model_seconds] if hasattr(record, "model_seconds") else [])
+    def model_seconds(record: logging.LogRecord) -> bool:  # a filter: the command replaces the handlers
+        seconds.extend([record.model_seconds] if hasattr(record, "model_seconds") else [])
+        return True
 
-    logging.getLogger("synthsleepnet").addHandler(ModelSeconds())
+    logging.getLogger("synthsleepnet").addFilter(model_seconds)
     status = main(["-v", "score", edf, "--model", str(Path(workdir) / f"{preset}.safetensors"), "--out",
                    str(Path(workdir) / f"out-{preset}"), "--overwrite", "--device", "cpu"])
     if status or len(seconds) != 1:
         raise RuntimeError(f"synthsleepnet score failed (status {status})")
     summary = json.loads((Path(workdir) / f"out-{preset}" / "summary.json").read_text())
-    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the read-ahead worker
+    # The read-ahead worker's peak (its pages shared with this process at the fork included); it
+    # has exited before the model runs, so the two peaks do not coincide.
+    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"model_seconds": seconds[0], "epochs": summary["n_epochs"], "worker_rss_mb": worker_mb}
 
 
@@ -93,7 +96,7 @@ def _yasa(edf: str) -> dict[str, float]:
 
 def _child(kind: str, edf: str, workdir: str) -> None:
     out = _yasa(edf) if kind == "yasa" else _ours(edf, kind, workdir)
-    out["peak_rss_mb"] = peak_rss_mb() + out.pop("worker_rss_mb", 0.0)
+    out["peak_rss_mb"] = peak_rss_mb()
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     gc.freeze()  # and exit as the `synthsleepnet` command does (cli.run)
@@ -137,7 +140,8 @@ def main() -> None:
         for kind, row in rows.items():
             name = "YASA 0.8.1 (same EDF)" if kind == "yasa" else f"SynthSleepNet `{kind}`, 4 channels"
             tflops = "–" if row["tflops"] != row["tflops"] else f"{row['tflops']:.3f}"
-            print(f"| {name} | {row['wall']:.1f} s | {yasa / row['wall']:.2f}x | {row['peak_rss_mb'] / 1024:.2f} GB | "
+            worker = f" (worker {row['worker_rss_mb'] / 1024:.2f})" if "worker_rss_mb" in row else ""
+            print(f"| {name} | {row['wall']:.1f} s | {yasa / row['wall']:.2f}x | {row['peak_rss_mb'] / 1024:.2f} GB{worker} | "
                   f"{row['model_seconds']:.1f} s | {tflops} |")
         if args.batch:
             folder = work / "batch"
