@@ -134,7 +134,7 @@ def main() -> None:
         help_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "--help"])
         yasa = rows["yasa"]["wall"]
         print(f"one {args.hours:g}-h night ({rows['yasa']['epochs']} epochs), 2 CPU cores, each scorer in a fresh "
-              "process timed from its start to its last output")
+              "process timed from its start to its exit")
         print("| scorer | wall time | vs YASA | peak memory | model seconds | model TFLOP/s |")
         print("|---|---|---|---|---|---|")
         for kind, row in rows.items():
