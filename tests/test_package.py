@@ -8,6 +8,8 @@ import subprocess
 import sys
 import warnings
 
+import pytest
+
 
 def test_import_changes_no_global_state() -> None:
     # third-party dependencies install their own filters at import; ours must add none
@@ -21,12 +23,13 @@ def test_import_changes_no_global_state() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_public_api_is_explicit() -> None:
-    import synthsleepnet
-
-    assert set(synthsleepnet.__all__) == {"__version__", *synthsleepnet._API}  # one list, kept in step
-    for name in synthsleepnet.__all__:
-        assert hasattr(synthsleepnet, name), name
+@pytest.mark.parametrize("package", ["synthsleepnet", "synthsleepnet.models", "synthsleepnet.scoring"])
+def test_public_api_is_explicit(package: str) -> None:
+    """The lazily imported packages: ``__all__`` and the name → module table kept in step."""
+    module = importlib.import_module(package)
+    assert set(module.__all__) - {"__version__"} == set(module._API), package
+    for name in module.__all__:
+        assert hasattr(module, name), f"{package}.{name}"
 
 
 def test_version_comes_from_one_place() -> None:

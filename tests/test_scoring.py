@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from synthsleepnet import PreprocessingConfig
+from synthsleepnet import CheckpointError, PreprocessingConfig
 from synthsleepnet._config import get_preset
 from synthsleepnet.cli import main
 from synthsleepnet.export import export_all
@@ -255,6 +255,22 @@ def test_a_night_prepared_otherwise_is_refused(scorers: list[Path], sim_dir: Pat
     other = dataclasses.replace(prepared.night, config=PreprocessingConfig(sfreq=128.0))
     with pytest.raises(ValueError, match="sim-0011.edf was prepared with other settings"):
         scorer.score(dataclasses.replace(prepared, night=other))
+
+
+def test_checkpoints_must_share_one_preprocessing(scorers: list[Path], tmp_path: Path) -> None:
+    from synthsleepnet.models import read_checkpoint_meta
+    from synthsleepnet.scoring.prepare import prepare_for_checkpoints, shared_preparation
+
+    stage = read_checkpoint_meta(scorers[0])
+    other = dataclasses.replace(stage, task="apnea", spec=dataclasses.replace(stage.spec, n_outputs=2, context="epoch"),
+                                preprocessing=PreprocessingConfig(filter_order=2))
+    mixed = save_checkpoint(tmp_path / "apnea-128hz.safetensors", build_model(other.spec), other)
+    with pytest.raises(CheckpointError, match="differently prepared data"):
+        prepare_for_checkpoints(tmp_path / "never-read.edf", None, [scorers[0], mixed])
+    with pytest.raises(CheckpointError, match="bare.safetensors does not record the preprocessing"):
+        shared_preparation({"bare.safetensors": dataclasses.replace(stage, preprocessing=None)})
+    config, channels = shared_preparation({str(p): read_checkpoint_meta(p) for p in scorers})
+    assert config == PreprocessingConfig() and channels == set(CHANNELS)
 
 
 def test_embed_a_store(scorers: list[Path], sim_dir: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,11 @@ from .._validation import CheckpointError
 from ..io.annotations import Scoring, read_scoring
 from ..io.channels import ChannelTable, load_channel_table, map_channels
 from ..io.recording import Recording, read_recording
-from ..models.meta import read_checkpoint_meta
+from ..models.meta import CheckpointMeta, read_checkpoint_meta
 from ..preprocessing.pipeline import PreparedNight, prepare_recording
 from ..preprocessing.signal import resample
 
-__all__ = ["PreparedInput", "prepare_for_checkpoints", "prepare_input"]
+__all__ = ["PreparedInput", "prepare_for_checkpoints", "prepare_input", "shared_preparation"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,17 +64,27 @@ def prepare_input(recording: str | Path | Recording, annotations: str | Path | S
                          annotations is not None and annotations.respiratory_scored)
 
 
+def shared_preparation(metas: Mapping[str, CheckpointMeta]) -> tuple[PreprocessingConfig, set[str]]:
+    """The one preprocessing the checkpoints (path → metadata) share, and the union of their channels.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the checkpoint that records no preprocessing, or the differing settings.
+    """
+    configs = {}
+    for path, meta in metas.items():
+        if meta.preprocessing is None:
+            raise CheckpointError(f"{path} does not record the preprocessing of its training data")
+        configs[meta.preprocessing_hash] = meta.preprocessing
+    if len(configs) != 1:
+        raise CheckpointError(f"the checkpoints were trained on differently prepared data ({sorted(map(str, configs))})")
+    return next(iter(configs.values())), {c for meta in metas.values() for c in meta.channels}
+
+
 def prepare_for_checkpoints(recording: str | Path, annotations: str | Path | None, checkpoints: Sequence[str | Path],
                             channel_file: str | Path | None = None) -> PreparedInput:
-    """Prepare ``recording`` as the checkpoints' training data were, from their metadata alone.
-
-    The scorer that loads the models checks that they share one preprocessing and refuses a
-    night prepared otherwise; here the first checkpoint's settings are used.
-    """
-    metas = [read_checkpoint_meta(path) for path in checkpoints]
-    config = metas[0].preprocessing if metas else None
-    if config is None:
-        raise CheckpointError(f"{checkpoints[0] if checkpoints else 'no checkpoint'}: no preprocessing recorded")
-    channels = {c for meta in metas for c in meta.channels}
+    """Prepare ``recording`` as the checkpoints' training data were, from their metadata alone."""
+    config, channels = shared_preparation({str(path): read_checkpoint_meta(path) for path in checkpoints})
     return prepare_input(recording, annotations, config=config, channel_table=load_channel_table(channel_file),
                          channels=channels)

@@ -22,7 +22,7 @@ from ..io.recording import Recording
 from ..models.checkpoint import CheckpointMeta, load_classifier
 from ..models.classifier import SleepClassifier
 from ..tasks import RESPIRATORY_EVENTS, STAGES, get_task
-from .prepare import PreparedInput, prepare_input
+from .prepare import PreparedInput, prepare_input, shared_preparation
 from .result import ScoringResult
 
 __all__ = ["NightScorer", "Scorer", "load_scorers", "score_recording"]
@@ -49,15 +49,8 @@ def load_scorers(checkpoints: Sequence[str | Path], runtime: Runtime | None = No
         task = get_task(str(meta.task)).name
         if task in scorers:
             raise CheckpointError(f"two checkpoints for task {task!r}: {scorers[task].path} and {path}")
-        if meta.preprocessing is None:
-            raise CheckpointError(f"{path} does not record the preprocessing of its training data")
         scorers[task] = Scorer(model, meta, str(path))
-    hashes = {s.meta.preprocessing_hash for s in scorers.values()}
-    if len(hashes) != 1:
-        raise CheckpointError(f"the checkpoints were trained on differently prepared data ({sorted(map(str, hashes))})")
-    preprocessing = next(iter(scorers.values())).meta.preprocessing
-    if preprocessing is None:  # checked per checkpoint above
-        raise CheckpointError("no preprocessing recorded")
+    preprocessing, _ = shared_preparation({s.path: s.meta for s in scorers.values()})
     return scorers, preprocessing
 
 
@@ -127,8 +120,8 @@ class NightScorer:
     def prepare(self, recording: str | Path | Recording, annotations: str | Path | Scoring | None = None
                 ) -> PreparedInput:
         """Read and condition the channels the models need (and their stand-ins)."""
-        return prepare_input(recording, annotations, config=self.config, channel_table=self.table,
-                             channels={c for scorer in self.scorers.values() for c in scorer.meta.channels})
+        _, channels = shared_preparation({s.path: s.meta for s in self.scorers.values()})
+        return prepare_input(recording, annotations, config=self.config, channel_table=self.table, channels=channels)
 
     def _decoding(self) -> EventDecoding:
         """The events model's decoding (chosen on its validation nights), with the user's threshold."""
