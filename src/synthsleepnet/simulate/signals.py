@@ -92,14 +92,14 @@ def simulate_eeg(hyp: np.ndarray, profile: SubjectProfile, arousals: Arousals, s
     """
     traits = traits or Traits()
     n = int(round(hyp.size * epoch_s * sfreq))
-    youth = float(np.clip((75 - profile.age_years) / 50, 0.35, 1.0))
+    youth = float(np.clip((95 - profile.age_years) / 70, 0.5, 1.0))
 
     def env(table: dict[int, float]) -> np.ndarray:
         return epoch_envelope(_by_stage(hyp, table), n, sfreq, epoch_s)
 
     slope = traits.slope_shift
-    common = (env({W: 7, N1: 9, N2: 10, N3: 11, REM: 8}) * colored_noise(n, sfreq, 1.0 + slope, rng)
-              + env({W: 7, N1: 12, N2: 17, N3: 20, REM: 11}) * colored_noise(n, sfreq, 2.0 + slope, rng))
+    common = (env({W: 7, N1: 9, N2: 10, N3: 11, REM: 8}) * colored_noise(n, sfreq, 1.7 + slope, rng)
+              + env({W: 7, N1: 12, N2: 16, N3: 16, REM: 11}) * colored_noise(n, sfreq, 2.0 + slope, rng))
     a = profile.alpha_uv
     # relaxed wake alternates eyes closed (alpha) and open (little alpha): a per-epoch factor
     eyes = np.where(hyp == W, rng.choice([0.25, 1.0], size=hyp.size, p=list(traits.eyes_closed)), 1.0)
@@ -108,10 +108,10 @@ def simulate_eeg(hyp: np.ndarray, profile: SubjectProfile, arousals: Arousals, s
     arousal = _arousal_envelope(arousals, n, sfreq)
     alpha_hz = rng.uniform(9 + traits.alpha_hz_shift, 10.5 + traits.alpha_hz_shift)
     common += (alpha_env + 0.8 * a * arousal) * band_noise(n, sfreq, 8, 12, rng, peak_hz=alpha_hz)
-    common += (env({W: 6, N1: 3, N2: 2, N3: 1.5, REM: 3}) + 10 * arousal) * band_noise(n, sfreq, 16, 30, rng)
+    common += (env({W: 6, N1: 2, N2: 1, N3: 0.7, REM: 2}) + 10 * arousal) * band_noise(n, sfreq, 16, 30, rng)
     common += env({W: 3, N1: 8, N2: 5, N3: 5, REM: 8}) * band_noise(n, sfreq, 4, 7.5, rng)
     slow = youth * traits.slow_wave_gain
-    delta = env({W: 3, N1: 7, N2: 14 * slow, N3: 38 * slow, REM: 7})
+    delta = env({W: 3, N1: 7, N2: 12 * slow, N3: 23 * slow, REM: 7})
     common += delta * band_noise(n, sfreq, 0.5, 2.0, rng, peak_hz=0.9)
     transients = np.zeros(n)
     k = traits.spindle_gain
@@ -124,7 +124,7 @@ def simulate_eeg(hyp: np.ndarray, profile: SubjectProfile, arousals: Arousals, s
     _place(transients, poisson_onsets(_stage_rate(hyp, {W: 0, N1: 0, N2: 0, N3: 0, REM: 1.2}, epoch_s),
                                       epoch_s, rng), sfreq, _sawtooth_burst, rng)
     common += transients
-    return [traits.eeg_gain * (common + traits.electrode_noise_uv * colored_noise(n, sfreq, 1.0, rng))
+    return [traits.eeg_gain * (common + traits.electrode_noise_uv * colored_noise(n, sfreq, 1.5, rng))
             for _ in range(n_channels)]
 
 
@@ -155,24 +155,25 @@ def simulate_eog(hyp: np.ndarray, eeg: np.ndarray, sfreq: float, rng: np.random.
     # REMs come in phasic clusters: a per-epoch burstiness factor
     phasic = rng.gamma(0.6, 1 / 0.6, hyp.size)
     rem_rate = rate({W: 0, N1: 0, N2: 0, N3: 0, REM: 18 * rem_density_gain}) * phasic
-    horizontal = _saccades(poisson_onsets(rem_rate, epoch_s, rng), n, sfreq, rng, (80, 250), 0.08, 0.6)
+    horizontal = _saccades(poisson_onsets(rem_rate, epoch_s, rng), n, sfreq, rng, (70, 220), 0.08, 0.6)
     horizontal += _saccades(poisson_onsets(rate({W: 10, N1: 1, N2: 0, N3: 0, REM: 0}), epoch_s, rng),
                             n, sfreq, rng, (30, 90), 0.05, 1.0)
-    sem = epoch_envelope(_by_stage(hyp, {W: 5, N1: 45, N2: 8, N3: 2, REM: 6}), n, sfreq, epoch_s)
+    sem = epoch_envelope(_by_stage(hyp, {W: 5, N1: 25, N2: 8, N3: 2, REM: 6}), n, sfreq, epoch_s)
     horizontal += sem * band_noise(n, sfreq, 0.1, 0.6, rng)
     blinks = np.zeros(n)
     t = np.arange(int(0.4 * sfreq)) / sfreq
     for onset in poisson_onsets(rate({W: 12, N1: 2, N2: 0, N3: 0, REM: 0}), epoch_s, rng):
         _add(blinks, int(onset * sfreq), rng.uniform(80, 200) * np.exp(-((t - 0.15) / 0.06) ** 2))
     leak = 0.45 * eeg
-    e1 = horizontal + 0.6 * blinks + leak + 5 * colored_noise(n, sfreq, 1.0, rng)
-    e2 = -horizontal + 0.6 * blinks + leak + 5 * colored_noise(n, sfreq, 1.0, rng)
+    e1 = horizontal + 0.6 * blinks + leak + 5 * colored_noise(n, sfreq, 1.5, rng)
+    e2 = -horizontal + 0.6 * blinks + leak + 5 * colored_noise(n, sfreq, 1.5, rng)
     return e1, e2
 
 
 def simulate_emg(hyp: np.ndarray, arousals: Arousals, sfreq: float, rng: np.random.Generator,
                  epoch_s: float = 30.0) -> np.ndarray:
-    """Chin EMG in µV: tone highest in wake, lower through NREM, atonia in REM with twitches."""
+    """Chin EMG in µV: tone highest in wake, lower through NREM, atonia in REM with twitches, over
+    the electrode and amplifier floor."""
     n = int(round(hyp.size * epoch_s * sfreq))
     tone = _by_stage(hyp, {W: 14, N1: 7, N2: 5, N3: 4.5, REM: 1.6})
     tone *= rng.lognormal(0, 0.15, hyp.size) * rng.uniform(0.7, 1.3)
@@ -182,7 +183,9 @@ def simulate_emg(hyp: np.ndarray, arousals: Arousals, sfreq: float, rng: np.rand
     for onset in poisson_onsets(_stage_rate(hyp, {W: 0, N1: 0, N2: 0, N3: 0, REM: 5}, epoch_s), epoch_s, rng):
         length = int(rng.uniform(0.1, 0.3) * sfreq)
         _add(twitch, int(onset * sfreq), np.full(length, rng.uniform(8, 20)))
-    return (env + twitch) * band_noise(n, sfreq, 10, min(150, 0.45 * sfreq), rng)
+    muscle = (env + twitch) * band_noise(n, sfreq, 10, min(150, 0.45 * sfreq), rng)
+    # the electrode/amplifier floor (≈ 1.5 µV, 1/f) is what remains visible in REM atonia
+    return muscle + 1.5 * colored_noise(n, sfreq, 1.0, rng)
 
 
 def _beat(sfreq: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 """How much simulated subjects and recording sites differ (``simulate --variability``).
 
-``normal`` is the simulator as it always was: subjects differ in age, sex, AHI, sleep onset,
-alpha amplitude, resting heart rate and sleep architecture, and every night is recorded alike.
+``normal`` is the simulator's default: subjects differ in age, sex, AHI, sleep onset, alpha
+amplitude, resting heart rate and sleep architecture, and every night is recorded alike.
 ``low`` pulls each subject towards the cohort's centre (a third of the spread) — for checks that
 need like nights. ``high`` widens the subject spread by 1.6 and adds what real cohorts add, drawn
 per subject (seeded by the night's seed) and per recording site (four sites; a night's site is
@@ -26,8 +26,8 @@ site: mains                       50 Hz, 2 µV      50/60 Hz, ×0.3–3        E
 site: electrode pops, movements   2 /h, 3 /h       ×0.3–3                  lab and population dependent
 ================================  ===============  ======================  =====================================
 
-Every draw comes from its own generators, so ``normal`` nights are byte-identical to the
-simulator's before this option existed, and a seed fixes a night at every level.
+Every draw comes from its own generators, so ``normal`` nights are byte-identical to nights
+simulated without the option, and a seed fixes a night at every level.
 """
 
 from __future__ import annotations
