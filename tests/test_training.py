@@ -387,6 +387,29 @@ def test_probing_from_stored_features_matches_probing_from_signals(store: Path, 
     assert len(list((store / "features").rglob("*.safetensors"))) > 2  # kept for the next run
 
 
+def test_evaluation_reads_a_pretrained_models_features_from_beside_the_store(store: Path, tmp_path: Path) -> None:
+    from synthsleepnet.training import evaluate, finetune
+    from synthsleepnet.training.splits import split_nights
+
+    fusion = _fusion_checkpoint(store, tmp_path / "fusion.safetensors")
+    config = TrainConfig(epochs=1, batch_size=2, max_steps_per_epoch=2, precision="fp32", device="cpu", seed=1)
+    model = finetune(store, "stage", 0.5, tmp_path / "ft", fusion_checkpoint=fusion, config=config,
+                     progress=False).checkpoint
+    def kept() -> set[Path]:
+        return {p.relative_to(store) for p in (store / "features").rglob("*.safetensors")}
+
+    before = kept()
+    direct = evaluate(model, store, device="cpu", precision="fp32", feature_cache=False)
+    assert kept() == before
+    cached = evaluate(model, store, device="cpu", precision="fp32")
+    test_nights = split_nights(EpochStore(store), "test")
+    assert {p.stem for p in kept() - before} == set(test_nights)  # the test nights' features, kept once
+    assert cached["confusion"] == direct["confusion"]
+    for key in ("accuracy", "macro_f1", "kappa"):
+        assert cached[key] == pytest.approx(direct[key], abs=1e-9)
+    assert evaluate(model, store, device="cpu", precision="fp32")["confusion"] == direct["confusion"]  # read back
+
+
 def test_stored_features_are_reused_and_recomputed_when_stale(store: Path, tmp_path: Path) -> None:
     from synthsleepnet._config import AdaptConfig
     from synthsleepnet._device import resolve_runtime

@@ -49,7 +49,7 @@ from .loop import FitResult, fit, is_main_process
 from .pretrain import default_channels, resolve_model, store_identity
 from .splits import assign_splits, sample_labelled_epochs, split_nights
 
-__all__ = ["build_classifier", "calibrate_batchnorm", "finetune", "night_inputs", "predict_night", "probe",
+__all__ = ["build_classifier", "calibrate_batchnorm", "finetune", "night_inputs", "predict_stored_night", "probe",
            "stored_night_events"]
 
 
@@ -135,10 +135,15 @@ def night_inputs(store: EpochStore, night: str, channels: Sequence[str]) -> dict
     return {c: x[:, nf.channels.index(c)] for c in channels if c in nf.channels}
 
 
-def predict_night(model: SleepClassifier, inputs: Mapping[str, np.ndarray], runtime: Runtime, source: str
-                  ) -> np.ndarray:
-    """Probabilities (E, classes) of one night; non-finite outputs are refused, naming ``source``."""
-    return check_finite_output(model.predict_proba(inputs, runtime=runtime), source)
+def predict_stored_night(model: SleepClassifier, store: EpochStore, night: str, runtime: Runtime, source: str,
+                         cache: ConvCache | None = None) -> np.ndarray:
+    """Probabilities (E, classes) of a stored night, from ``cache``'s convolution features when
+    given; non-finite outputs are refused, naming ``source``."""
+    if cache is not None:
+        proba = model.predict_proba(cache.night(night), runtime=runtime, conv=True)
+    else:
+        proba = model.predict_proba(night_inputs(store, night, model.channels), runtime=runtime)
+    return check_finite_output(proba, source)
 
 
 def _validation(store: EpochStore, nights: Sequence[str], task: Task, channels: Sequence[str],
@@ -168,15 +173,8 @@ def _validation(store: EpochStore, nights: Sequence[str], task: Task, channels: 
 def _predict_nights(model: SleepClassifier, store: EpochStore, nights: Sequence[str], runtime: Runtime,
                     cache: ConvCache | None) -> list[np.ndarray]:
     """The model's probabilities for whole validation nights (from ``cache`` when given)."""
-    probs = []
-    for night in nights:
-        source = f"the model being adapted (validation night {night})"
-        if cache is not None:
-            probs.append(check_finite_output(model.predict_proba(cache.night(night), runtime=runtime, conv=True),
-                                             source))
-        else:
-            probs.append(predict_night(model, night_inputs(store, night, model.channels), runtime, source))
-    return probs
+    return [predict_stored_night(model, store, night, runtime, f"the model being adapted (validation night {night})",
+                                 cache) for night in nights]
 
 
 def _keep_decoding(model: SleepClassifier, checkpoint: Path, store: EpochStore, nights: Sequence[str], task: Task,

@@ -139,9 +139,12 @@ class ConvCache:
 
     @staticmethod
     def _save(path: Path, features: torch.Tensor, signature: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            save_file({"features": features.contiguous()}, str(tmp), metadata={"signals": signature})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                save_file({"features": features.contiguous()}, str(tmp), metadata={"signals": signature})
+        except OSError as err:  # a read-only or full store: the features serve this run only
+            logger.warning("could not keep convolution features beside the store (%s): %s", path, err)
 
     @staticmethod
     def estimate_bytes(model: SleepClassifier, store: EpochStore, nights: Sequence[str], runtime: Runtime) -> int:

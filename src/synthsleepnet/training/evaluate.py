@@ -15,7 +15,8 @@ from ..metrics import classification_metrics, event_f1, events_from_flags
 from ..models.checkpoint import CheckpointMeta, check_compatible, load_classifier
 from ..store.epoch_store import EpochStore
 from ..tasks import get_task
-from .adapt import night_inputs, predict_night, stored_night_events
+from .adapt import predict_stored_night, stored_night_events
+from .cache import ConvCache
 from .data import nights_with_channels
 from .splits import split_nights
 
@@ -24,7 +25,7 @@ __all__ = ["evaluate"]
 
 @verbose
 def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", device: str = "auto",
-             precision: str = "auto", sleep_window_min: float | None = None,
+             precision: str = "auto", sleep_window_min: float | None = None, feature_cache: bool = True,
              verbose: bool | str | int | None = None) -> dict[str, Any]:
     """Metrics of a probe or fine-tune checkpoint on one split's subjects (default: test).
 
@@ -40,6 +41,11 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
     ``sleep_window_min`` scores only the epochs from that many minutes before the first scored
     sleep epoch to as many after the last (Sleep-EDF studies commonly use 30, which drops most of
     the long wake periods of those home recordings); None scores every epoch.
+
+    A model adapted from a pretrained fusion keeps its frozen convolutions, so with
+    ``feature_cache`` their features are read from beside the store (``STORE/features``), where
+    its adaptation and every evaluation of a model from the same pretraining find them: each
+    night's convolutions run once, not once per model.
     """
     runtime = resolve_runtime(device, precision)
     model, meta = load_classifier(checkpoint, device=runtime.device)
@@ -57,16 +63,20 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
         logger.warning("evaluate: night %s left out: %s", night, reason)
     if not usable:
         raise ValueError(f"no night of split {split!r} has the model's channels {model.channels}: {skipped}")
+
+    def predict(night: str) -> np.ndarray:
+        cache = ConvCache(model, st, [night], runtime, persist=True) if feature_cache and meta.pretrained else None
+        return predict_stored_night(model, st, night, runtime, str(checkpoint), cache)
+
     if task.per_second:
         return {**_header(checkpoint, task.name, split, len(usable), meta, skipped),
-                **events_metrics([stored_night_events(st, night, task, predict_night(
-                    model, night_inputs(st, night, model.channels), runtime, str(checkpoint)), meta.decoding)
-                    for night in usable])}
+                **events_metrics([stored_night_events(st, night, task, predict(night), meta.decoding)
+                                  for night in usable])}
     truth, probs, true_events, pred_events = [], [], [], []
     epoch_s = st.config.epoch_s
     offset = 0.0
     for night in usable:
-        p = predict_night(model, night_inputs(st, night, model.channels), runtime, str(checkpoint))
+        p = predict(night)
         labels = st.night(night).labels[:, column]
         if sleep_window_min is not None:
             labels = _in_sleep_window(labels, st.night(night).labels[:, st.label_column("stage")],
