@@ -264,8 +264,9 @@ def test_checkpoints_must_share_one_preprocessing(scorers: list[Path], tmp_path:
     stage = read_checkpoint_meta(scorers[0])
     other = dataclasses.replace(stage, task="apnea", spec=dataclasses.replace(stage.spec, n_outputs=2, context="epoch"),
                                 preprocessing=PreprocessingConfig(filter_order=2))
-    mixed = save_checkpoint(tmp_path / "apnea-128hz.safetensors", build_model(other.spec), other)
-    with pytest.raises(CheckpointError, match="differently prepared data"):
+    mixed = save_checkpoint(tmp_path / "apnea-other-filter.safetensors", build_model(other.spec), other)
+    with pytest.raises(CheckpointError, match="differently prepared data .*apnea-other-filter.safetensors: "
+                                              "preprocessing"):
         prepare_for_checkpoints(tmp_path / "never-read.edf", None, [scorers[0], mixed])
     with pytest.raises(CheckpointError, match="bare.safetensors does not record the preprocessing"):
         shared_preparation({"bare.safetensors": dataclasses.replace(stage, preprocessing=None)})

@@ -395,6 +395,7 @@ def test_evaluation_reads_a_pretrained_models_features_from_beside_the_store(sto
     config = TrainConfig(epochs=1, batch_size=2, max_steps_per_epoch=2, precision="fp32", device="cpu", seed=1)
     model = finetune(store, "stage", 0.5, tmp_path / "ft", fusion_checkpoint=fusion, config=config,
                      progress=False).checkpoint
+
     def kept() -> set[Path]:
         return {p.relative_to(store) for p in (store / "features").rglob("*.safetensors")}
 
@@ -432,6 +433,8 @@ def test_stored_features_are_reused_and_recomputed_when_stale(store: Path, tmp_p
     assert lazy.computed == 0  # nothing until asked: a finished run that is resumed costs nothing
     lazy.night(nights[1])
     assert lazy.computed == 2 and list(lazy.features) == [nights[1]]
+    lazy.release(nights[1])
+    assert not lazy.features  # memory freed; asking again recomputes
     first = built()
     assert first.computed == 6 and len(list((store / "features").rglob("*.safetensors"))) == 6
     torch.testing.assert_close(lazy.night(nights[1]), first.night(nights[1]), rtol=0, atol=0)

@@ -72,13 +72,15 @@ def shared_preparation(metas: Mapping[str, CheckpointMeta]) -> tuple[Preprocessi
     CheckpointError
         Naming the checkpoint that records no preprocessing, or the differing settings.
     """
-    configs = {}
+    configs, hashes = {}, {}
     for path, meta in metas.items():
         if meta.preprocessing is None:
             raise CheckpointError(f"{path} does not record the preprocessing of its training data")
         configs[meta.preprocessing_hash] = meta.preprocessing
+        hashes[path] = meta.preprocessing_hash
     if len(configs) != 1:
-        raise CheckpointError(f"the checkpoints were trained on differently prepared data ({sorted(map(str, configs))})")
+        which = "; ".join(f"{path}: preprocessing {digest}" for path, digest in hashes.items())
+        raise CheckpointError(f"the checkpoints were trained on differently prepared data ({which})")
     return next(iter(configs.values())), {c for meta in metas.values() for c in meta.channels}
 
 

@@ -157,6 +157,10 @@ class ConvCache:
                      for n in nights)
         return int(probe.numel() * item * epochs)
 
+    def release(self, night: str) -> None:
+        """Drop a night's features from memory (a pass over many nights keeps one at a time)."""
+        self.features.pop(night, None)
+
     def window(self, night: str, start: int, length: int) -> dict[str, torch.Tensor]:
         """``{channel: (length, F, n_conv)}`` float32 features of a window."""
         return {c: t[start:start + length].float() for c, t in self._night(night).items()}

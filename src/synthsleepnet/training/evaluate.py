@@ -63,10 +63,13 @@ def evaluate(checkpoint: str | Path, store: str | Path, *, split: str = "test", 
         logger.warning("evaluate: night %s left out: %s", night, reason)
     if not usable:
         raise ValueError(f"no night of split {split!r} has the model's channels {model.channels}: {skipped}")
+    cache = ConvCache(model, st, usable, runtime, persist=True) if feature_cache and meta.pretrained else None
 
     def predict(night: str) -> np.ndarray:
-        cache = ConvCache(model, st, [night], runtime, persist=True) if feature_cache and meta.pretrained else None
-        return predict_stored_night(model, st, night, runtime, str(checkpoint), cache)
+        proba = predict_stored_night(model, st, night, runtime, str(checkpoint), cache)
+        if cache is not None:
+            cache.release(night)  # one night in memory at a time
+        return proba
 
     if task.per_second:
         return {**_header(checkpoint, task.name, split, len(usable), meta, skipped),
