@@ -22,6 +22,8 @@ from synthsleepnet.models import (
     check_compatible,
     count_parameters,
     encoder_gflops,
+    fold_batchnorm,
+    fuse_for_inference,
     load_checkpoint,
     merge_lora,
     model_from_preset,
@@ -214,6 +216,28 @@ def test_lora_starts_as_identity_trains_only_adapters_and_merges() -> None:
         after = model.embed(x)
     assert not any(isinstance(m, LoRALinear) for m in model.modules())
     torch.testing.assert_close(before, after, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["fast", "tiny"])
+def test_scoring_folds_batchnorm_and_adapters_without_changing_predictions(preset: str) -> None:
+    torch.manual_seed(0)
+    model = model_from_preset("sleep_classifier", preset, channels=CHANNELS[:2], n_outputs=5, context="sequence")
+    with torch.no_grad():  # trained-looking statistics and adapters, not the identity they start as
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.normal_(0, 0.5), m.running_var.uniform_(0.5, 2), m.weight.normal_(1, 0.2)
+            if isinstance(m, LoRALinear):
+                m.lora_b.normal_(0, 0.02)
+    night = {c: np.random.default_rng(i).standard_normal((23, 3000)).astype(np.float32)
+             for i, c in enumerate(CHANNELS[:2])}
+    before = model.predict_proba(night)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(model.train())
+    fused = fuse_for_inference(model)
+    assert not any(isinstance(m, LoRALinear) for m in fused.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in fused.fusion.encoders.modules())
+    assert not any(p.requires_grad for p in fused.parameters())
+    np.testing.assert_allclose(fused.predict_proba(night), before, rtol=1e-4, atol=1e-5)
 
 
 def test_each_decoder_sees_exactly_its_own_block() -> None:

@@ -227,12 +227,12 @@ def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path
         "from synthsleepnet import score_files\n"
         "assert read_checkpoint_meta(sys.argv[4]).channels and 'torch' not in sys.modules, 'torch was imported'\n"
         "handed = []\n"
-        "original = score_files._from_worker\n"
-        "score_files._from_worker = lambda ahead: handed.append(ahead) or original(ahead)\n"
+        "original = score_files._ReadAhead.result\n"
+        "score_files._ReadAhead.result = lambda self: handed.append(self.handoff.exists()) or original(self)\n"
         "from synthsleepnet.cli import main\n"
         "models = [a for p in sys.argv[4:] for a in ('--model', p)]\n"
         "assert main(['score', sys.argv[1], '--annotations', sys.argv[2], '--out', sys.argv[3], *models]) == 0\n"
-        "assert len(handed) == 1, 'the night was not prepared in a worker'\n"
+        "assert handed == [True], 'the night was not prepared in a worker and handed over in a file'\n"
         "assert main(['score', sys.argv[1] + '.missing', '--out', sys.argv[3] + '-bad', *models]) == 2\n"
     )
     edf, xml = sim_dir / "sim-0012.edf", sim_dir / "sim-0012-nsrr.xml"
@@ -245,6 +245,11 @@ def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path
         assert (tmp_path / "worker" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
     assert json.loads((tmp_path / "worker" / "summary.json").read_text()) == json.loads(
         (tmp_path / "here" / "summary.json").read_text())
+    # where the hand-over file cannot be written (a full or absent tmpfs) the samples take the pipe
+    from synthsleepnet import score_files
+
+    prepared = score_files._prepare_in_worker(edf, None, scorers, None, tmp_path / "absent" / "signals.npy")
+    assert prepared.night.n_epochs > 0 and prepared.night.signals.shape[1:] == (len(CHANNELS), 3000)
 
 
 def test_a_night_prepared_otherwise_is_refused(scorers: list[Path], sim_dir: Path) -> None:

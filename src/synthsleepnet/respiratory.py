@@ -81,12 +81,11 @@ def clean_spo2(spo2: np.ndarray, *, max_step: float = 4.0, artefact_pad_s: int =
 
 def _baseline(x: np.ndarray, baseline_s: int) -> np.ndarray:
     """Highest valid value of the preceding ``baseline_s`` seconds (NaN when under half valid)."""
-    from scipy.ndimage import maximum_filter1d
-
     padded = np.r_[np.full(baseline_s, np.nan), x]
     finite = np.isfinite(padded)
-    # a window [j, j + baseline_s) of the padded trace is the baseline_s seconds before sample j
-    peak = maximum_filter1d(np.where(finite, padded, -np.inf), size=baseline_s, origin=-(baseline_s // 2))
+    # window j of the padded trace, [j, j + baseline_s), is the baseline_s seconds before sample j
+    windows = np.lib.stride_tricks.sliding_window_view(np.where(finite, padded, -np.inf), baseline_s)
+    peak = windows.max(axis=-1)
     counts = np.r_[0, np.cumsum(finite)]
     valid = counts[baseline_s:baseline_s + x.size] - counts[:x.size]
     return np.where(valid >= baseline_s / 2, peak[:x.size], np.nan)

@@ -9,12 +9,14 @@ import datetime as dt
 import json
 import multiprocessing
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -22,7 +24,7 @@ from ._atomic import atomic_write_text
 from ._logging import logger, verbose
 from .export import EXPORT_FILES, check_outputs, export_all
 from .io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for
-from .report import REPORT_FILES, write_report
+from .report import REPORT_FILES, import_drawing, write_report
 from .scoring.result import ScoringResult
 
 if TYPE_CHECKING:
@@ -78,22 +80,51 @@ def score_night(
 
         scorer = NightScorer.load(checkpoints, channel_file=channel_file, device=device, precision=precision,
                                   threshold=threshold, require=require, timezone=timezone)
-        prepared = _from_worker(ahead) if ahead else None
+        import_drawing()  # the report's import too, while the worker may still be reading
+        prepared = ahead.result() if ahead else None
     result = scorer.score(prepared or scorer.prepare(recording, annotations))
     return ScoredNight(result, _write_outputs(result, out, overwrite))
 
 
 def _prepare_in_worker(recording: str | Path, annotations: str | Path | None, checkpoints: Sequence[str | Path],
-                       channel_file: str | Path | None) -> PreparedInput:
-    """Runs in the worker, which imports the preparation (SciPy) itself."""
+                       channel_file: str | Path | None, handoff: Path) -> PreparedInput:
+    """Runs in the worker, which imports the preparation (SciPy) itself. The samples go back
+    through ``handoff`` (on tmpfs where there is one) when it can take them: for an 8-hour,
+    4-channel night, 46 MB pickled through the pool's pipe cost 0.2 s, the file 0.06 s."""
     from .scoring.prepare import prepare_for_checkpoints
 
-    return prepare_for_checkpoints(recording, annotations, checkpoints, channel_file)
+    prepared = prepare_for_checkpoints(recording, annotations, checkpoints, channel_file)
+    try:
+        np.save(handoff, prepared.night.signals)
+    except OSError:  # a full or missing tmpfs: the pipe it is
+        handoff.unlink(missing_ok=True)
+        return prepared
+    prepared.night.signals = np.empty(0, dtype=np.float32)
+    return prepared
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReadAhead:
+    """A night being prepared in a worker process, and where its samples will come back."""
+
+    future: Future[PreparedInput]
+    handoff: Path
+
+    def result(self) -> PreparedInput | None:
+        """The prepared night; None if the worker process died (the caller prepares it)."""
+        try:
+            prepared = self.future.result()
+        except BrokenProcessPool as err:
+            logger.warning("the read-ahead worker stopped (%s); preparing the night in this process", err)
+            return None
+        if self.handoff.exists():
+            prepared.night.signals = np.load(self.handoff)
+        return prepared
 
 
 @contextlib.contextmanager
 def _prepare_ahead(recording: str | Path, annotations: str | Path | None, checkpoints: Sequence[str | Path],
-                   channel_file: str | Path | None) -> Iterator[Future[PreparedInput] | None]:
+                   channel_file: str | Path | None) -> Iterator[_ReadAhead | None]:
     """Prepare ``recording`` in a forked worker process while the caller imports torch and loads the models.
 
     A fresh process spends about as long on each (≈ 2 s for an 8-hour night); side by side on two
@@ -105,17 +136,12 @@ def _prepare_ahead(recording: str | Path, annotations: str | Path | None, checkp
     if "torch" in sys.modules or not sys.platform.startswith("linux"):
         yield None
         return
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield pool.submit(_prepare_in_worker, recording, annotations, list(checkpoints), channel_file)
-
-
-def _from_worker(ahead: Future[PreparedInput]) -> PreparedInput | None:
-    """The worker's prepared night; None if the worker process died (the caller prepares it)."""
-    try:
-        return ahead.result()
-    except BrokenProcessPool as err:
-        logger.warning("the read-ahead worker stopped (%s); preparing the night in this process", err)
-        return None
+    shm = Path("/dev/shm")
+    with (tempfile.TemporaryDirectory(prefix="synthsleepnet-", dir=shm if shm.is_dir() else None) as tmp,
+          ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool):
+        handoff = Path(tmp) / "signals.npy"
+        yield _ReadAhead(pool.submit(_prepare_in_worker, recording, annotations, list(checkpoints), channel_file,
+                                     handoff), handoff)
 
 
 @dataclasses.dataclass

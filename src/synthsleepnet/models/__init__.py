@@ -20,6 +20,8 @@ _API: dict[str, str] = {
     "save_checkpoint": ".checkpoint",
     "SleepClassifier": ".classifier",
     "FrameBackbone": ".frame_backbone",
+    "fold_batchnorm": ".inference",
+    "fuse_for_inference": ".inference",
     "LoRALinear": ".lora",
     "add_lora": ".lora",
     "merge_lora": ".lora",
@@ -62,6 +64,8 @@ __all__ = [
     "count_parameters",
     "describe_presets",
     "encoder_gflops",
+    "fold_batchnorm",
+    "fuse_for_inference",
     "load_checkpoint",
     "load_classifier",
     "load_encoder",
@@ -87,6 +91,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     )
     from .classifier import SleepClassifier
     from .frame_backbone import FrameBackbone
+    from .inference import fold_batchnorm, fuse_for_inference
     from .lora import LoRALinear, add_lora, merge_lora
     from .mamba2 import Mamba2
     from .meta import CheckpointMeta, DataIdentity, read_checkpoint_meta

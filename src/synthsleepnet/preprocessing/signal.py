@@ -1,6 +1,9 @@
 """Signal conditioning on the continuous night: resampling, band-pass, robust scaling.
 
 Everything here runs on the whole night before epoching, so filters see no epoch edges.
+SciPy's signal module (≈ 0.5 s to import) is imported by the functions that filter, not by this
+module: scoring unpickles a night prepared in a worker (:class:`~.pipeline.PreparedNight`, whose
+module imports this one) without filtering anything.
 """
 
 from __future__ import annotations
@@ -8,7 +11,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from scipy import signal as sps
 
 from .._validation import SignalQualityError
 
@@ -29,8 +31,10 @@ def resample(data: np.ndarray, sfreq_in: float, sfreq_out: float) -> np.ndarray:
     """
     if sfreq_in == sfreq_out:
         return np.asarray(data, dtype=np.float64)
+    from scipy.signal import resample_poly
+
     ratio = Fraction(sfreq_out / sfreq_in).limit_denominator(1000)
-    return sps.resample_poly(data, ratio.numerator, ratio.denominator, padtype="line")
+    return resample_poly(data, ratio.numerator, ratio.denominator, padtype="line")
 
 
 def _edge(value: float | None) -> str:
@@ -67,16 +71,18 @@ def bandpass(data: np.ndarray, sfreq: float, band_hz: tuple[float | None, float 
     """Zero-phase Butterworth filter (second-order sections, forward and backward)."""
     if band_hz is None:
         return data
+    from scipy.signal import butter, sosfiltfilt
+
     low, high = band_hz
     if low is not None and high is not None:
-        sos = sps.butter(order, [low, high], btype="bandpass", fs=sfreq, output="sos")
+        sos = butter(order, [low, high], btype="bandpass", fs=sfreq, output="sos")
     elif low is not None:
-        sos = sps.butter(order, low, btype="highpass", fs=sfreq, output="sos")
+        sos = butter(order, low, btype="highpass", fs=sfreq, output="sos")
     elif high is not None:
-        sos = sps.butter(order, high, btype="lowpass", fs=sfreq, output="sos")
+        sos = butter(order, high, btype="lowpass", fs=sfreq, output="sos")
     else:
         return data
-    return sps.sosfiltfilt(sos, data)
+    return sosfiltfilt(sos, data)
 
 
 def check_signal_quality(data: np.ndarray, label: str, source: str) -> None:

@@ -21,6 +21,7 @@ from ..io.montage import stand_in
 from ..io.recording import Recording
 from ..models.checkpoint import CheckpointMeta, load_classifier
 from ..models.classifier import SleepClassifier
+from ..models.inference import fuse_for_inference
 from ..tasks import RESPIRATORY_EVENTS, STAGES, get_task
 from .prepare import PreparedInput, prepare_input, shared_preparation
 from .result import ScoringResult
@@ -39,7 +40,9 @@ class Scorer:
 
 def load_scorers(checkpoints: Sequence[str | Path], runtime: Runtime | None = None
                  ) -> tuple[dict[str, Scorer], PreprocessingConfig]:
-    """Load probe/fine-tune checkpoints, at most one per task, sharing one preprocessing."""
+    """Load probe/fine-tune checkpoints, at most one per task, sharing one preprocessing; each model
+    frozen for scoring with its BatchNorms and LoRA adapters folded in
+    (:func:`~synthsleepnet.models.inference.fuse_for_inference`)."""
     if not checkpoints:
         raise ValueError("give at least one model checkpoint (a probe or fine-tune checkpoint)")
     device = runtime.device if runtime else "cpu"
@@ -49,7 +52,7 @@ def load_scorers(checkpoints: Sequence[str | Path], runtime: Runtime | None = No
         task = get_task(str(meta.task)).name
         if task in scorers:
             raise CheckpointError(f"two checkpoints for task {task!r}: {scorers[task].path} and {path}")
-        scorers[task] = Scorer(model, meta, str(path))
+        scorers[task] = Scorer(fuse_for_inference(model), meta, str(path))
     preprocessing, _ = shared_preparation({s.path: s.meta for s in scorers.values()})
     return scorers, preprocessing
 
