@@ -6,7 +6,7 @@ score` command with the `fast`, `tiny`, `small` and `paper` presets (4 channels,
 the Mamba2 temporal module, every export and the report; weights untrained, which does not change
 the cost) and YASA 0.8.1's stager on the same EDF. Prints wall time, peak memory (VmHWM; for ours
 also the read-ahead worker's, which has exited before the model runs), the models' own seconds
-and their TFLOP/s; then a batch of 20 nights scored by one
+and their TFLOP/s (beside the machine's own matrix-multiply peak); then a batch of 20 nights scored by one
 `synthsleepnet score FOLDER` (nights per hour) and the time of `synthsleepnet --help`. Run it
 where YASA is installed (``make bench-env``):
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -94,7 +95,25 @@ def _yasa(edf: str) -> dict[str, float]:
     return {"model_seconds": time.perf_counter() - t0, "epochs": len(getattr(pred, "hypno", pred))}
 
 
+def _matmul_peak() -> dict[str, float]:
+    """What this machine's cores reach at best: a 4096³ bf16 and fp32 matrix product (no start-up)."""
+    import torch
+
+    a = torch.randn(4096, 4096)
+    out = {}
+    for name, x in (("bf16", a.bfloat16()), ("fp32", a)):
+        x @ x
+        t0 = time.perf_counter()
+        for _ in range(3):
+            x @ x
+        out[f"{name}_tflops"] = 3 * 2 * 4096 ** 3 / (time.perf_counter() - t0) / 1e12
+    return out
+
+
 def _child(kind: str, edf: str, workdir: str) -> None:
+    if kind == "peak":
+        sys.stdout.write(json.dumps(_matmul_peak()) + "\n")
+        return
     out = _yasa(edf) if kind == "yasa" else _ours(edf, kind, workdir)
     out["peak_rss_mb"] = peak_rss_mb()
     sys.stdout.write(json.dumps(out) + "\n")
@@ -154,6 +173,14 @@ def main() -> None:
             print(f"| batch: `synthsleepnet score FOLDER` of {args.batch} nights, `{args.presets[0]}` | "
                   f"{batch_s:.0f} s | {3600 * args.batch / batch_s:,.0f} nights/hour | | | |")
         print(f"\n`synthsleepnet --help`: {help_s:.2f} s")
+        _, out = _timed([sys.executable, __file__, "--child", "peak", str(edf), tmp])
+        peak = json.loads(out.strip().splitlines()[-1])
+        print(f"this machine's matrix-multiply peak (4096³, {os.cpu_count()} cores): bf16 "
+              f"{peak['bf16_tflops']:.3f} TFLOP/s, fp32 {peak['fp32_tflops']:.3f} TFLOP/s")
+        if "paper" in rows:
+            paper = _gflop_per_epoch_channel("paper") * rows["paper"]["epochs"] * len(CHANNELS) / 1e3
+            print(f"the paper preset's {paper:.1f} TFLOP per night take ≥ {paper / peak['bf16_tflops']:.0f} s "
+                  f"at that bf16 peak; 40 s would need {paper / 40:.2f} TFLOP/s")
 
 
 if __name__ == "__main__":
