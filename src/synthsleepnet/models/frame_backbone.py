@@ -65,6 +65,9 @@ class _SEResBlock(nn.Module):
     kernel-7 branches shorten the signal; that is what gives the paper's 6656 features.
     """
 
+    #: Each convolution and the BatchNorm applied straight to its output (folded for inference).
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))
+
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, activation: str = "elu") -> None:
         super().__init__()
         self.act = F.relu if activation == "relu" else F.elu

@@ -2,9 +2,9 @@
 
 Scoring runs a model many times and never trains it, so two kinds of layer can be folded away
 after loading: every eval-mode BatchNorm into the convolution or linear layer before it (a
-per-channel scale and shift of that layer's weights), and every LoRA adapter into its base weight. Both are
-exact in real arithmetic; in floating point the outputs move by rounding only (≈ 1e-6 relative
-in fp32), far inside bf16's tolerance. Measured on the ``fast`` preset the BatchNorms are ≈ 6 % of
+per-channel scale and shift of that layer's weights), and every LoRA adapter into its base
+weight. Both are exact in real arithmetic; in floating point the outputs move by rounding only
+(≈ 1e-6 relative in fp32), far inside bf16's tolerance. Measured on the ``fast`` preset the BatchNorms are ≈ 6 % of
 the model's CPU time.
 """
 
@@ -21,7 +21,6 @@ from .lora import merge_lora
 __all__ = ["fold_batchnorm", "fuse_for_inference"]
 
 _Model = TypeVar("_Model", bound=nn.Module)
-_CONV_BN = {"conv1": "bn1", "conv2": "bn2"}  # the residual blocks' named pairs (frame_backbone._SEResBlock)
 
 
 def _folded(layer: nn.Module, bn: nn.Module) -> nn.Module | None:
@@ -42,9 +41,11 @@ def _fold_sequential(seq: nn.Sequential) -> None:
 
 
 def _fold_pairs(module: nn.Module) -> None:
-    for conv_name, bn_name in _CONV_BN.items():
-        conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
-        folded = _folded(conv, bn) if isinstance(conv, nn.Conv1d) and isinstance(bn, nn.Module) else None
+    """The pairs a module declares in ``conv_bn_pairs`` (names of a layer and the BatchNorm applied
+    straight to its output, as :class:`~.frame_backbone._SEResBlock` does): only the module knows
+    its forward, so it says which pairs are adjacent."""
+    for conv_name, bn_name in getattr(module, "conv_bn_pairs", ()):
+        folded = _folded(getattr(module, conv_name), getattr(module, bn_name))
         if folded is not None:
             setattr(module, conv_name, folded)
             setattr(module, bn_name, nn.Identity())
@@ -52,8 +53,8 @@ def _fold_pairs(module: nn.Module) -> None:
 
 @torch.no_grad()
 def fold_batchnorm(model: nn.Module) -> int:
-    """Fold each BatchNorm1d into the Conv1d or Linear that feeds it in a ``Sequential``, and
-    into the Conv1d of a residual block's ``convN``/``bnN`` pair; returns how many were folded.
+    """Fold each BatchNorm1d into the Conv1d or Linear that feeds it in a ``Sequential``, and in
+    the pairs a module declares in ``conv_bn_pairs``; returns how many were folded.
 
     Raises
     ------
