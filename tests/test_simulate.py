@@ -15,7 +15,7 @@ from synthsleepnet.simulate import (
     simulate_night,
     write_night,
 )
-from synthsleepnet.simulate.respiration import place_events
+from synthsleepnet.simulate.respiration import BreathingRhythm, place_events
 from synthsleepnet.tasks import RESPIRATORY_EVENTS
 
 
@@ -78,7 +78,10 @@ def test_event_rate_follows_ahi(ahi: float) -> None:
         rng = np.random.default_rng(seed)
         profile = SubjectProfile.random(rng, ahi=ahi)
         hyp = simulate_hypnogram(profile, 8.0, rng)
-        events = place_events(hyp, profile, rng)
+        breaths = BreathingRhythm.simulate(hyp, 10.0, rng).breath_onsets_s()
+        events = place_events(hyp, profile, rng, breaths)
+        for edge in (events["onset_s"].to_numpy(float), (events["onset_s"] + events["duration_s"]).to_numpy(float)):
+            assert np.abs(breaths[np.searchsorted(breaths, edge - 1e-3)] - edge).max(initial=0) < 1e-3  # whole breaths
         counts.append(len(events) / (np.sum(hyp > 0) * 30 / 3600))
         assert (np.diff(events["onset_s"]) > 0).all() if len(events) > 1 else True
         assert (events["duration_s"] >= 10).all()
@@ -121,8 +124,8 @@ def test_respiratory_truth_carries_each_events_desaturation() -> None:
 
 def test_breathing_is_shaped_like_a_real_recording() -> None:
     """What a clinical scorer relies on: flow leads the belts by about a quarter breath, the belts
-    differ and go paradoxical against an obstructed airway, central apneas stop the effort, and
-    the sensor noise is low-pass, so an apnea holds no fast 'residual breathing'."""
+    differ and go paradoxical against an obstructed airway, central apneas stop the effort and leave
+    the heartbeat on the belts, and the sensor noise is low-pass, so an apnea holds no fast 'residual breathing'."""
     night = simulate_night(21, 1.0, ahi=40.0)
     fs = night.signals["Airflow"][1]
     flow, thor, abdo = (night.signals[k][0] for k in ("Airflow", "Thor", "Abdo"))
@@ -152,6 +155,10 @@ def test_breathing_is_shaped_like_a_real_recording() -> None:
             assert (np.std(thor[inside]) > 0.5 * np.std(thor[before])) == effort, (kind, onset)
             fast = np.abs(np.diff(flow[inside], 2)).mean() / np.abs(np.diff(flow[before], 2)).mean()
             assert fast < 0.4, (kind, onset)  # no residual breathing in the second differences
+            if kind == "apnea_central":  # the belts show the heartbeat, in phase (cardiogenic oscillation)
+                belt = thor[inside] - thor[inside].mean()
+                peak_hz = np.fft.rfftfreq(belt.size, 1 / fs)[np.argmax(np.abs(np.fft.rfft(belt)))]
+                assert abs(peak_hz - night.profile.heart_rate_bpm / 60) < 0.15, (onset, peak_hz)
 
 
 @pytest.mark.parametrize(("style", "canonical", "respiratory"), [

@@ -16,7 +16,7 @@ from .._config import SimulationConfig
 from .._logging import verbose
 from .architecture import SubjectProfile, W, simulate_hypnogram
 from .noise import band_noise
-from .respiration import place_events, simulate_respiration
+from .respiration import BreathingRhythm, place_events, simulate_respiration
 from .signals import simulate_ecg, simulate_eeg, simulate_emg, simulate_eog
 from .variability import Traits, vary
 
@@ -116,10 +116,10 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
     profile = SubjectProfile.random(rng, ahi)
     profile, traits, config = vary(profile, config or SimulationConfig(), variability, seed)
     hyp = simulate_hypnogram(profile, hours, rng, config.epoch_s)
-    resp_events = place_events(hyp, profile, rng, config.epoch_s)
+    rhythm = BreathingRhythm.simulate(hyp, config.resp_sfreq, rng, config.epoch_s)
+    resp_events = place_events(hyp, profile, rng, rhythm.breath_onsets_s(), config.epoch_s)
     arousals = _arousals(hyp, resp_events, rng, config)
-    resp = simulate_respiration(hyp, resp_events, profile, config.resp_sfreq, config.spo2_sfreq, rng,
-                                config.epoch_s)
+    resp = simulate_respiration(hyp, resp_events, profile, rhythm, config.spo2_sfreq, rng, config.epoch_s)
     c4, c3 = simulate_eeg(hyp, profile, arousals, config.eeg_sfreq, rng, config.epoch_s, traits=traits)
     e1, e2 = simulate_eog(hyp, c4, config.eog_sfreq, rng, config.epoch_s, traits.rem_density_gain)
     emg = simulate_emg(hyp, arousals, config.emg_sfreq, rng, config.epoch_s)

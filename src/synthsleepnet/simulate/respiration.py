@@ -18,7 +18,7 @@ from scipy.ndimage import uniform_filter1d
 from .architecture import N1, N2, N3, REM, SubjectProfile, W
 from .noise import colored_noise, epoch_envelope
 
-__all__ = ["RespiratorySignals", "breath_volume", "place_events", "simulate_respiration"]
+__all__ = ["BreathingRhythm", "RespiratorySignals", "breath_volume", "place_events", "simulate_respiration"]
 
 #: (airflow factor, effort factor) during each event type; mixed switches half-way.
 _FACTORS = {"apnea_obstructive": (0.03, 1.1), "apnea_central": (0.02, 0.03),
@@ -26,9 +26,50 @@ _FACTORS = {"apnea_obstructive": (0.03, 1.1), "apnea_central": (0.02, 0.03),
 _TYPE_P = {"apnea_obstructive": 0.45, "apnea_central": 0.1, "apnea_mixed": 0.05, "hypopnea": 0.4}
 
 
+@dataclasses.dataclass(frozen=True)
+class BreathingRhythm:
+    """The night's breath timing and depth before any event shapes them.
+
+    ``cycles`` counts breaths at each sample: breath ``k`` starts (end-expiration, the start of
+    inspiration) where ``cycles`` passes ``k``. Drawn before the events so that events can be
+    placed on whole breaths, as scorers mark them.
+    """
+
+    cycles: np.ndarray
+    depth: np.ndarray
+    breathing_hz: float
+    sfreq: float
+
+    @classmethod
+    def simulate(cls, hyp: np.ndarray, sfreq: float, rng: np.random.Generator,
+                 epoch_s: float = 30.0) -> BreathingRhythm:
+        """Stage-dependent regularity: steady in N3, irregular in wake and REM."""
+        n = int(round(hyp.size * epoch_s * sfreq))
+        breathing_hz = float(rng.uniform(0.22, 0.28))
+        irregular = epoch_envelope(np.array([{W: 0.25, N1: 0.15, N2: 0.08, N3: 0.04, REM: 0.3}[int(s)]
+                                             for s in hyp]), n, sfreq, epoch_s)
+        freq = breathing_hz * (1 + irregular * colored_noise(n, sfreq, 2.0, rng, 0.01))
+        depth = 1 + irregular * colored_noise(n, sfreq, 2.0, rng, 0.01)
+        return cls(np.cumsum(freq) / sfreq, depth, breathing_hz, sfreq)
+
+    def breath_onsets_s(self) -> np.ndarray:
+        """Seconds at which each breath starts (end-expiration)."""
+        return (np.flatnonzero(np.diff(np.floor(self.cycles)) > 0) + 1) / self.sfreq
+
+
+def _on_whole_breaths(onset: float, duration: float, breaths: np.ndarray) -> tuple[float, float]:
+    """The event widened to whole breaths: from the end-expiration at or before ``onset`` to the
+    first breath start at least ``duration`` later (AASM: the first reduced breath to the first
+    recovery breath). Returns ``(onset, end)`` in seconds."""
+    start = breaths[max(int(np.searchsorted(breaths, onset, side="right")) - 1, 0)]
+    end_i = min(int(np.searchsorted(breaths, start + duration, side="left")), breaths.size - 1)
+    return float(start), float(breaths[end_i])
+
+
 def place_events(hyp: np.ndarray, profile: SubjectProfile, rng: np.random.Generator,
-                 epoch_s: float = 30.0) -> pd.DataFrame:
-    """Respiratory events during sleep at the subject's AHI, REM-weighted, never overlapping.
+                 breath_onsets_s: np.ndarray, epoch_s: float = 30.0) -> pd.DataFrame:
+    """Respiratory events during sleep at the subject's AHI, REM-weighted, never overlapping,
+    each spanning whole breaths (``breath_onsets_s``: :meth:`BreathingRhythm.breath_onsets_s`).
 
     Returns columns ``onset_s``, ``duration_s``, ``event`` plus the consequences each event
     draws: ``desaturation_pct`` and ``arousal`` (hypopneas without an arousal desaturate ≥ 3 %).
@@ -47,8 +88,10 @@ def place_events(hyp: np.ndarray, profile: SubjectProfile, rng: np.random.Genera
         epoch = int(rng.choice(hyp.size, p=weights / weights.sum()))
         kind = str(rng.choice(list(_TYPE_P), p=list(_TYPE_P.values())))
         duration = float(rng.uniform(10, 40) if kind != "hypopnea" else rng.uniform(10, 35))
-        onset = round(float((epoch + rng.random()) * epoch_s), 1)
-        end = onset + duration
+        onset, end = _on_whole_breaths((epoch + rng.random()) * epoch_s, duration, breath_onsets_s)
+        if end - onset < 10:  # the night's last breaths
+            continue
+        duration = end - onset
         if end + 15 > hyp.size * epoch_s:  # the event and its recovery fit in the recording
             continue
         last = int(end // epoch_s)
@@ -62,7 +105,7 @@ def place_events(hyp: np.ndarray, profile: SubjectProfile, rng: np.random.Genera
         desat = float(rng.uniform(low, high) * np.clip(duration / 25, 0.7, 1.4))
         if kind == "hypopnea" and not arousal:
             desat = max(desat, 3.5)
-        rows.append({"onset_s": onset, "duration_s": round(duration, 1), "event": kind,
+        rows.append({"onset_s": round(onset, 3), "duration_s": round(duration, 3), "event": kind,
                      "desaturation_pct": round(desat, 1), "arousal": arousal})
     return pd.DataFrame(rows).sort_values("onset_s").reset_index(drop=True)
 
@@ -108,9 +151,9 @@ def _flatten(flow: np.ndarray, amount: np.ndarray) -> np.ndarray:
 
 
 def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: SubjectProfile,
-                         resp_sfreq: float, spo2_sfreq: float, rng: np.random.Generator,
+                         rhythm: BreathingRhythm, spo2_sfreq: float, rng: np.random.Generator,
                          epoch_s: float = 30.0) -> RespiratorySignals:
-    """Breathing with stage-dependent regularity, shaped by the respiratory events.
+    """The night's breathing (``rhythm``) shaped by the respiratory events.
 
     Airflow is the derivative of an asymmetric breath volume (:func:`breath_volume`); thorax and
     abdomen follow volume with their own gains, a small abdominal lag and their own noise, and
@@ -121,13 +164,8 @@ def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: Subject
     like breathing during an apnea.
     """
     duration_s = hyp.size * epoch_s
-    n = int(round(duration_s * resp_sfreq))
-    breathing_hz = float(rng.uniform(0.22, 0.28))
-    irregular = epoch_envelope(np.array([{W: 0.25, N1: 0.15, N2: 0.08, N3: 0.04, REM: 0.3}[int(s)]
-                                         for s in hyp]), n, resp_sfreq, epoch_s)
-    freq = breathing_hz * (1 + irregular * colored_noise(n, resp_sfreq, 2.0, rng, 0.01))
-    cycles = np.cumsum(freq) / resp_sfreq
-    depth = 1 + irregular * colored_noise(n, resp_sfreq, 2.0, rng, 0.01)
+    resp_sfreq, cycles, depth, breathing_hz = rhythm.sfreq, rhythm.cycles, rhythm.depth, rhythm.breathing_hz
+    n = cycles.size
     flow_gain, effort_gain, flattening = np.ones(n), np.ones(n), np.zeros(n)
     paradox = np.zeros(n)  # abdominal phase shift, in cycles
     cardiac = np.zeros(n)  # where the airway is open without breathing
@@ -136,7 +174,7 @@ def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: Subject
     desaturations = []
     for onset, dur, kind, desat in zip(events["onset_s"], events["duration_s"], events["event"],
                                        events["desaturation_pct"], strict=True):
-        a, b = int(onset * resp_sfreq), int((onset + dur) * resp_sfreq)
+        a, b = int(round(onset * resp_sfreq)), int(round((onset + dur) * resp_sfreq))
         flow, effort = _FACTORS[kind]
         flow_gain[a:b] = flow
         if kind == "apnea_central":
@@ -167,10 +205,11 @@ def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: Subject
     beat_hz = profile.heart_rate_bpm / 60
     t = np.arange(n) / resp_sfreq
     flow_noise, thorax_noise, abdomen_noise = (_sensor_noise(rng.standard_normal(n), resp_sfreq) for _ in range(3))
-    airflow = (depth * flow_gain * _flatten(raw_flow, flattening)
-               + 0.01 * cardiac * np.sin(2 * np.pi * beat_hz * t) + 0.012 * flow_noise)
-    thorax = depth * effort_gain * volume + 0.02 * thorax_noise
-    abdomen = 1.3 * depth * effort_gain * (breath_volume(cycles - 0.04 - paradox) - 0.45) + 0.02 * abdomen_noise
+    heartbeat = cardiac * np.sin(2 * np.pi * beat_hz * t)  # the beating heart moves air and chest wall
+    airflow = depth * flow_gain * _flatten(raw_flow, flattening) + 0.01 * heartbeat + 0.012 * flow_noise
+    thorax = depth * effort_gain * volume + 0.05 * heartbeat + 0.015 * thorax_noise
+    abdomen = (1.3 * depth * effort_gain * (breath_volume(cycles - 0.04 - paradox) - 0.45)
+               + 0.05 * heartbeat + 0.015 * abdomen_noise)
     spo2 = np.round(np.clip(spo2 + 0.3 * colored_noise(spo2.size, spo2_sfreq, 2.0, rng, 0.01), 70, 100), 1)
     table = pd.DataFrame(desaturations, columns=["onset_s", "duration_s", "event"])
     return RespiratorySignals(airflow, thorax, abdomen, spo2, heart_rate_offset, table, breathing_hz)
