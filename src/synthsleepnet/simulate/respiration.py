@@ -158,10 +158,10 @@ def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: Subject
     Airflow is the derivative of an asymmetric breath volume (:func:`breath_volume`); thorax and
     abdomen follow volume with their own gains, a small abdominal lag and their own noise, and
     move in antiphase (paradox) against an obstructed airway. Obstructive apneas keep (rising)
-    effort without flow; central apneas stop both, leaving cardiogenic oscillations in the flow;
-    mixed apneas are central, then obstructive; hypopneas reduce flow with inspiratory
-    flattening. Sensor noise is small and low-pass, as in real transducers, so it never looks
-    like breathing during an apnea.
+    effort without flow; central apneas stop both, leaving cardiogenic oscillations in the flow
+    and, in phase, on both belts; mixed apneas are central, then obstructive; hypopneas reduce
+    flow with inspiratory flattening. Sensor noise is small and low-pass, as in real
+    transducers, so it never looks like breathing during an apnea.
     """
     duration_s = hyp.size * epoch_s
     resp_sfreq, cycles, depth, breathing_hz = rhythm.sfreq, rhythm.cycles, rhythm.depth, rhythm.breathing_hz
