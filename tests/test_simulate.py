@@ -124,8 +124,9 @@ def test_respiratory_truth_carries_each_events_desaturation() -> None:
 
 def test_breathing_is_shaped_like_a_real_recording() -> None:
     """What a clinical scorer relies on: flow leads the belts by about a quarter breath, the belts
-    differ and go paradoxical against an obstructed airway, central apneas stop the effort and leave
-    the heartbeat on the belts, and the sensor noise is low-pass, so an apnea holds no fast 'residual breathing'."""
+    differ and go paradoxical against an obstructed airway, central apneas stop the effort and
+    leave the heartbeat on the belts, and the sensor noise is low-pass, so an apnea holds no fast
+    'residual breathing'."""
     night = simulate_night(21, 1.0, ahi=40.0)
     fs = night.signals["Airflow"][1]
     flow, thor, abdo = (night.signals[k][0] for k in ("Airflow", "Thor", "Abdo"))

@@ -119,7 +119,7 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
     rhythm = BreathingRhythm.simulate(hyp, config.resp_sfreq, rng, config.epoch_s)
     resp_events = place_events(hyp, profile, rng, rhythm.breath_onsets_s(), config.epoch_s)
     arousals = _arousals(hyp, resp_events, rng, config)
-    resp = simulate_respiration(hyp, resp_events, profile, rhythm, config.spo2_sfreq, rng, config.epoch_s)
+    resp = simulate_respiration(resp_events, profile, rhythm, config.spo2_sfreq, rng)
     c4, c3 = simulate_eeg(hyp, profile, arousals, config.eeg_sfreq, rng, config.epoch_s, traits=traits)
     e1, e2 = simulate_eog(hyp, c4, config.eog_sfreq, rng, config.epoch_s, traits.rem_density_gain)
     emg = simulate_emg(hyp, arousals, config.emg_sfreq, rng, config.epoch_s)

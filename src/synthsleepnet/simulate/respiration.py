@@ -52,6 +52,11 @@ class BreathingRhythm:
         depth = 1 + irregular * colored_noise(n, sfreq, 2.0, rng, 0.01)
         return cls(np.cumsum(freq) / sfreq, depth, breathing_hz, sfreq)
 
+    @property
+    def duration_s(self) -> float:
+        """Length of the night in seconds."""
+        return self.cycles.size / self.sfreq
+
     def breath_onsets_s(self) -> np.ndarray:
         """Seconds at which each breath starts (end-expiration)."""
         return (np.flatnonzero(np.diff(np.floor(self.cycles)) > 0) + 1) / self.sfreq
@@ -150,9 +155,8 @@ def _flatten(flow: np.ndarray, amount: np.ndarray) -> np.ndarray:
     return np.where(flow > 0, limited, flow)
 
 
-def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: SubjectProfile,
-                         rhythm: BreathingRhythm, spo2_sfreq: float, rng: np.random.Generator,
-                         epoch_s: float = 30.0) -> RespiratorySignals:
+def simulate_respiration(events: pd.DataFrame, profile: SubjectProfile, rhythm: BreathingRhythm,
+                         spo2_sfreq: float, rng: np.random.Generator) -> RespiratorySignals:
     """The night's breathing (``rhythm``) shaped by the respiratory events.
 
     Airflow is the derivative of an asymmetric breath volume (:func:`breath_volume`); thorax and
@@ -163,7 +167,7 @@ def simulate_respiration(hyp: np.ndarray, events: pd.DataFrame, profile: Subject
     flow with inspiratory flattening. Sensor noise is small and low-pass, as in real
     transducers, so it never looks like breathing during an apnea.
     """
-    duration_s = hyp.size * epoch_s
+    duration_s = rhythm.duration_s
     resp_sfreq, cycles, depth, breathing_hz = rhythm.sfreq, rhythm.cycles, rhythm.depth, rhythm.breathing_hz
     n = cycles.size
     flow_gain, effort_gain, flattening = np.ones(n), np.ones(n), np.zeros(n)
