@@ -27,6 +27,26 @@ def test_same_seed_same_bytes_other_seed_other_night(tmp_path: Path) -> None:
     assert a[0].read_bytes() != c[0].read_bytes()
 
 
+def test_a_window_records_that_part_of_the_whole_night(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import edfio
+
+    whole, part = simulate_night(7, 2.0), simulate_night(7, 2.0, window_hours=0.5)
+    assert part.window_start_s is not None and whole.window_start_s is None
+    first = int(part.window_start_s / 30)
+    assert part.hypnogram.size == 60 and np.array_equal(part.hypnogram, whole.hypnogram[first:first + 60])
+    lights_off = part.start - dt.timedelta(seconds=part.window_start_s)
+    assert dt.time(22, 0) <= lights_off.time() <= dt.time(23, 30)  # the recording starts mid-night
+    edf, _ = write_night(part, tmp_path)
+    assert edfio.read_edf(edf).duration == 1800
+    assert not edfio.read_edf(edf).annotations  # lights off and on are outside the recording
+    assert [a.text for a in edfio.read_edf(write_night(whole, tmp_path / "whole")[0]).annotations] == \
+        ["Lights off", "Lights on"]
+    with pytest.raises(ValueError, match="window_hours"):
+        simulate_night(7, 1.0, window_hours=1.5)
+
+
 def test_independent_readers_see_channels_rates_units_and_events(sim_dir: Path) -> None:
     mne = pytest.importorskip("mne")
     edf = sim_dir / "sim-0011.edf"

@@ -378,7 +378,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         raise FileExistsError(f"{out} already holds {len(existing)} EDF files; pass --overwrite to replace them")
     paths = simulate_cohort(out, args.nights, args.hours, seed=args.seed, ahi=args.ahi, style=args.style,
-                            variability=args.variability, progress=not args.quiet)
+                            variability=args.variability, window_hours=args.window_hours, progress=not args.quiet)
     _print(f"wrote {len(paths)} nights to {out} ({args.style} style, {args.variability} variability: "
            f"{paths[0][0].name}, {paths[0][1].name}, ...)")
     return 0
@@ -520,6 +520,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = _sub(sub, "simulate", "simulate.night", "simulate_cohort", _cmd_simulate)
     p.add_argument("--nights", type=int, default=4, help="number of nights")
     p.add_argument("--hours", type=float, default=8.0, help="time in bed per night, hours")
+    p.add_argument("--window-hours", type=float,
+                   help="record only this many hours of each night, from a place drawn per night (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first night (then +1, +2...)")
     p.add_argument("--ahi", type=float, help="apnea-hypopnea index of every night (default: drawn)")
     p.add_argument("--style", default="generic",

@@ -39,7 +39,9 @@ class SimulatedNight:
     desaturations and arousals (``onset_s``, ``duration_s``, ``event``), as a scorer marks them;
     ``respiratory_truth`` holds the respiratory events as designed, with the SpO2 fall each causes
     (``desaturation_pct``) and whether it ends in an arousal — what an ODI is checked against;
-    ``traits`` are the subject's and site's draws at the night's variability.
+    ``traits`` are the subject's and site's draws at the night's variability;
+    ``window_start_s`` is where a recording of part of the night starts, in seconds after lights
+    off (None: the whole night, lights off to lights on, is recorded).
     """
 
     name: str
@@ -51,6 +53,7 @@ class SimulatedNight:
     epoch_s: float = 30.0
     respiratory_truth: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     traits: Traits = Traits()
+    window_start_s: float | None = None
 
 
 def _arousals(hyp: np.ndarray, resp_events: pd.DataFrame, rng: np.random.Generator,
@@ -91,8 +94,19 @@ def _artefacts(signals: dict[str, np.ndarray], rates: dict[str, float], hyp: np.
             x[a:b] += rng.uniform(80, 250) * band_noise(b - a, fs, 0.5, min(0.45 * fs, 60), rng)
 
 
+def _window(hyp: np.ndarray, window_hours: float, seed: int, epoch_s: float) -> int:
+    """The first epoch of a ``window_hours`` window of ``hyp``, placed uniformly at random by a
+    generator of its own, so the night's other draws do not depend on it."""
+    length = int(round(window_hours * 3600 / epoch_s))
+    if not 0 < length <= hyp.size:
+        raise ValueError(f"window_hours must be in (0, the night's {hyp.size * epoch_s / 3600:g} h], "
+                         f"got {window_hours:g}")
+    return int(np.random.default_rng([seed, 1]).integers(0, hyp.size - length + 1))
+
+
 def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ahi: float | None = None,
-                   config: SimulationConfig | None = None, variability: str = "normal") -> SimulatedNight:
+                   config: SimulationConfig | None = None, variability: str = "normal",
+                   window_hours: float | None = None) -> SimulatedNight:
     """Simulate one night of PSG (deterministic for a seed).
 
     Parameters
@@ -111,11 +125,18 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
         ``low``, ``normal`` or ``high`` between-subject and between-site variation
         (:mod:`synthsleepnet.simulate.variability`); ``high`` may change the EEG/EOG rates,
         amplifier band, mains and artefact rates of ``config``.
+    window_hours : float | None
+        Record only this long a part of the night, placed at random (drawn from ``seed``): its
+        hypnogram is that part of the ``hours``-long night's, so short recordings hold every
+        stage in whole-night proportions rather than only the first cycle. None records it all.
     """
     rng = np.random.default_rng(seed)
     profile = SubjectProfile.random(rng, ahi)
     profile, traits, config = vary(profile, config or SimulationConfig(), variability, seed)
     hyp = simulate_hypnogram(profile, hours, rng, config.epoch_s)
+    first = 0 if window_hours is None else _window(hyp, window_hours, seed, config.epoch_s)
+    if window_hours is not None:
+        hyp = hyp[first:first + int(round(window_hours * 3600 / config.epoch_s))]
     rhythm = BreathingRhythm.simulate(hyp, config.resp_sfreq, rng, config.epoch_s)
     resp_events = place_events(hyp, profile, rng, rhythm.breath_onsets_s(), config.epoch_s)
     arousals = _arousals(hyp, resp_events, rng, config)
@@ -145,9 +166,11 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
                                  columns=["onset_s", "duration_s", "event"])
     events = pd.concat([resp_events[["onset_s", "duration_s", "event"]], resp.desaturations, arousal_table],
                        ignore_index=True).sort_values(["onset_s", "event"], kind="stable").reset_index(drop=True)
-    start = dt.datetime(2024, 1, 1, 22, 0) + dt.timedelta(days=seed % 365, minutes=int(rng.integers(0, 90)))
+    lights_off = dt.datetime(2024, 1, 1, 22, 0) + dt.timedelta(days=seed % 365, minutes=int(rng.integers(0, 90)))
+    window_start_s = None if window_hours is None else first * config.epoch_s
+    start = lights_off + dt.timedelta(seconds=window_start_s or 0.0)
     return SimulatedNight(name or f"sim-{seed:04d}", profile, start, hyp, events, signals, config.epoch_s,
-                          resp_events.reset_index(drop=True), traits)
+                          resp_events.reset_index(drop=True), traits, window_start_s)
 
 
 def nsrr_xml(night: SimulatedNight) -> bytes:
@@ -182,8 +205,8 @@ def nsrr_xml(night: SimulatedNight) -> bytes:
 
 
 def edf_bytes(night: SimulatedNight, *, record_s: float = 1.0, annotations: bool = True) -> bytes:
-    """The night's signals as EDF+ (with lights marks) or, without ``annotations``, plain EDF,
-    in records of ``record_s`` seconds."""
+    """The night's signals as EDF+ (with lights marks when the whole night is recorded) or,
+    without ``annotations``, plain EDF, in records of ``record_s`` seconds."""
     import io
 
     import edfio
@@ -206,7 +229,7 @@ def edf_bytes(night: SimulatedNight, *, record_s: float = 1.0, annotations: bool
         data_record_duration=record_s,
         annotations=[edfio.EdfAnnotation(0.0, None, "Lights off"),
                      edfio.EdfAnnotation(float(night.hypnogram.size * night.epoch_s - 1), None, "Lights on")]
-        if annotations else None,
+        if annotations and night.window_start_s is None else None,
     )
     buffer = io.BytesIO()
     edf.write(buffer)
@@ -226,7 +249,7 @@ def write_night(night: SimulatedNight, out_dir: str | Path) -> tuple[Path, Path]
 @verbose
 def simulate_cohort(out_dir: str | Path, n_nights: int, hours: float = 8.0, *, seed: int = 0,
                     ahi: float | None = None, config: SimulationConfig | None = None, style: str = "generic",
-                    variability: str = "normal", progress: bool = True,
+                    variability: str = "normal", window_hours: float | None = None, progress: bool = True,
                     verbose: bool | str | int | None = None) -> list[tuple[Path, Path]]:
     """Simulate ``n_nights`` nights (seeds ``seed``, ``seed + 1``, ...) into ``out_dir``.
 
@@ -236,13 +259,15 @@ def simulate_cohort(out_dir: str | Path, n_nights: int, hours: float = 8.0, *, s
     ``style`` (``shhs``, ``mesa``, ``sleep-edf``, ``hmc``) writes them as that cohort writes its
     nights instead (:mod:`synthsleepnet.simulate.styles`), numbered from 1 (SHHS: 200001).
     ``variability`` (``low``, ``normal``, ``high``) sets how much subjects and sites differ
-    (:mod:`synthsleepnet.simulate.variability`).
+    (:mod:`synthsleepnet.simulate.variability`). ``window_hours`` records only that long a part
+    of each night, placed at random per night (see :func:`simulate_night`).
     """
     from .styles import write_styled_night
 
     paths = []
     for i in tqdm(range(n_nights), desc="simulate", unit="night", disable=not progress):
-        night = simulate_night(seed + i, hours, ahi=ahi, config=config, variability=variability)
+        night = simulate_night(seed + i, hours, ahi=ahi, config=config, variability=variability,
+                               window_hours=window_hours)
         paths.append(write_night(night, out_dir) if style == "generic" else
                      write_styled_night(night, out_dir, style, i + 1))
     return paths

@@ -136,16 +136,18 @@ def _profusion_xml(night: SimulatedNight) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _hypnogram_edf(night: SimulatedNight, labels: dict[int, str], lights: bool) -> bytes:
-    """A signal-less EDF+ of stage runs (Sleep-EDF) or epochs (HMC) as annotations."""
+def _hypnogram_edf(night: SimulatedNight, labels: dict[int, str], per_epoch: bool) -> bytes:
+    """A signal-less EDF+ of stage runs (Sleep-EDF) or, with ``per_epoch``, epochs between
+    lights marks (HMC; no marks when only part of the night is recorded) as annotations."""
     import edfio
 
     hyp, epoch_s = night.hypnogram, night.epoch_s
+    lights = per_epoch and night.window_start_s is None
     annotations = []
     if lights:
         annotations.append(edfio.EdfAnnotation(0.0, 0.0, "Lights off@@EEG C4-M1"))
     change = np.flatnonzero(np.diff(hyp)) + 1
-    runs = zip(np.r_[0, change], np.r_[change, hyp.size], strict=True) if not lights else \
+    runs = zip(np.r_[0, change], np.r_[change, hyp.size], strict=True) if not per_epoch else \
         ((i, i + 1) for i in range(hyp.size))
     annotations += [edfio.EdfAnnotation(a * epoch_s, (b - a) * epoch_s, labels[int(hyp[a])]) for a, b in runs]
     if lights:
@@ -174,9 +176,9 @@ def write_styled_night(night: SimulatedNight, out_dir: str | Path, style: str, n
         text = _profusion_xml(night)
     elif chosen.scoring == "edf-hypnogram":
         text = _hypnogram_edf(night, {0: "Sleep stage W", 1: "Sleep stage 1", 2: "Sleep stage 2",
-                                      3: "Sleep stage 3", 4: "Sleep stage R"}, lights=False)
+                                      3: "Sleep stage 3", 4: "Sleep stage R"}, per_epoch=False)
     else:
         text = _hypnogram_edf(night, {0: "Sleep stage W", 1: "Sleep stage N1", 2: "Sleep stage N2",
-                                      3: "Sleep stage N3", 4: "Sleep stage R"}, lights=True)
+                                      3: "Sleep stage N3", 4: "Sleep stage R"}, per_epoch=True)
     atomic_write_bytes(scoring, text)
     return psg, scoring
