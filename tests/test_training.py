@@ -29,6 +29,7 @@ from synthsleepnet.simulate import simulate_cohort
 from synthsleepnet.training import (
     assign_splits,
     class_weights,
+    finetune,
     fit,
     inverse_frequency_weights,
     sample_labelled_epochs,
@@ -409,6 +410,22 @@ def test_evaluation_reads_a_pretrained_models_features_from_beside_the_store(sto
     for key in ("accuracy", "macro_f1", "kappa"):
         assert cached[key] == pytest.approx(direct[key], abs=1e-9)
     assert evaluate(model, store, device="cpu", precision="fp32")["confusion"] == direct["confusion"]  # read back
+
+
+def test_a_scratch_seed_keeps_its_frozen_convolutions_across_label_fractions(store: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=1, batch_size=2, max_steps_per_epoch=1, seed=3, device="cpu", precision="fp32")
+
+    def keys() -> set[str]:
+        return {p.name for p in (store / "features").glob("conv-*")} if (store / "features").exists() else set()
+
+    before = keys()
+    for fraction in (0.05, 1.0):
+        finetune(store, "stage", fraction, tmp_path / f"scratch-{fraction}", preset="tiny",
+                 channels=["C4-M1", "E1-M2"], config=config, progress=False)
+        if fraction == 0.05:
+            first = keys() - before
+    assert len(first) == 2  # one per channel, kept beside the store
+    assert keys() - before == first  # the other label fraction found the same convolutions
 
 
 def test_stored_features_are_reused_and_recomputed_when_stale(store: Path, tmp_path: Path) -> None:

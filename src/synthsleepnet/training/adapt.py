@@ -110,6 +110,8 @@ def calibrate_batchnorm(model: SleepClassifier, data: Items, *, n_items: int = 8
     defaults (mean 0, variance 1), under which a frozen random encoder maps every epoch to
     nearly the same embedding. The scratch baseline would then measure that, not the value of
     pretraining, so it first gets statistics from ``n_items`` seeded training items.
+    Fine-tuning calibrates on windows of every train epoch (no labels needed), so one seed's
+    scratch model has the same frozen convolutions, and cached features, at every label fraction.
     """
     device = runtime.device if runtime else next(model.parameters()).device
     norms = [m for m in model.fusion.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -247,7 +249,7 @@ def probe(
     usable_val, val_skipped = nights_with_channels(st, val_nights, model.channels)
     val = MultiChannelEpochs(st, usable_val, model.channels)
     # a pretrained fusion's features serve every later run; a scratch model's only this one
-    cache = _conv_cache(model, st, [*data.nights, *usable_val], adapt, rt, persist=True) if parents else None
+    cache = _conv_cache(model, st, [*data.nights, *usable_val], adapt, rt) if parents else None
     x, y = _embeddings(model, data, column, rt, cache)
     val_x, val_y = _embeddings(model, val, column, rt, cache)
     weights = class_weights(y.numpy(), spec_task.n_classes).to(rt.device)
@@ -332,8 +334,11 @@ def finetune(
     labelled = sample_labelled_epochs(st, train_nights, label_fraction, task=spec_task.name, seed=config.seed)
     data = Windows(st, train_nights, model.channels, length=model.seq_len, stride=adapt.window_stride,
                    epochs=labelled, per_second=spec_task if spec_task.per_second else None)
-    if not parents:
-        calibrate_batchnorm(model, data, n_items=adapt.finetune_calibration_items, seed=config.seed, runtime=rt)
+    if not parents:  # from unlabelled windows, so a seed's frozen convolutions are the same at every
+        # label fraction and their cached features (kept beside the store) serve all of them
+        unlabelled = Windows(st, train_nights, model.channels, length=model.seq_len, stride=adapt.window_stride)
+        calibrate_batchnorm(model, unlabelled, n_items=adapt.finetune_calibration_items, seed=config.seed,
+                            runtime=rt)
     n_labelled = sum(len(idx) for idx in labelled.values())
     window_labels = data.labels(column)
     sampling = None
@@ -346,7 +351,7 @@ def finetune(
     logger.info("fine-tuning %s on %d windows (%d labelled epochs)", spec_task.name, len(data), n_labelled)
     cache = _conv_cache(model, st, [*{n for n, _ in data.items}, *nights_with_channels(st, val_nights,
                                                                                        model.channels)[0]],
-                        adapt, rt, persist=bool(parents))
+                        adapt, rt)
     train_data: Dataset[Any] = data if cache is None else CachedWindows(data, cache)
 
     def step(batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
@@ -368,9 +373,10 @@ def finetune(
 
 
 def _conv_cache(model: SleepClassifier, store: EpochStore, nights: Sequence[str], adapt: AdaptConfig,
-                runtime: Runtime, *, persist: bool) -> ConvCache | None:
-    """The frozen convolutions of ``nights``, computed once (or read from beside the store with
-    ``persist``), if the adapt settings allow and it fits in memory."""
+                runtime: Runtime) -> ConvCache | None:
+    """The frozen convolutions of ``nights``, computed once or read from beside the store (keyed
+    by their weights, so another run with the same frozen convolutions reuses them), if the
+    adapt settings allow and it fits in memory."""
     if not adapt.cache_conv:
         return None
     need = ConvCache.estimate_bytes(model, store, nights, runtime)
@@ -378,4 +384,4 @@ def _conv_cache(model: SleepClassifier, store: EpochStore, nights: Sequence[str]
         logger.warning("the convolution cache would take %.1f GB, more than cache_max_gb = %g; fine-tuning "
                        "recomputes the frozen convolutions at every step instead", need / 2**30, adapt.cache_max_gb)
         return None
-    return ConvCache(model, store, sorted(set(nights)), runtime, persist=persist)
+    return ConvCache(model, store, sorted(set(nights)), runtime, persist=True)

@@ -8,10 +8,11 @@ the features in memory; training windows, probing embeddings and validation star
 The result is the same model, trained the same way, within the cache dtype's rounding (bf16 when
 the run is bf16).
 
-A pretrained model's features are the same for every task, label fraction and seed, so they can
-also be kept beside the store (``STORE/features/conv-<key>/<night>.safetensors``, the key a hash
-of that channel's convolution weights and the dtype; a night prepared again is recomputed). The
-folder is a cache: deleting it loses nothing.
+A pretrained model's features are the same for every task, label fraction and seed (a scratch
+model's for every label fraction of a seed), so they can also be kept beside the store
+(``STORE/features/conv-<key>/<night>.safetensors``, the key a hash of that channel's convolution
+weights, BatchNorm statistics included, and the dtype; a night prepared again is recomputed).
+The folder is a cache: deleting it loses nothing.
 """
 
 from __future__ import annotations
