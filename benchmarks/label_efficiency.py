@@ -99,11 +99,14 @@ def pretrained_fusion(work: Path, runs: Path, preset: str, config: TrainConfig) 
 
 
 def simulated_cohort(work: Path, args: argparse.Namespace) -> None:
-    """The simulated cohort's store in ``work``, split by subject (kept: built once)."""
+    """The simulated cohort's store in ``work``, split by subject (kept: built once): a
+    ``--hours`` window of each ``--night-hours`` night, so the recordings hold every stage in
+    whole-night proportions (a night's first 1.5 h hold almost no REM)."""
     if (work / "store" / "splits.json").exists():
         return
-    simulate_cohort(work / "recordings", args.nights, args.hours, seed=500, variability=args.variability,
-                    progress=False)
+    window = None if args.night_hours == args.hours else args.hours
+    simulate_cohort(work / "recordings", args.nights, args.night_hours, seed=500, variability=args.variability,
+                    window_hours=window, progress=False)
     prepare_store(work / "recordings", work / "store", workers=2, progress=False)
     fractions = {k: v / args.nights for k, v in SUBJECTS.items()}
     fractions["pretrain"] = 1 - sum(fractions.values())
@@ -252,13 +255,17 @@ def parse_cohort_arguments(parser: argparse.ArgumentParser) -> argparse.Namespac
     this study's ``--workdir``) and parse."""
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--nights", type=int, default=36)
-    parser.add_argument("--hours", type=float, default=1.5)
+    parser.add_argument("--hours", type=float, default=1.5, help="recorded hours per subject")
+    parser.add_argument("--night-hours", type=float, default=8.0,
+                        help="the recordings are --hours windows, placed at random, of nights this long")
     parser.add_argument("--variability", default="normal", choices=VARIABILITY,
                         help="how much simulated subjects and sites differ (use a fresh --workdir per level)")
     parser.add_argument("--pretrain-steps", type=int, default=80)
     parser.add_argument("--tune-epochs", type=int, default=5, help="fine-tuning (and scratch) epochs")
     parser.add_argument("--workdir", help="keep data, pretraining and runs here (default: a temporary folder)")
     args = parser.parse_args()
+    if not 0 < args.hours <= args.night_hours:
+        parser.error(f"--hours ({args.hours:g}) must be positive and at most --night-hours ({args.night_hours:g})")
     if args.nights <= sum(SUBJECTS.values()):
         parser.error(f"--nights must exceed the {sum(SUBJECTS.values())} labelled subjects")
     return args
@@ -333,7 +340,9 @@ def main() -> None:
     phases = ["data", "pretraining", *args.tasks]
     times = ", ".join(f"{p} {(clock[p] - clock[q]) / 60:.1f} min" for q, p in zip(["start", *phases], phases,
                                                                                        strict=False))
-    conditions = (f"{args.nights} simulated {args.hours:g}-h nights, {args.variability} variability "
+    recordings = (f"{args.hours:g}-h nights" if args.hours == args.night_hours else
+                  f"{args.hours:g}-h windows of {args.night_hours:g}-h nights")
+    conditions = (f"{args.nights} simulated {recordings}, {args.variability} variability "
                   f"({args.nights - sum(SUBJECTS.values())}/"
                   f"{SUBJECTS['train']}/{SUBJECTS['val']}/{SUBJECTS['test']} pretrain/train/val/test subjects), "
                   f"`{args.preset}` preset, {args.seeds} seeds, commit {_commit()}")
