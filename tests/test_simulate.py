@@ -231,6 +231,15 @@ def test_simulate_command_writes_a_style_and_names_the_valid_ones(tmp_path: Path
     assert main(["simulate", "--nights", "1", "--style", "shhs2", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "shhs2" in err and "sleep-edf" in err  # the valid styles are named
+    import edfio
+
+    assert main(["simulate", "--nights", "1", "--hours", "1", "--window-hours", "0.1", "--style", "hmc",
+                 "--out", str(tmp_path / "w"), "--quiet"]) == 0
+    stages = [a.text for a in edfio.read_edf(tmp_path / "w" / "SN001_sleepscoring.edf").annotations]
+    assert len(stages) == 12 and not any("Lights" in t for t in stages)  # a mid-night window, epoch by epoch
+    assert main(["simulate", "--nights", "1", "--hours", "1", "--window-hours", "2", "--out", str(tmp_path / "y"),
+                 "--quiet"]) == 2
+    assert "window_hours" in capsys.readouterr().err
 
 
 def _n2_measures(night: SimulatedNight) -> tuple[float, float]:

@@ -94,14 +94,15 @@ def _artefacts(signals: dict[str, np.ndarray], rates: dict[str, float], hyp: np.
             x[a:b] += rng.uniform(80, 250) * band_noise(b - a, fs, 0.5, min(0.45 * fs, 60), rng)
 
 
-def _window(hyp: np.ndarray, window_hours: float, seed: int, epoch_s: float) -> int:
-    """The first epoch of a ``window_hours`` window of ``hyp``, placed uniformly at random by a
+def _window(hyp: np.ndarray, window_hours: float, seed: int, epoch_s: float) -> slice:
+    """The epochs of a ``window_hours`` window of ``hyp``, placed uniformly at random by a
     generator of its own, so the night's other draws do not depend on it."""
     length = int(round(window_hours * 3600 / epoch_s))
     if not 0 < length <= hyp.size:
         raise ValueError(f"window_hours must be in (0, the night's {hyp.size * epoch_s / 3600:g} h], "
                          f"got {window_hours:g}")
-    return int(np.random.default_rng([seed, 1]).integers(0, hyp.size - length + 1))
+    first = int(np.random.default_rng([seed, 1]).integers(0, hyp.size - length + 1))
+    return slice(first, first + length)
 
 
 def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ahi: float | None = None,
@@ -134,9 +135,9 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
     profile = SubjectProfile.random(rng, ahi)
     profile, traits, config = vary(profile, config or SimulationConfig(), variability, seed)
     hyp = simulate_hypnogram(profile, hours, rng, config.epoch_s)
-    first = 0 if window_hours is None else _window(hyp, window_hours, seed, config.epoch_s)
-    if window_hours is not None:
-        hyp = hyp[first:first + int(round(window_hours * 3600 / config.epoch_s))]
+    window = None if window_hours is None else _window(hyp, window_hours, seed, config.epoch_s)
+    if window is not None:
+        hyp = hyp[window]
     rhythm = BreathingRhythm.simulate(hyp, config.resp_sfreq, rng, config.epoch_s)
     resp_events = place_events(hyp, profile, rng, rhythm.breath_onsets_s(), config.epoch_s)
     arousals = _arousals(hyp, resp_events, rng, config)
@@ -167,7 +168,7 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
     events = pd.concat([resp_events[["onset_s", "duration_s", "event"]], resp.desaturations, arousal_table],
                        ignore_index=True).sort_values(["onset_s", "event"], kind="stable").reset_index(drop=True)
     lights_off = dt.datetime(2024, 1, 1, 22, 0) + dt.timedelta(days=seed % 365, minutes=int(rng.integers(0, 90)))
-    window_start_s = None if window_hours is None else first * config.epoch_s
+    window_start_s = None if window is None else window.start * config.epoch_s
     start = lights_off + dt.timedelta(seconds=window_start_s or 0.0)
     return SimulatedNight(name or f"sim-{seed:04d}", profile, start, hyp, events, signals, config.epoch_s,
                           resp_events.reset_index(drop=True), traits, window_start_s)
