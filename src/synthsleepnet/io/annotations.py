@@ -350,7 +350,6 @@ _TABLE_COLUMNS = ("description", "trial_type", "value", "event", "stage", "label
 
 
 def _read_table(path: Path, epoch_s: float) -> Scoring:
-    sep = "\t" if path.suffix.lower() == ".tsv" else None
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -360,6 +359,8 @@ def _read_table(path: Path, epoch_s: float) -> Scoring:
     if not first:
         raise AnnotationError(f"{path}: the file is empty")
     columns = [c.strip().lower() for c in re.split(r"[\t,;]", first)]
+    # the separator is the header's (not sniffed from the file's first line, which may be blank)
+    sep = "\t" if path.suffix.lower() == ".tsv" else next((c for c in "\t;," if c in first), ",")
     if "onset" not in columns:
         if set(columns) & {"duration", *_TABLE_COLUMNS}:
             raise AnnotationError(f"{path}: an events table needs an 'onset' column (seconds from the recording "
