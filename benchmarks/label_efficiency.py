@@ -1,7 +1,9 @@
 """The paper's central claim on the simulator, over seeds: pretraining helps when labels are few.
 
-Builds a simulated cohort, pretrains NeuroNet per modality and SynthSleepNet fusion on the
-pretraining subjects (no labels, one seed), then for each task × label fraction × seed trains
+Builds a simulated cohort (each subject recorded for ``--hours``, a window placed at random in
+a simulated ``--night-hours`` night, so every stage is there in whole-night proportions),
+pretrains NeuroNet per modality and SynthSleepNet fusion on the pretraining subjects (no
+labels, one seed), then for each task × label fraction × seed trains
 three models, each selected on the validation subjects, and evaluates them on the test subjects:
 
 - scratch: the fine-tuning protocol (LoRA + Mamba2 temporal module + head) from random weights;
@@ -18,7 +20,8 @@ fine-tuning beat probing"; writes the per-seed values (``label_efficiency_runs.c
 summary (``label_efficiency.json``) and the plot (``label_efficiency.png``) to ``--out``.
 
     python benchmarks/label_efficiency.py [--seeds 3] [--preset tiny] [--tasks stage apnea hypopnea]
-        [--fractions 0.01 0.05 1] [--variability low|normal|high] [--workdir DIR] [--out DIR]
+        [--fractions 0.01 0.05 1] [--hours 1.5] [--night-hours 8] [--variability low|normal|high]
+        [--workdir DIR] [--out DIR]
     python benchmarks/label_efficiency.py --tables-from RUNS.csv [RUNS.csv ...] --out DIR
 
 With ``--workdir`` the data, the pretraining and every finished run are kept and reused, so an
