@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ from synthsleepnet.training import (
     finetune,
     fit,
     inverse_frequency_weights,
+    probe,
     sample_labelled_epochs,
     split_nights,
 )
@@ -412,7 +414,9 @@ def test_evaluation_reads_a_pretrained_models_features_from_beside_the_store(sto
     assert evaluate(model, store, device="cpu", precision="fp32")["confusion"] == direct["confusion"]  # read back
 
 
-def test_a_scratch_seed_keeps_its_frozen_convolutions_across_label_fractions(store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("adapt", [finetune, probe], ids=["finetune", "probe"])
+def test_a_scratch_seed_keeps_its_frozen_convolutions_across_label_fractions(adapt: Any, store: Path,
+                                                                             tmp_path: Path) -> None:
     config = TrainConfig(epochs=1, batch_size=2, max_steps_per_epoch=1, seed=3, device="cpu", precision="fp32")
 
     def keys() -> set[str]:
@@ -420,8 +424,8 @@ def test_a_scratch_seed_keeps_its_frozen_convolutions_across_label_fractions(sto
 
     before = keys()
     for fraction in (0.05, 1.0):
-        finetune(store, "stage", fraction, tmp_path / f"scratch-{fraction}", preset="tiny",
-                 channels=["C4-M1", "E1-M2"], config=config, progress=False)
+        adapt(store, "stage", fraction, tmp_path / f"scratch-{fraction}", preset="tiny",
+              channels=["C4-M1", "E1-M2"], config=config, progress=False)
         if fraction == 0.05:
             first = keys() - before
     assert len(first) == 2  # one per channel, kept beside the store

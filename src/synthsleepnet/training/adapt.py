@@ -110,7 +110,7 @@ def calibrate_batchnorm(model: SleepClassifier, data: Items, *, n_items: int = 8
     defaults (mean 0, variance 1), under which a frozen random encoder maps every epoch to
     nearly the same embedding. The scratch baseline would then measure that, not the value of
     pretraining, so it first gets statistics from ``n_items`` seeded training items.
-    Fine-tuning calibrates on windows of every train epoch (no labels needed), so one seed's
+    Probing and fine-tuning calibrate on every train epoch (no labels needed), so one seed's
     scratch model has the same frozen convolutions, and cached features, at every label fraction.
     """
     device = runtime.device if runtime else next(model.parameters()).device
@@ -242,14 +242,14 @@ def probe(
     model.to(rt.device)
     labelled = sample_labelled_epochs(st, train_nights, label_fraction, task=spec_task.name, seed=config.seed)
     data = MultiChannelEpochs(st, train_nights, model.channels, epochs=labelled)
-    if not parents:
-        calibrate_batchnorm(model, data, n_items=adapt.probe_calibration_items, seed=config.seed, runtime=rt)
+    if not parents:  # from unlabelled epochs, as fine-tuning does: one seed, one set of frozen features
+        calibrate_batchnorm(model, MultiChannelEpochs(st, train_nights, model.channels),
+                            n_items=adapt.probe_calibration_items, seed=config.seed, runtime=rt)
     logger.info("probing %s with %d labelled epochs (%.0f %% of train)", spec_task.name, len(data),
                 100 * label_fraction)
     usable_val, val_skipped = nights_with_channels(st, val_nights, model.channels)
     val = MultiChannelEpochs(st, usable_val, model.channels)
-    # a pretrained fusion's features serve every later run; a scratch model's only this one
-    cache = _conv_cache(model, st, [*data.nights, *usable_val], adapt, rt) if parents else None
+    cache = _conv_cache(model, st, [*data.nights, *usable_val], adapt, rt)
     x, y = _embeddings(model, data, column, rt, cache)
     val_x, val_y = _embeddings(model, val, column, rt, cache)
     weights = class_weights(y.numpy(), spec_task.n_classes).to(rt.device)
