@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _measure import peak_rss_mb
+from _measure import describe_cpu, peak_rss_mb
 
 CHANNELS = ("C4-M1", "E1-M2", "Chin", "ECG")
 
@@ -152,8 +151,10 @@ def main() -> None:
             rows[kind]["tflops"] = gflop * rows[kind]["epochs"] * len(CHANNELS) / 1e3 / rows[kind]["model_seconds"]
         help_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "--help"])
         yasa = rows["yasa"]["wall"]
-        print(f"one {args.hours:g}-h night ({rows['yasa']['epochs']} epochs), 2 CPU cores, each scorer in a fresh "
-              "process timed from its start to its exit")
+        from synthsleepnet._device import resolve_runtime
+
+        print(f"one {args.hours:g}-h night ({rows['yasa']['epochs']} epochs) on {describe_cpu()}, precision "
+              f"{resolve_runtime('cpu').precision}; each scorer in a fresh process timed from its start to its exit")
         print("| scorer | wall time | vs YASA | peak memory | model seconds | model TFLOP/s |")
         print("|---|---|---|---|---|---|")
         for kind, row in rows.items():
@@ -175,7 +176,7 @@ def main() -> None:
         print(f"\n`synthsleepnet --help`: {help_s:.2f} s")
         _, out = _timed([sys.executable, __file__, "--child", "peak", str(edf), tmp])
         peak = json.loads(out.strip().splitlines()[-1])
-        print(f"this machine's matrix-multiply peak (4096³, {os.cpu_count()} cores): bf16 "
+        print(f"this machine's matrix-multiply peak (4096³, all cores): bf16 "
               f"{peak['bf16_tflops']:.3f} TFLOP/s, fp32 {peak['fp32_tflops']:.3f} TFLOP/s")
         if "paper" in rows:
             paper = _gflop_per_epoch_channel("paper") * rows["paper"]["epochs"] * len(CHANNELS) / 1e3

@@ -424,10 +424,15 @@ class EdfFile:
             out = np.empty(self.header.n_records * spr)
         at_limits = 0
         for first, digital in self._blocks(channel):
-            at_limits += int(np.count_nonzero((digital == channel.digital_min) | (digital == channel.digital_max)))
-            physical = (digital.astype(np.float64) - channel.digital_min) * channel.gain + channel.physical_min
+            at_limits += int(np.count_nonzero(digital == channel.digital_min))
+            at_limits += int(np.count_nonzero(digital == channel.digital_max))
+            # calibrated in place: (digital − digital_min) × gain + physical_min, no temporaries
+            physical = (out[first * spr:(first + len(digital)) * spr].reshape(len(digital), spr)
+                        if not self.header.discontinuous else np.empty(digital.shape))
+            np.subtract(digital, channel.digital_min, out=physical, dtype=np.float64)
+            physical *= channel.gain
+            physical += channel.physical_min
             if not self.header.discontinuous:
-                out[first * spr:(first + len(digital)) * spr] = physical.reshape(-1)
                 continue
             for onset, row in zip(onsets[first:first + len(digital)], physical, strict=True):
                 begin = int(round(onset * sfreq))
