@@ -27,14 +27,8 @@ def describe_cpu() -> str:
     Speeds differ several-fold between CPUs with and without AVX-512 BF16 or AMX (``auto``
     precision is bf16 only with them), so every speed table names its machine.
     """
-    model, flags = "unknown CPU", set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown CPU":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    units = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags] or ["no AVX-512"]
+    from synthsleepnet._device import cpu_model_and_flags  # here: the other helpers need no torch
+
+    model, flags = cpu_model_and_flags()
+    units: list[str] = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags] or ["no AVX-512"]
     return f"{model}, {os.cpu_count()} cores, {' '.join(units)}"

@@ -350,9 +350,9 @@ def test_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None
     import synthsleepnet._device as device
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(device, "cpu_model_and_flags", lambda: ("Xeon", frozenset({"avx512f", "amx_bf16"})))
     assert resolve_precision("auto", cpu) == torch.bfloat16
-    monkeypatch.setattr(device, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(device, "cpu_model_and_flags", lambda: ("EPYC", frozenset({"avx2"})))
     assert resolve_precision("auto", cpu) is None and resolve_precision("bf16", cpu) == torch.bfloat16
     cuda = torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)

@@ -21,19 +21,31 @@ import torch
 from ._config import Precision
 from ._validation import check_option
 
-__all__ = ["Runtime", "cpu_supports_bf16", "resolve_device", "resolve_precision", "resolve_runtime"]
+__all__ = ["Runtime", "cpu_model_and_flags", "cpu_supports_bf16", "resolve_device", "resolve_precision", "resolve_runtime"]
 
 _PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 @functools.cache
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 arithmetic (AVX-512 BF16 or AMX tiles)."""
+def cpu_model_and_flags() -> tuple[str, frozenset[str]]:
+    """This CPU's model name and instruction-set flags from ``/proc/cpuinfo`` (Linux; elsewhere
+    ``("unknown CPU", frozenset())``): the flags decide the ``auto`` precision."""
+    model, flags = "unknown CPU", frozenset[str]()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        flags = set(cpuinfo.read_text(errors="replace").split())
-        return bool({"avx512_bf16", "amx_bf16"} & flags)
-    return False  # other systems: fp32 unless asked for bf16
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = frozenset(value.split())
+    return model, flags
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX-512 BF16 or AMX tiles); elsewhere fp32
+    unless bf16 is asked for."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_model_and_flags()[1])
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
