@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from synthsleepnet._config import PreprocessingConfig, TemporalConfig, config_from_dict, get_preset
 from synthsleepnet._validation import ConfigError
@@ -30,7 +32,7 @@ from synthsleepnet.models import (
     read_checkpoint_meta,
     save_checkpoint,
 )
-from synthsleepnet.models.frame_backbone import make_frames
+from synthsleepnet.models.frame_backbone import _Conv1dAs2d, _SignalConv, make_frames
 from synthsleepnet.models.lora import LoRALinear
 from synthsleepnet.models.mamba2 import ssd_chunked, ssd_sequential
 from synthsleepnet.models.masking import random_masking
@@ -224,7 +226,7 @@ def test_scoring_folds_batchnorm_and_adapters_without_changing_predictions(prese
     model = model_from_preset("sleep_classifier", preset, channels=CHANNELS[:2], n_outputs=5, context="sequence")
     with torch.no_grad():  # trained-looking statistics and adapters, not the identity they start as
         for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm1d):
+            if isinstance(m, _BatchNorm):
                 m.running_mean.normal_(0, 0.5), m.running_var.uniform_(0.5, 2), m.weight.normal_(1, 0.2)
             if isinstance(m, LoRALinear):
                 m.lora_b.normal_(0, 0.02)
@@ -235,7 +237,7 @@ def test_scoring_folds_batchnorm_and_adapters_without_changing_predictions(prese
         fold_batchnorm(model.train())
     fused = fuse_for_inference(model)
     assert not any(isinstance(m, LoRALinear) for m in fused.modules())
-    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in fused.fusion.encoders.modules())
+    assert not any(isinstance(m, _BatchNorm) for m in fused.fusion.encoders.modules())
     assert not any(p.requires_grad for p in fused.parameters())
     np.testing.assert_allclose(fused.predict_proba(night), before, rtol=1e-4, atol=1e-5)
 
@@ -394,7 +396,7 @@ def test_batchnorm_calibration_gives_a_random_encoder_distinct_embeddings() -> N
     before = spread()
     calibrate_batchnorm(model, items, n_items=12)
     assert spread() > 2 * before  # default statistics squash every epoch to nearly one embedding
-    norms = [m for m in model.fusion.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    norms = [m for m in model.fusion.modules() if isinstance(m, _BatchNorm)]
     assert all(not m.training and m.momentum == 0.1 for m in norms)  # frozen again, momentum restored
 
 
@@ -433,3 +435,16 @@ def test_continuous_frames_pool_each_frames_span() -> None:
     assert pooled.shape == (2, 27, 3) and int(first[0]) == 0 and int(last[-1]) == 187
     for f in (0, 13, 26):
         torch.testing.assert_close(pooled[:, f], x[..., int(first[f]):int(last[f])].mean(-1))
+
+
+def test_backbone_convolutions_equal_conv1d_and_keep_channels_last() -> None:
+    g = torch.Generator().manual_seed(0)
+    stem = _SignalConv(1, 16, 7, stride=2, padding=3, bias=True)
+    signals = torch.randn(3, 3000, generator=g)
+    out = stem(signals)
+    torch.testing.assert_close(out.squeeze(2), F.conv1d(signals[:, None], stem.weight, stem.bias, 2, 3))
+    assert out.shape == (3, 16, 1, 1500) and out.is_contiguous(memory_format=torch.channels_last)
+    conv = _Conv1dAs2d(16, 32, 5, stride=2, padding=1, bias=False)
+    after = conv(out)
+    torch.testing.assert_close(after.squeeze(2), F.conv1d(out.squeeze(2), conv.weight, None, 2, 1))
+    assert after.is_contiguous(memory_format=torch.channels_last)

@@ -4,6 +4,12 @@ Each 30-s epoch is cut into overlapping frames (paper: 4-s windows, 1-s step, 27
 goes through a conv stem and three parallel branches of residual SE blocks with kernels 3, 5 and
 7; each branch is average-pooled, the three are concatenated and flattened, and an MLP maps them
 to the frame feature (paper: 6656 → 3328). Reference: Lee et al., NeuroNet, arXiv:2404.17585.
+
+Inside the backbone a signal is (N, C, 1, L) in channels-last memory: each 1-d convolution runs as
+the 2-d convolution it is, for which oneDNN has channels-last (NWC) kernels; on the backbone's
+16–64-channel layers they measured 1.5–3x faster than its 1-d kernels (fp32, AVX2 CPU). The
+parameters are those of ``nn.Conv1d`` and ``nn.BatchNorm2d`` (whose state is BatchNorm1d's), so
+checkpoints are unaffected.
 """
 
 from __future__ import annotations
@@ -22,6 +28,34 @@ def make_frames(x: torch.Tensor, frame_samples: int, step_samples: int) -> torch
     if x.shape[-1] < frame_samples:
         raise ValueError(f"signal of {x.shape[-1]} samples is shorter than one frame ({frame_samples})")
     return x.unfold(-1, frame_samples, step_samples)
+
+
+class _Conv1dAs2d(nn.Conv1d):
+    """A ``Conv1d`` (same parameters; integer padding) applied to (N, C, 1, L) as a 2-d convolution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight.unsqueeze(2), self.bias, (1, self.stride[0]), (0, int(self.padding[0])),
+                        (1, self.dilation[0]), self.groups)
+
+
+class _SignalConv(nn.Conv1d):
+    """The stem's ``Conv1d`` (one input channel; same parameters): signals (N, T) → (N, C, 1, L) in
+    channels-last memory, as one matrix product over the unfolded signal, which measured 2x faster
+    than oneDNN's 1-channel kernel and gives the branches their layout."""
+
+    def forward(self, signals: torch.Tensor) -> torch.Tensor:
+        kernel, stride, padding = self.kernel_size[0], self.stride[0], int(self.padding[0])
+        windows = F.pad(signals, (padding, padding)).unfold(-1, kernel, stride)  # (N, L, kernel)
+        out = windows @ self.weight.reshape(self.out_channels, kernel).t()  # (N, L, C)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.transpose(1, 2).unsqueeze(2)
+
+
+def _stem(stem_channels: int, activation: nn.Module) -> nn.Sequential:
+    return nn.Sequential(_SignalConv(1, stem_channels, 7, stride=2, padding=3, bias=False),
+                         nn.BatchNorm2d(stem_channels), activation,
+                         nn.MaxPool2d((1, 3), stride=(1, 2), padding=(0, 1)))
 
 
 def conv_features(frame_samples: int, config: BackboneConfig) -> int:
@@ -55,7 +89,8 @@ class _SqueezeExcite(nn.Module):
                                 nn.Linear(hidden, channels, bias=False), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(x.mean(dim=-1)).unsqueeze(-1)
+        """(N, C, 1, L) → the same, each channel scaled by its excitation."""
+        return x * self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
 
 
 class _SEResBlock(nn.Module):
@@ -71,15 +106,15 @@ class _SEResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, activation: str = "elu") -> None:
         super().__init__()
         self.act = F.relu if activation == "relu" else F.elu
-        self.conv1 = nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm1d(c_out)
-        self.conv2 = nn.Conv1d(c_out, c_out, kernel, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm1d(c_out)
+        self.conv1 = _Conv1dAs2d(c_in, c_out, kernel, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = _Conv1dAs2d(c_out, c_out, kernel, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
         self.se = _SqueezeExcite(c_out)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False),
-                                          nn.BatchNorm1d(c_out))
+            self.shortcut = nn.Sequential(_Conv1dAs2d(c_in, c_out, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.se(self.bn2(self.conv2(self.act(self.bn1(self.conv1(x))))))
@@ -109,8 +144,7 @@ class FrameBackbone(nn.Module):
         self.frame_samples = frame_samples
         self.chunk_frames = config.chunk_frames
         stem = config.stem_channels
-        self.stem = nn.Sequential(nn.Conv1d(1, stem, 7, stride=2, padding=3, bias=False),
-                                  nn.BatchNorm1d(stem), nn.ELU(), nn.MaxPool1d(3, stride=2, padding=1))
+        self.stem = _stem(stem, nn.ELU())
         self.branches = nn.ModuleList()
         for kernel, pool in zip(config.kernels, config.pools, strict=True):
             blocks: list[nn.Module] = []
@@ -118,7 +152,7 @@ class FrameBackbone(nn.Module):
             for c_out, stride in zip(config.channels, config.strides, strict=True):
                 blocks.append(_SEResBlock(c_in, c_out, kernel, stride))
                 c_in = c_out
-            blocks.append(nn.AvgPool1d(pool, stride=1))
+            blocks.append(nn.AvgPool2d((1, pool), stride=1))
             self.branches.append(nn.Sequential(*blocks))
         n_conv = conv_features(frame_samples, config)
         self.n_features = n_conv // 2
@@ -126,8 +160,8 @@ class FrameBackbone(nn.Module):
                                  nn.Linear(self.n_features, self.n_features))
 
     def _conv_features(self, frames: torch.Tensor) -> torch.Tensor:
-        x = self.stem(frames.unsqueeze(1))
-        return torch.cat([branch(x) for branch in self.branches], dim=-1).flatten(1)
+        x = self.stem(frames)
+        return torch.cat([branch(x).squeeze(2) for branch in self.branches], dim=-1).flatten(1)
 
     def conv(self, frames: torch.Tensor) -> torch.Tensor:
         """(..., frame_samples) → (..., n_conv): the convolutional part, in chunks, never looped."""
@@ -166,8 +200,7 @@ class ContinuousFrameBackbone(nn.Module):
         self.n_frames = (epoch_samples - frame_samples) // step_samples + 1
         stem = config.stem_channels
         act: nn.Module = nn.ReLU() if config.activation == "relu" else nn.ELU()
-        self.stem = nn.Sequential(nn.Conv1d(1, stem, 7, stride=2, padding=3, bias=False),
-                                  nn.BatchNorm1d(stem), act, nn.MaxPool1d(3, stride=2, padding=1))
+        self.stem = _stem(stem, act)
         self.branches = nn.ModuleList()
         for kernel in config.kernels:
             blocks: list[nn.Module] = []
@@ -190,15 +223,16 @@ class ContinuousFrameBackbone(nn.Module):
         return first, torch.maximum(last.clamp(max=length), first + 1)
 
     def frame_pool(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, L) → (N, F, C): the mean of each frame's span."""
+        """(N, C, L) → (N, F, C): the mean of each frame's span (summed along L in (N, L, C), which
+        is contiguous for the backbone's channels-last output)."""
         first, last = self._spans(x.shape[-1], x.device)
-        cumulative = torch.nn.functional.pad(x.float().cumsum(-1), (1, 0))
-        sums = cumulative[..., last] - cumulative[..., first]
-        return (sums / (last - first).to(sums.dtype)).transpose(1, 2).to(x.dtype)
+        cumulative = F.pad(x.transpose(1, 2).float().cumsum(1), (0, 0, 1, 0))
+        sums = cumulative[:, last] - cumulative[:, first]
+        return (sums / (last - first).to(sums.dtype)[:, None]).to(x.dtype)
 
     def _conv_features(self, epochs: torch.Tensor) -> torch.Tensor:
-        x = self.stem(epochs.unsqueeze(1))
-        return torch.cat([self.frame_pool(branch(x)) for branch in self.branches], dim=-1)
+        x = self.stem(epochs)
+        return torch.cat([self.frame_pool(branch(x).squeeze(2)) for branch in self.branches], dim=-1)
 
     def conv(self, epochs: torch.Tensor) -> torch.Tensor:
         """(N, T) → (N, F, n_conv): the convolutional part, pooled per frame."""

@@ -21,11 +21,14 @@ from .lora import merge_lora
 __all__ = ["fold_batchnorm", "fuse_for_inference"]
 
 _Model = TypeVar("_Model", bound=nn.Module)
+#: The BatchNorms that can be folded: 1-d after a Linear or a convolution on (N, C, L), 2-d after
+#: the frame backbone's convolutions on (N, C, 1, L).
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def _folded(layer: nn.Module, bn: nn.Module) -> nn.Module | None:
     """``layer`` with ``bn`` folded in, or None when the pair cannot be folded."""
-    if not (isinstance(bn, nn.BatchNorm1d) and bn.track_running_stats and bn.running_mean is not None):
+    if not (isinstance(bn, _NORMS) and bn.track_running_stats and bn.running_mean is not None):
         return None
     if isinstance(layer, nn.Conv1d):
         return fuse_conv_bn_eval(layer, bn)
@@ -53,7 +56,7 @@ def _fold_pairs(module: nn.Module) -> None:
 
 @torch.no_grad()
 def fold_batchnorm(model: nn.Module) -> int:
-    """Fold each BatchNorm1d into the Conv1d or Linear that feeds it in a ``Sequential``, and in
+    """Fold each BatchNorm into the Conv1d or Linear that feeds it in a ``Sequential``, and in
     the pairs a module declares in ``conv_bn_pairs``; returns how many were folded.
 
     Raises
@@ -64,13 +67,13 @@ def fold_batchnorm(model: nn.Module) -> int:
     """
     if model.training:
         raise ValueError("fold_batchnorm needs a model in eval mode (call model.eval() first)")
-    before = sum(isinstance(m, nn.BatchNorm1d) for m in model.modules())
+    before = sum(isinstance(m, _NORMS) for m in model.modules())
     for module in list(model.modules()):
         if isinstance(module, nn.Sequential):
             _fold_sequential(module)
         else:
             _fold_pairs(module)
-    return before - sum(isinstance(m, nn.BatchNorm1d) for m in model.modules())
+    return before - sum(isinstance(m, _NORMS) for m in model.modules())
 
 
 def fuse_for_inference(model: _Model) -> _Model:
