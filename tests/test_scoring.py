@@ -220,7 +220,8 @@ def test_score_stats_and_embed_commands(scorers: list[Path], sim_dir: Path, tmp_
 
 def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path], sim_dir: Path,
                                                               tmp_path: Path) -> None:
-    """The command reads the night in a forked worker while torch loads: same outputs; errors still name the file."""
+    """The command reads the night in a forked worker while torch loads, and the worker draws the report
+    while the exports are written: same outputs; errors still name the file."""
     code = (
         "import sys\n"
         "from synthsleepnet.models import read_checkpoint_meta\n"
@@ -233,6 +234,7 @@ def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path
         "models = [a for p in sys.argv[4:] for a in ('--model', p)]\n"
         "assert main(['score', sys.argv[1], '--annotations', sys.argv[2], '--out', sys.argv[3], *models]) == 0\n"
         "assert handed == [True], 'the night was not prepared in a worker and handed over in a file'\n"
+        "assert 'matplotlib' not in sys.modules, 'the report was not drawn in the worker'\n"
         "assert main(['score', sys.argv[1] + '.missing', '--out', sys.argv[3] + '-bad', *models]) == 2\n"
     )
     edf, xml = sim_dir / "sim-0012.edf", sim_dir / "sim-0012-nsrr.xml"
@@ -243,6 +245,7 @@ def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path
     score_night(edf, scorers, tmp_path / "here", annotations=xml)  # torch is imported: no worker
     for name in ("epochs.csv", "events.tsv", "respiratory_events.csv"):
         assert (tmp_path / "worker" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
+    assert {p.name for p in (tmp_path / "worker").iterdir()} == {p.name for p in (tmp_path / "here").iterdir()}
     assert json.loads((tmp_path / "worker" / "summary.json").read_text()) == json.loads(
         (tmp_path / "here" / "summary.json").read_text())
     # where the hand-over file cannot be written (a full or absent tmpfs) the samples take the pipe

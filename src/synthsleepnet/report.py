@@ -30,8 +30,8 @@ def _hours(result: ScoringResult) -> np.ndarray:
 
 
 def import_drawing() -> None:
-    """Import what :func:`plot_report` draws with (matplotlib, ≈ 0.5 s) ahead of need: a fresh
-    scoring process does it while its worker is still preparing the night."""
+    """Import what :func:`plot_report` draws with (matplotlib, 0.5–1.3 s) ahead of need: a fresh
+    scoring process's read-ahead worker does it after preparing the night, while the models run."""
     for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
         importlib.import_module(module)
 

@@ -46,16 +46,17 @@ class _SignalConv(nn.Conv1d):
     def forward(self, signals: torch.Tensor) -> torch.Tensor:
         kernel, stride, padding = self.kernel_size[0], self.stride[0], int(self.padding[0])
         windows = F.pad(signals, (padding, padding)).unfold(-1, kernel, stride)  # (N, L, kernel)
-        out = windows @ self.weight.reshape(self.out_channels, kernel).t()  # (N, L, C)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.transpose(1, 2).unsqueeze(2)
+        out = F.linear(windows.reshape(-1, kernel), self.weight.reshape(self.out_channels, kernel), self.bias)
+        return out.reshape(*windows.shape[:2], -1).transpose(1, 2).unsqueeze(2)  # (N, L, C) → (N, C, 1, L)
 
 
 def _stem(stem_channels: int, activation: nn.Module) -> nn.Sequential:
+    """Convolution, BatchNorm, max-pool, activation: the paper pools after the activation, but a
+    monotonic activation commutes with a maximum exactly, and after the pool it sees half the
+    samples (the stem's output is the backbone's largest tensor)."""
     return nn.Sequential(_SignalConv(1, stem_channels, 7, stride=2, padding=3, bias=False),
-                         nn.BatchNorm2d(stem_channels), activation,
-                         nn.MaxPool2d((1, 3), stride=(1, 2), padding=(0, 1)))
+                         nn.BatchNorm2d(stem_channels), nn.MaxPool2d((1, 3), stride=(1, 2), padding=(0, 1)),
+                         activation)
 
 
 def conv_features(frame_samples: int, config: BackboneConfig) -> int:
