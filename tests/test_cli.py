@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pytest
 
-from synthsleepnet.cli import main
+from synthsleepnet.cli import _reuse_freed_memory, main
 
 
 def test_info_maps_sleep_edf_channels_and_reports_1hz(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,3 +79,8 @@ def test_models_lists_presets_with_sizes_and_flops(capsys: pytest.CaptureFixture
     assert paper["synthsleepnet_trainable"] == pytest.approx(28e6, rel=0.02)
     assert paper["gflops_per_epoch_per_modality"]["total"] == pytest.approx(8.9, rel=0.03)
     assert rows["tiny"]["neuronet_params"] < rows["small"]["neuronet_params"] < paper["neuronet_params"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
+def test_score_command_settings_are_accepted_by_glibc() -> None:
+    assert _reuse_freed_memory()  # glibc refuses a value beyond its limits silently, with 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import ctypes
 import gc
 import json
 import logging
@@ -233,8 +234,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --- scoring --------------------------------------------------------------------------------
+def _reuse_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse; whether it accepted (False off glibc).
+
+    By default it hands blocks above a threshold (128 kB, adapting up to 32 MB) back to the kernel
+    when freed, so every batch of a night's epochs faults its tensors in afresh. Scoring with the
+    ``fast`` preset measured 0.8 s faster per 8-h night with the memory kept (the process's peak
+    is unchanged). Set here, not in the library: the command owns its process, a notebook does not.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # macOS, Windows, musl
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from .score_files import score_night, score_nights
+
+    _reuse_freed_memory()
 
     device, precision = args.device or "auto", args.precision or "auto"
     batch = len(args.recordings) > 1 or Path(args.recordings[0]).is_dir()
