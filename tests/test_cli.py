@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from synthsleepnet.cli import _reuse_freed_memory, main
+from synthsleepnet.cli import main
 
 
 def test_info_maps_sleep_edf_channels_and_reports_1hz(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,6 +83,24 @@ def test_models_lists_presets_with_sizes_and_flops(capsys: pytest.CaptureFixture
     assert rows["tiny"]["neuronet_params"] < rows["small"]["neuronet_params"] < paper["neuronet_params"]
 
 
+
+_KEPT_AFTER_FREE = """
+import ctypes, sys
+from synthsleepnet.cli import _reuse_freed_memory
+fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in fields]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype, libc.malloc.restype = Info, ctypes.c_void_p
+if sys.argv[1] == "set":
+    _reuse_freed_memory()
+libc.free(ctypes.c_void_p(libc.malloc(20 << 20)))
+print(libc.mallinfo2().fordblks >= 20 << 20)
+"""
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
-def test_score_command_settings_are_accepted_by_glibc() -> None:
-    assert _reuse_freed_memory()  # glibc refuses a value beyond its limits silently, with 0
+def test_score_command_keeps_freed_batches_for_reuse() -> None:
+    kept = {mode: subprocess.run([sys.executable, "-c", _KEPT_AFTER_FREE, mode], capture_output=True, text=True,
+                                 check=True).stdout.strip() for mode in ("default", "set")}
+    assert kept == {"default": "False", "set": "True"}  # a 20-MB batch freed stays in the heap
