@@ -235,7 +235,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --- scoring --------------------------------------------------------------------------------
 def _reuse_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for reuse; whether it accepted (False off glibc).
+    """Ask glibc's malloc to keep freed memory for reuse; False where there is no glibc to ask.
 
     By default it hands blocks above a threshold (128 kB, adapting up to 32 MB) back to the kernel
     when freed, so every batch of a night's epochs faults its tensors in afresh. Scoring with the
