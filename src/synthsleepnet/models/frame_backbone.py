@@ -7,7 +7,7 @@ to the frame feature (paper: 6656 → 3328). Reference: Lee et al., NeuroNet, ar
 
 Inside the backbone a signal is (N, C, 1, L) in channels-last memory: each 1-d convolution runs as
 the 2-d convolution it is, for which oneDNN has channels-last (NWC) kernels; on the backbone's
-16–64-channel layers they measured 1.5–3x faster than its 1-d kernels (fp32, AVX2 CPU). The
+16–64-channel layers they measured 1.2–3x faster than its 1-d kernels (fp32, AVX2 CPU). The
 parameters are those of ``nn.Conv1d`` and ``nn.BatchNorm2d`` (whose state is BatchNorm1d's), so
 checkpoints are unaffected.
 """
