@@ -83,7 +83,6 @@ def test_models_lists_presets_with_sizes_and_flops(capsys: pytest.CaptureFixture
     assert rows["tiny"]["neuronet_params"] < rows["small"]["neuronet_params"] < paper["neuronet_params"]
 
 
-
 _KEPT_AFTER_FREE = """
 import ctypes, sys
 from synthsleepnet.cli import _reuse_freed_memory
