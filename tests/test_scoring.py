@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import subprocess
@@ -19,7 +20,7 @@ from synthsleepnet._config import get_preset
 from synthsleepnet.cli import main
 from synthsleepnet.export import export_all
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
-from synthsleepnet.report import write_report
+from synthsleepnet.report import plot_report, write_report
 from synthsleepnet.respiratory import severity_band
 from synthsleepnet.score_files import score_night
 from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording
@@ -183,6 +184,17 @@ def test_report_png_and_self_contained_html(scored: ScoringResult, tmp_path: Pat
     text = html.read_text()
     assert "data:image/png;base64," in text and "Total sleep time" in text and "AHI" in text
     assert "agreement" in text.lower() and "src=\"http" not in text
+
+
+def test_report_figure_keeps_every_label_title_and_legend_inside_the_page(scored: ScoringResult) -> None:
+    fig = plot_report(scored)  # fixed margins, not tight_layout: nothing may be cut off
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    for ax in fig.axes:
+        box = ax.get_tightbbox(renderer)
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, ax.get_ylabel()
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    assert not any(upper.y0 < lower.y1 for upper, lower in itertools.pairwise(boxes))  # titles clear the axes above
 
 
 def test_mne_annotations(scored: ScoringResult) -> None:

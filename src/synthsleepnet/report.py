@@ -46,10 +46,15 @@ def plot_report(result: ScoringResult) -> Any:
     from matplotlib.figure import Figure
 
     rows = 3 + (result.spo2 is not None)
-    fig = Figure(figsize=(13, 2.0 * rows + 1))
+    width, height = 13.0, 2.0 * rows + 1
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
+    # margins in inches for the tick labels, titles and the legends right of the axes: what
+    # tight_layout finds for this layout, fixed (it measured every text again: 0.3 s a report)
+    margins = {"left": 0.96 / width, "right": 1 - 1.43 / width, "bottom": 0.6 / height, "top": 1 - 0.35 / height,
+               "hspace": 0.26}
     axes = fig.subplots(rows, 1, sharex=True,
-                        gridspec_kw={"height_ratios": [2.2, 1.4, 0.8] + ([1.2] if rows == 4 else [])})
+                        gridspec_kw={"height_ratios": [2.2, 1.4, 0.8] + ([1.2] if rows == 4 else []), **margins})
     t = _hours(result)
     ax = axes[0]
     levels = np.array([_ORDER.get(s, np.nan) for s in result.stages], dtype=float)
@@ -82,7 +87,6 @@ def plot_report(result: ScoringResult) -> Any:
         _plot_spo2(axes[3], result)
     axes[-1].set_xlabel("hours from recording start")
     axes[-1].set_xlim(0, t[-1])
-    fig.tight_layout()
     return fig
 
 
@@ -122,9 +126,9 @@ def _plot_spo2(ax: Any, result: ScoringResult) -> None:
     spo2 = np.asarray(result.spo2, dtype=float)
     ax.plot(np.arange(spo2.size) / 3600, spo2, color="#2c3e50", lw=0.6)
     desaturations = result.desaturations()
-    if desaturations is not None:
-        for onset, duration in zip(desaturations["onset_s"], desaturations["duration_s"], strict=True):
-            ax.axvspan(onset / 3600, (onset + duration) / 3600, color="#8e44ad", alpha=0.15, lw=0)
+    if desaturations is not None:  # one collection, not a patch per desaturation (130 in a severe night)
+        spans = [(o / 3600, d / 3600) for o, d in zip(desaturations["onset_s"], desaturations["duration_s"], strict=True)]
+        ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), color="#8e44ad", alpha=0.15, lw=0)
     resp = result.respiratory()
     ax.set_title(f"ODI3 {resp['ODI3']:.1f}/h, ODI4 {resp['ODI4']:.1f}/h, T90 {resp['T90_min']:.1f} min, "
                  f"minimum {resp['spo2_min']:.0f} % (shaded: ≥ 3 % desaturations)", loc="left", fontsize=9)
