@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from synthsleepnet._config import PRESETS
 from synthsleepnet.cli import main
 
 
@@ -103,3 +105,29 @@ def test_score_command_keeps_freed_batches_for_reuse() -> None:
     kept = {mode: subprocess.run([sys.executable, "-c", _KEPT_AFTER_FREE, mode], capture_output=True, text=True,
                                  check=True).stdout.strip() for mode in ("default", "set")}
     assert kept == {"default": "False", "set": "True"}  # a 20-MB batch freed stays in the heap
+
+
+_EXECUTABLE = """
+import atexit, sys
+from pathlib import Path
+atexit.register(Path(sys.argv[1]).write_text, "exit handlers ran")
+sys.argv = ["synthsleepnet", *sys.argv[2:]]
+from synthsleepnet.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize(("command", "status"), [(["models"], 0), (["stats", "no-such-scoring.xml"], 2)])
+def test_executable_flushes_its_output_runs_exit_handlers_and_keeps_the_status(
+        command: list[str], status: int, tmp_path: Path) -> None:
+    # it leaves with os._exit (no interpreter teardown): what is buffered for a pipe must still arrive
+    marker = tmp_path / "exit.txt"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", _EXECUTABLE, str(marker), *command], capture_output=True, text=True,
+                          cwd=tmp_path, env=buffered)
+    assert done.returncode == status
+    assert marker.read_text() == "exit handlers ran"
+    if status == 0:
+        assert [row.split()[0] for row in done.stdout.splitlines()[1:]] == list(PRESETS)  # every row arrived
+    else:
+        assert "no-such-scoring.xml" in done.stderr
