@@ -267,6 +267,20 @@ def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path
     assert prepared.night.n_epochs > 0 and prepared.night.signals.shape[1:] == (len(CHANNELS), 3000)
 
 
+def test_the_report_is_drawn_here_when_the_worker_drawing_it_has_died(scored: ScoringResult, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from synthsleepnet import score_files
+
+    died: Future[tuple[Path, Path]] = Future()
+    died.set_exception(BrokenProcessPool("the worker was killed"))
+    outputs = score_files._write_outputs(scored, tmp_path, False, died)
+    assert outputs["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and outputs["html"].exists()
+    assert "drawing it in this process" in caplog.text
+
+
 def test_a_night_prepared_otherwise_is_refused(scorers: list[Path], sim_dir: Path) -> None:
     from synthsleepnet.scoring.score import NightScorer
 
