@@ -121,7 +121,12 @@ def _child(kind: str, edf: str, workdir: str) -> None:
     out["peak_rss_mb"] = peak_rss_mb()
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
-    gc.freeze()  # and exit as the `synthsleepnet` command does (cli.run)
+    if kind == "yasa":
+        gc.freeze()  # YASA's script exits normally, spared the final garbage collection
+        return
+    from synthsleepnet.cli import exit_now
+
+    exit_now(0)  # as the `synthsleepnet` command ends (cli.run)
 
 
 def _timed(argv: list[str]) -> tuple[float, str]:
