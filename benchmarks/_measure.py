@@ -6,6 +6,10 @@ import os
 import resource
 from pathlib import Path
 
+#: The channels every benchmark scores or trains on: the paper's staging montage (one EEG, one
+#: EOG, chin EMG, ECG), as the simulator names them.
+CHANNELS: tuple[str, ...] = ("C4-M1", "E1-M2", "Chin", "ECG")
+
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB (``VmHWM``).

@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import torch
+from _measure import CHANNELS
 from safetensors.torch import load_file
 
 from synthsleepnet import prepare_store
 from synthsleepnet._config import AdaptConfig, TrainConfig
 from synthsleepnet.simulate import simulate_cohort
 from synthsleepnet.training import assign_splits, finetune
-
-CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _measure import CHANNELS
 
 from synthsleepnet._config import PreprocessingConfig, TrainConfig, get_preset
 from synthsleepnet._device import Runtime
@@ -44,7 +45,6 @@ from synthsleepnet.models.neuronet import NeuroNet
 from synthsleepnet.models.synthsleepnet import SynthSleepNet
 from synthsleepnet.training.losses import neuronet_loss, synthsleepnet_loss
 
-CHANNELS = ("C4-M1", "E1-M2", "Chin", "ECG")
 ROWS: list[dict[str, Any]] = []
 
 

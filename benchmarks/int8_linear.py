@@ -29,7 +29,7 @@ from unittest import mock
 
 import numpy as np
 import torch
-from _measure import describe_cpu
+from _measure import CHANNELS, describe_cpu
 from torch import nn
 from torch.ao.quantization import quantize_dynamic
 from torch.profiler import ProfilerActivity, profile
@@ -40,8 +40,6 @@ from synthsleepnet.models import ModelSpec, build_model
 from synthsleepnet.models.classifier import SleepClassifier
 from synthsleepnet.models.inference import fuse_for_inference
 from synthsleepnet.training import evaluate
-
-CHANNELS = ("C4-M1", "E1-M2", "Chin", "ECG")
 
 
 def int8_linear(model: nn.Module) -> nn.Module:
@@ -75,15 +73,14 @@ def speed(preset: str, n_epochs: int, repeats: int, runtime: Runtime) -> dict[st
     runs: dict[str, Callable[[], Any]] = {"fp32": lambda: fp32.predict_proba(night, runtime=runtime),
                                           "int8": lambda: int8.predict_proba(night, runtime=runtime)}
     times: dict[str, list[float]] = {k: [] for k in runs}
-    for run in runs.values():
-        run()  # warm-up
+    outputs = {name: run() for name, run in runs.items()}  # warm-up
     for _ in range(repeats):
         for name, run in runs.items():
             t0 = time.perf_counter()
-            run()
+            outputs[name] = run()
             times[name].append(time.perf_counter() - t0)
     a, b = (statistics.median(times[k]) for k in ("fp32", "int8"))
-    deviation = float(np.abs(runs["fp32"]() - runs["int8"]()).max())
+    deviation = float(np.abs(outputs["fp32"] - outputs["int8"]).max())
     return {"preset": preset, "fp32_s": a, "int8_s": b, "speedup": a / b,
             "product_share": _product_share(fp32, night, runtime), "max_proba_change": deviation}
 

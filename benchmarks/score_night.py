@@ -25,9 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _measure import describe_cpu, peak_rss_mb
-
-CHANNELS = ("C4-M1", "E1-M2", "Chin", "ECG")
+from _measure import CHANNELS, describe_cpu, peak_rss_mb
 
 
 def _checkpoint(preset: str, workdir: Path) -> Path:

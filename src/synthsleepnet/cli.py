@@ -241,7 +241,8 @@ def _reuse_freed_memory() -> bool:
     By default it hands blocks above a threshold (128 kB, adapting up to 32 MB) back to the kernel
     when freed, so every batch of a night's epochs faults its tensors in afresh. With the memory
     kept, scoring an 8-h night with the ``fast`` preset took 11.5 s instead of 12.1 s (the model
-    4.9 s instead of 5.3 s; medians of 5 fresh processes, 2-core AVX2 CPU); the peak is unchanged. Set here, not in the library: the command owns its process, a notebook does not.
+    4.9 s instead of 5.3 s; medians of 5 fresh processes, 2-core AVX2 CPU); the peak is unchanged.
+    Set here, not in the library: the command owns its process, a notebook does not.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
