@@ -23,11 +23,15 @@ summary (``label_efficiency.json``) and the plot (``label_efficiency.png``) to `
         [--fractions 0.01 0.05 1] [--hours 1.5] [--night-hours 8] [--variability low|normal|high]
         [--workdir DIR] [--out DIR]
     python benchmarks/label_efficiency.py --tables-from RUNS.csv [RUNS.csv ...] --out DIR
+    python benchmarks/label_efficiency.py --compare fast=RUNS.csv small=RUNS.csv --out DIR
 
 With ``--workdir`` the data, the pretraining and every finished run are kept and reused, so an
 interrupted study resumes and other presets can share the data (runs go to ``runs/<preset>``).
 ``--tables-from`` trains nothing: it prints the tables and draws the plot of the per-seed rows of
 earlier runs (for a study run in parts, e.g. one task or label fraction at a time).
+``--protocols`` trains only some protocols (more seeds of one, where a preset is slow), and
+``--compare`` sets two studies side by side, seed by seed, with the paired differences and their
+95 % t-interval (e.g. two presets on the same data: the seeds share their label samples).
 """
 
 from __future__ import annotations
@@ -72,9 +76,10 @@ METRICS = {"stage": ("macro_f1", "kappa"), "apnea": ("auprc", "event_f1"), "hypo
 # "event" overlaps every scored event, so any-overlap F1 alone would reward it
 
 
-def _protocols(task: str) -> tuple[str, ...]:
-    """A probe sees single epochs, so it cannot predict the per-second events task."""
-    return tuple(p for p in PROTOCOLS if not (p == "probe" and get_task(task).per_second))
+def _protocols(task: str, chosen: Sequence[str] = PROTOCOLS) -> tuple[str, ...]:
+    """The ``chosen`` protocols that fit ``task``: a probe sees single epochs, so it cannot
+    predict the per-second events task."""
+    return tuple(p for p in PROTOCOLS if p in chosen and not (p == "probe" and get_task(task).per_second))
 
 
 def schedules(args: argparse.Namespace) -> dict[str, TrainConfig]:
@@ -118,7 +123,7 @@ def simulated_cohort(work: Path, args: argparse.Namespace) -> None:
 
 def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, seed: int, args: argparse.Namespace,
               schedules: Mapping[str, TrainConfig]) -> list[dict[str, Any]]:
-    """The three protocols for one task, label fraction and seed; a row per protocol."""
+    """The protocols (``--protocols``) for one task, label fraction and seed; a row per protocol."""
     channels = channels_for(task, read_checkpoint_meta(fusion).channels)
     tune = dataclasses.replace(schedules["tune"], seed=seed)
     probing = dataclasses.replace(schedules["probe"], seed=seed)
@@ -134,7 +139,7 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
                                       channels=channels, config=tune, **again),
     }
     rows = []
-    for protocol in _protocols(task):
+    for protocol in _protocols(task, args.protocols):
         call = calls[protocol]
         t0 = time.perf_counter()
         result = call()
@@ -175,29 +180,39 @@ def _cells(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float, str], di
 
 
 def _tables(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], fractions: Sequence[float]) -> list[str]:
-    """Markdown: per task, each metric as mean ± sd over seeds, and the paired differences."""
+    """Markdown: per task, each metric as mean ± sd over seeds (with the count where a protocol ran
+    fewer seeds than another), and the paired differences over the seeds both sides ran."""
     cells = _cells(rows)
     lines = []
     for task in tasks:
-        headline, protocols = METRICS[task][0], _protocols(task)
+        headline = METRICS[task][0]
+        protocols = [p for p in _protocols(task) if any((task, f, p) in cells for f in fractions)]
         pretrained = [p for p in protocols if p != "scratch"]
-        present = [f for f in fractions if all((task, f, p) in cells for p in protocols)]
         lines += ["", f"**{task}** ({' / '.join(METRICS[task])}; mean ± sd over seeds)", "",
                   "| labels | labelled epochs | " + " | ".join(protocols)
                   + f" | {headline}: best pretrained − scratch | {headline}: fine-tune − probe |",
                   "|---|---|" + "---|" * (len(protocols) + 2)]
-        for fraction in present:
-            by = {p: cells[task, fraction, p] for p in protocols}
-            seeds = sorted(by["scratch"])
-            n_epochs = _spread([by["scratch"][s]["n_labelled_epochs"] for s in seeds]).split(" ±")[0]
-            metric_cells = [" / ".join(_spread([by[p][s][k] for s in seeds]) for k in METRICS[task])
+        for fraction in [f for f in fractions if any((task, f, p) in cells for p in protocols)]:
+            by = {p: cells.get((task, fraction, p), {}) for p in protocols}
+            most = max(len(seeds) for seeds in by.values())
+            n_epochs = statistics.fmean(r["n_labelled_epochs"] for seeds in by.values() for r in seeds.values())
+            metric_cells = [" / ".join(_spread([r[k] for r in by[p].values()]) for k in METRICS[task])
+                            + ("" if len(by[p]) == most else f" ({len(by[p])} seeds)") if by[p] else "–"
                             for p in protocols]
-            gain = [max(by[p][s][headline] for p in pretrained) - by["scratch"][s][headline] for s in seeds]
-            ft_vs_probe = (_signed([by["fine-tune"][s][headline] - by["probe"][s][headline] for s in seeds])
-                           if "probe" in by else "– (no probe)")
-            lines.append(f"| {fraction:.0%} | {float(n_epochs):.0f} | " + " | ".join(metric_cells)
-                         + f" | {_signed(gain)} | {ft_vs_probe} |")
+            gain = _paired(by, headline, pretrained, "scratch")
+            ft_vs_probe = _paired(by, headline, ["fine-tune"], "probe")
+            lines.append(f"| {fraction:.0%} | {n_epochs:.0f} | " + " | ".join(metric_cells)
+                         + f" | {gain} | {ft_vs_probe} |")
     return lines
+
+
+def _paired(by: Mapping[str, Mapping[int, Mapping[str, Any]]], metric: str, better: Sequence[str],
+            baseline: str) -> str:
+    """The best of ``better`` minus ``baseline`` in ``metric``, over the seeds all of them ran; "–" for none."""
+    if not better or any(p not in by for p in (*better, baseline)):
+        return "–"
+    seeds = sorted(set(by[baseline]).intersection(*(by[p] for p in better)))
+    return _signed([max(by[p][s][metric] for p in better) - by[baseline][s][metric] for s in seeds]) if seeds else "–"
 
 
 def _signed(values: Sequence[float]) -> str:
@@ -301,6 +316,45 @@ def _write_results(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], frac
     print(f"wrote label_efficiency_runs.csv, label_efficiency.json and label_efficiency.png to {out}")
 
 
+def _comparison(studies: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """Markdown: two studies' headline metric per task, label fraction, protocol and seed, and the
+    first minus the second over the seeds both ran (mean, sd, 95 % t-interval of the mean)."""
+    from scipy.stats import t
+
+    (first, rows_a), (second, rows_b) = studies.items()
+    a, b = _cells(rows_a), _cells(rows_b)
+    tasks, protocols = list(TASK_MODALITIES), list(PROTOCOLS)
+    lines = [f"| task | labels | protocol | seeds | `{first}` | `{second}` | `{first}` − `{second}` | 95 % interval |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key in sorted(set(a) | set(b), key=lambda k: (tasks.index(k[0]), k[1], protocols.index(k[2]))):
+        task, fraction, protocol = key
+        metric, seeds_a, seeds_b = METRICS[task][0], a.get(key, {}), b.get(key, {})
+        seeds = sorted(set(seeds_a) | set(seeds_b))
+        both = [seeds_a[s][metric] - seeds_b[s][metric] for s in seeds if s in seeds_a and s in seeds_b]
+        interval = "–"
+        if len(both) > 1:
+            half = t.ppf(0.975, len(both) - 1) * statistics.stdev(both) / len(both) ** 0.5
+            interval = f"{statistics.fmean(both) - half:+.3f} to {statistics.fmean(both) + half:+.3f}"
+        lines.append(f"| {task} {metric.replace('_', '-')} | {fraction:.0%} | {protocol} | "
+                     f"{' / '.join(map(str, seeds))} | "
+                     + " | ".join(" / ".join(f"{c[s][metric]:.3f}" if s in c else "–" for s in seeds)
+                                  for c in (seeds_a, seeds_b))
+                     + f" | {_signed(both) if both else '–'} | {interval} |")
+    return lines
+
+
+def _compare(named: Sequence[str], out: Path) -> None:
+    """Print and write (``label_efficiency_comparison.md``) the comparison of two studies' rows."""
+    paths = dict(item.partition("=")[::2] for item in named)
+    if len(paths) != 2 or not all(paths) or not all(paths.values()):
+        raise SystemExit(f"--compare takes two NAME=label_efficiency_runs.csv with different names, got {named}")
+    text = "\n".join([" against ".join(f"{name} ({path})" for name, path in paths.items()), "",
+                      *_comparison({name: _read_rows([path]) for name, path in paths.items()})])
+    print(text)
+    atomic_write_text(out / "label_efficiency_comparison.md", text + "\n")
+    print(f"wrote label_efficiency_comparison.md to {out}")
+
+
 def _tables_from(paths: Sequence[str], out: Path) -> None:
     """The tables and plot of the rows finished by earlier runs (cells of other runs together)."""
     rows = _read_rows(paths)
@@ -318,11 +372,19 @@ def main() -> None:
     parser.add_argument("--out", default=".", help="where the CSV, JSON and PNG go")
     parser.add_argument("--tables-from", nargs="+", metavar="CSV",
                         help="train nothing: the tables and plot of these label_efficiency_runs.csv files")
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS,
+                        help="train only these (e.g. more seeds of fine-tune for a comparison)")
+    parser.add_argument("--compare", nargs=2, metavar="NAME=CSV",
+                        help="train nothing: two studies' label_efficiency_runs.csv side by side, per seed, "
+                             "with the paired differences")
     args = parse_cohort_arguments(parser)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.tables_from:
         _tables_from(args.tables_from, out)
+        return
+    if args.compare:
+        _compare(args.compare, out)
         return
     budgets = schedules(args)
     clock = {"start": time.perf_counter()}
