@@ -1,0 +1,55 @@
+"""The label-efficiency benchmark's tables from finished runs: two presets compared seed by seed,
+and a study whose protocols ran different numbers of seeds (``--protocols``)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "label_efficiency.py"
+FIELDS = ("task", "labels", "protocol", "seed", "n_labelled_epochs", "macro_f1", "kappa")
+
+
+def _runs(path: Path, rows: list[tuple[str, int, float]], labels: float = 0.05) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(FIELDS)
+        for protocol, seed, f1 in rows:
+            writer.writerow(["stage", labels, protocol, seed, 54, f1, f1 - 0.1])
+    return path
+
+
+def _script(*args: str | Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
+    run = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout
+
+
+def test_compare_pairs_the_seeds_both_studies_ran(tmp_path: Path) -> None:
+    fast = _runs(tmp_path / "fast.csv", [("fine-tune", s, f) for s, f in enumerate((0.70, 0.80, 0.60, 0.90))])
+    small = _runs(tmp_path / "small.csv", [("fine-tune", s, f) for s, f in enumerate((0.75, 0.70, 0.70))])
+    out = _script("--compare", f"fast={fast}", f"small={small}", "--out", tmp_path)
+    row = next(line for line in out.splitlines() if "| fine-tune |" in line)
+    # seed 3 ran only for fast: shown, not paired; differences -0.05, +0.10, -0.10 → mean -0.017
+    assert "| 0 / 1 / 2 / 3 | 0.700 / 0.800 / 0.600 / 0.900 | 0.750 / 0.700 / 0.700 / – |" in row
+    assert "-0.017 ± 0.104 (1/3 seeds > 0)" in row
+    assert "-0.275 to +0.242" in row  # t(0.975, 2) = 4.303; 4.303 × 0.104 / √3 = 0.258
+    assert (tmp_path / "label_efficiency_comparison.md").read_text().count("| fine-tune |") == 1
+
+
+def test_tables_take_protocols_with_different_seeds(tmp_path: Path) -> None:
+    runs = _runs(tmp_path / "runs.csv", [("scratch", 0, 0.5), ("scratch", 1, 0.6), ("probe", 0, 0.7),
+                                         ("probe", 1, 0.8), ("fine-tune", 0, 0.8), ("fine-tune", 1, 0.7),
+                                         ("fine-tune", 2, 0.9)])
+    out = _script("--tables-from", runs, "--out", tmp_path)
+    row = next(line for line in out.splitlines() if line.startswith("| 5% |"))
+    # each protocol over its own seeds; the count is shown where it is fewer than another's
+    assert "| 0.550 ± 0.071 / 0.450 ± 0.071 (2 seeds) | 0.750 ± 0.071 / 0.650 ± 0.071 (2 seeds) | " \
+           "0.800 ± 0.100 / 0.700 ± 0.100 |" in row
+    assert "+0.250 ± 0.071 (2/2 seeds > 0)" in row  # best pretrained − scratch over seeds 0 and 1
+    assert "+0.000 ± 0.141 (1/2 seeds > 0)" in row  # fine-tune − probe over seeds 0 and 1
