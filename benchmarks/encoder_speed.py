@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 
@@ -61,10 +62,10 @@ def main() -> None:
         encoder = NeuroNetEncoder(get_preset(preset).encoder).eval()
         x = torch.randn(args.batch, encoder.epoch_samples)
         with torch.inference_mode():
-            t_ref, ref = _time(lambda enc=encoder, x=x: reference_style(enc, x), args.repeats)
-            t_fp32, out32 = _time(lambda enc=encoder, x=x: enc(x), args.repeats)
+            t_ref, ref = _time(functools.partial(reference_style, encoder, x), args.repeats)
+            t_fp32, out32 = _time(functools.partial(encoder, x), args.repeats)
             with Runtime(torch.device("cpu"), torch.bfloat16).autocast():
-                t_bf16, out16 = _time(lambda enc=encoder, x=x: enc(x), args.repeats)
+                t_bf16, out16 = _time(functools.partial(encoder, x), args.repeats)
             parts = _parts(encoder, x, args.repeats)
         deviation = (out16.float() - out32).abs().max().item()
         scale = out32.abs().max().item()

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from _measure import CHANNELS
 
-from synthsleepnet._config import PreprocessingConfig, TrainConfig, get_preset
+from synthsleepnet._config import ModelConfig, PreprocessingConfig, TrainConfig, get_preset
 from synthsleepnet._device import Runtime
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 from synthsleepnet.models.classifier import SleepClassifier
@@ -80,6 +80,20 @@ def _steps(make: Callable[[], torch.nn.Module], loss_of: Callable[[torch.nn.Modu
     return losses
 
 
+def _step_cases(config: ModelConfig, x: torch.Tensor
+                ) -> dict[str, tuple[Callable[[], torch.nn.Module], Callable[[Any, torch.Generator], torch.Tensor]]]:
+    """Per kind of training: how to build its model, and its loss on ``x``."""
+    return {
+        "pretrain NeuroNet": (lambda: NeuroNet(config.encoder, config.neuronet),
+                              lambda m, g: neuronet_loss(m.pretext(x.to(_dev(m)), g), config.neuronet)["loss"]),
+        "pretrain fusion": (lambda: SynthSleepNet(CHANNELS, config.encoder, config.fusion),
+                            lambda m, g: synthsleepnet_loss(
+                                m.pretext({ch: x.to(_dev(m)) for ch in CHANNELS}, g), config.fusion)["loss"]),
+        "fine-tune (LoRA + Mamba2)": (lambda: SleepClassifier(CHANNELS, config, 5, "sequence"),
+                                      lambda m, g: _sequence_loss(m, x)),
+    }
+
+
 def check_steps(device: torch.device, presets: list[str], quick: bool) -> None:
     gen = torch.Generator().manual_seed(1)
     batch = 4 if quick else 8
@@ -87,16 +101,7 @@ def check_steps(device: torch.device, presets: list[str], quick: bool) -> None:
     for preset in presets:
         config = get_preset(preset)
         config = dataclasses.replace(config, temporal=dataclasses.replace(config.temporal, dropout=0.0))
-        cases: dict[str, tuple[Callable[[], torch.nn.Module], Callable[[Any, torch.Generator], torch.Tensor]]] = {
-            "pretrain NeuroNet": (lambda c=config: NeuroNet(c.encoder, c.neuronet),
-                                  lambda m, g, c=config: neuronet_loss(m.pretext(x.to(_dev(m)), g), c.neuronet)["loss"]),
-            "pretrain fusion": (lambda c=config: SynthSleepNet(CHANNELS, c.encoder, c.fusion),
-                                lambda m, g, c=config: synthsleepnet_loss(
-                                    m.pretext({ch: x.to(_dev(m)) for ch in CHANNELS}, g), c.fusion)["loss"]),
-            "fine-tune (LoRA + Mamba2)": (lambda c=config: SleepClassifier(CHANNELS, c, 5, "sequence"),
-                                          lambda m, g: _sequence_loss(m, x)),
-        }
-        for name, (make, loss_of) in cases.items():
+        for name, (make, loss_of) in _step_cases(config, x).items():
             cpu = _steps(make, loss_of, torch.device("cpu"), None)
             dev = _steps(make, loss_of, device, torch.bfloat16 if device.type == "cuda" else None)
             worst = max(abs(a - b) / max(abs(a), 1e-6) for a, b in zip(cpu, dev, strict=True))
@@ -197,7 +202,8 @@ def check_mamba(device: torch.device) -> None:
             torch.randn(b, length, groups, n, generator=g, dtype=torch.float64),
             torch.randn(b, length, groups, n, generator=g, dtype=torch.float64)]
     moved = [a.to(device) for a in args]
-    gap = (ssd_chunked(*moved, chunk=16) - ssd_sequential(*moved)).abs().max().item()
+    x, dt, a, b_in, c_out = moved
+    gap = (ssd_chunked(x, dt, a, b_in, c_out, chunk=16) - ssd_sequential(x, dt, a, b_in, c_out)).abs().max().item()
     _row(f"(c) chunked Mamba2 vs sequential recurrence on {device.type}, float64", f"max abs difference {gap:.1e}",
          gap < 1e-10, max_abs_diff=gap)
     try:
@@ -205,9 +211,9 @@ def check_mamba(device: torch.device) -> None:
     except ImportError:
         _row("(c) chunked Mamba2 vs mamba_ssm fused kernel", "mamba_ssm not installed: not compared", None)
         return
-    single = [a.to(device, torch.float32) for a in args]
-    fused = mamba_chunk_scan_combined(*single, chunk_size=16)
-    gap = (fused - ssd_chunked(*single, chunk=16)).abs().max().item()
+    x, dt, a, b_in, c_out = (t.to(device, torch.float32) for t in args)
+    fused = mamba_chunk_scan_combined(x, dt, a, b_in, c_out, chunk_size=16)
+    gap = (fused - ssd_chunked(x, dt, a, b_in, c_out, chunk=16)).abs().max().item()
     _row("(c) chunked Mamba2 vs mamba_ssm fused kernel, float32", f"max abs difference {gap:.1e}", gap < 1e-3,
          max_abs_diff=gap)
 

@@ -100,7 +100,7 @@ def channels_for(task: str, fusion_channels: Sequence[str]) -> list[str]:
 
 def pretrained_fusion(work: Path, runs: Path, preset: str, config: TrainConfig) -> Path:
     """NeuroNet per modality, then the fusion model, on the pretraining subjects (kept in ``runs``)."""
-    again = {"resume": True, "progress": False}
+    again: dict[str, Any] = {"resume": True, "progress": False}
     encoders = {m: pretrain_unimodal(work / "store", m, runs / m, preset=preset, config=config, **again).checkpoint
                 for m in MODALITIES}
     return pretrain_multimodal(work / "store", encoders, runs / "fusion", config=config, **again).checkpoint
@@ -127,7 +127,7 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
     channels = channels_for(task, read_checkpoint_meta(fusion).channels)
     tune = dataclasses.replace(schedules["tune"], seed=seed)
     probing = dataclasses.replace(schedules["probe"], seed=seed)
-    again = {"resume": True, "progress": False}
+    again: dict[str, Any] = {"resume": True, "progress": False}
     store = work / "store"
     tag = f"{task}-{fraction:g}-seed{seed}"
     calls = {
