@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from synthsleepnet._config import get_preset
+from synthsleepnet._config import PRESETS, get_preset
 from synthsleepnet._device import Runtime, cpu_supports_bf16
 from synthsleepnet.models.neuronet import NeuroNetEncoder
 
@@ -51,7 +51,9 @@ def _parts(encoder: NeuroNetEncoder, x: torch.Tensor, repeats: int) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", nargs="+", default=["paper", "small"])
+    overlapping = [name for name, config in PRESETS.items() if config.encoder.frames == "overlapping"]
+    parser.add_argument("--presets", nargs="+", default=["paper", "small"], choices=overlapping,
+                        help="presets with overlapping frames (the reference loop is over them)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
