@@ -387,6 +387,7 @@ def main() -> None:
         _compare(args.compare, out)
         return
     budgets = schedules(args)
+    commit = _commit()  # the code this run imports, not what the checkout holds when it ends
     clock = {"start": time.perf_counter()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
@@ -410,7 +411,7 @@ def main() -> None:
     conditions = (f"{args.nights} simulated {recordings}, {args.variability} variability "
                   f"({args.nights - sum(SUBJECTS.values())}/"
                   f"{SUBJECTS['train']}/{SUBJECTS['val']}/{SUBJECTS['test']} pretrain/train/val/test subjects), "
-                  f"`{args.preset}` preset, {args.seeds} seeds, commit {_commit()}")
+                  f"`{args.preset}` preset, {args.seeds} seeds, commit {commit}")
     budget = (f"pretraining {args.pretrain_steps} steps of 32 per model ({len(MODALITIES)} NeuroNets + fusion); "
               f"scratch and fine-tune {args.tune_epochs} epochs over the labelled windows, batches of 4 windows "
               f"× 2 accumulated, lr 3e-3, 10 % warm-up then cosine; probe 100 epochs of 256 on cached "
