@@ -202,8 +202,8 @@ def check_mamba(device: torch.device) -> None:
             torch.randn(b, length, groups, n, generator=g, dtype=torch.float64),
             torch.randn(b, length, groups, n, generator=g, dtype=torch.float64)]
     moved = [a.to(device) for a in args]
-    x, dt, a, b_in, c_out = moved
-    gap = (ssd_chunked(x, dt, a, b_in, c_out, chunk=16) - ssd_sequential(x, dt, a, b_in, c_out)).abs().max().item()
+    x, dt, a, b_ssm, c_ssm = moved
+    gap = (ssd_chunked(x, dt, a, b_ssm, c_ssm, chunk=16) - ssd_sequential(x, dt, a, b_ssm, c_ssm)).abs().max().item()
     _row(f"(c) chunked Mamba2 vs sequential recurrence on {device.type}, float64", f"max abs difference {gap:.1e}",
          gap < 1e-10, max_abs_diff=gap)
     try:
@@ -211,9 +211,9 @@ def check_mamba(device: torch.device) -> None:
     except ImportError:
         _row("(c) chunked Mamba2 vs mamba_ssm fused kernel", "mamba_ssm not installed: not compared", None)
         return
-    x, dt, a, b_in, c_out = (t.to(device, torch.float32) for t in args)
-    fused = mamba_chunk_scan_combined(x, dt, a, b_in, c_out, chunk_size=16)
-    gap = (fused - ssd_chunked(x, dt, a, b_in, c_out, chunk=16)).abs().max().item()
+    x, dt, a, b_ssm, c_ssm = (t.to(device, torch.float32) for t in args)
+    fused = mamba_chunk_scan_combined(x, dt, a, b_ssm, c_ssm, chunk_size=16)
+    gap = (fused - ssd_chunked(x, dt, a, b_ssm, c_ssm, chunk=16)).abs().max().item()
     _row("(c) chunked Mamba2 vs mamba_ssm fused kernel, float32", f"max abs difference {gap:.1e}", gap < 1e-3,
          max_abs_diff=gap)
 
