@@ -43,6 +43,7 @@ from synthsleepnet.training import evaluate
 
 M = TypeVar("M", bound=nn.Module)
 
+
 def int8_linear(model: M) -> M:
     """``model`` with every ``nn.Linear`` dynamically quantised to int8 (in place)."""
     with warnings.catch_warnings():  # torch marks its eager quantisation deprecated (moving to torchao)

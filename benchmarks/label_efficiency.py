@@ -293,6 +293,8 @@ def _read_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
     """Per-seed rows from ``label_efficiency_runs.csv`` files (a later file's cell wins)."""
     cells: dict[tuple[str, float, str, int], dict[str, Any]] = {}
     for path in paths:
+        if not Path(path).is_file():
+            raise SystemExit(f"{path}: no such file (a label_efficiency_runs.csv of an earlier run)")
         with open(path, newline="") as f:
             for raw in csv.DictReader(f):
                 row: dict[str, Any] = {k: (None if v in ("", "None") else v) for k, v in raw.items()}

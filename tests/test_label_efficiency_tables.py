@@ -53,3 +53,12 @@ def test_tables_take_protocols_with_different_seeds(tmp_path: Path) -> None:
            "0.800 ± 0.100 / 0.700 ± 0.100 |" in row
     assert "+0.250 ± 0.071 (2/2 seeds > 0)" in row  # best pretrained − scratch over seeds 0 and 1
     assert "+0.000 ± 0.141 (1/2 seeds > 0)" in row  # fine-tune − probe over seeds 0 and 1
+
+
+def test_compare_names_a_missing_runs_file(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
+    run = subprocess.run([sys.executable, str(SCRIPT), "--compare", f"fast={tmp_path / 'gone.csv'}",
+                          f"small={tmp_path / 'gone.csv'}", "--out", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 1
+    assert f"{tmp_path / 'gone.csv'}: no such file" in run.stderr and "Traceback" not in run.stderr
