@@ -19,14 +19,19 @@ seeds and the paired (same-seed) differences that answer "does pretraining help"
 fine-tuning beat probing"; writes the per-seed values (``label_efficiency_runs.csv``), the
 summary (``label_efficiency.json``) and the plot (``label_efficiency.png``) to ``--out``.
 
-    python benchmarks/label_efficiency.py [--seeds 3] [--preset tiny] [--tasks stage apnea hypopnea]
+    python benchmarks/label_efficiency.py [--seeds 3] [--preset tiny | --model-config FILE]
+        [--tasks stage apnea hypopnea]
         [--fractions 0.01 0.05 1] [--hours 1.5] [--night-hours 8] [--variability low|normal|high]
         [--workdir DIR] [--out DIR]
     python benchmarks/label_efficiency.py --tables-from RUNS.csv [RUNS.csv ...] --out DIR
     python benchmarks/label_efficiency.py --compare fast=RUNS.csv small=RUNS.csv --out DIR
 
 With ``--workdir`` the data, the pretraining and every finished run are kept and reused, so an
-interrupted study resumes and other presets can share the data (runs go to ``runs/<preset>``).
+interrupted study resumes and other models can share the data. Runs go to ``runs/<study>``: the
+preset, or the ``--model-config`` file's name (a ``[model]`` section: a preset and the fields it
+changes, e.g. ``benchmarks/model_variants/fast-wide-transformer.toml``), followed by any
+pretraining or fine-tuning budget other than the default (``fast-pretrain400``), so a study never
+resumes another's checkpoints.
 ``--tables-from`` trains nothing: it prints the tables and draws the plot of the per-seed rows of
 earlier runs (for a study run in parts, e.g. one task or label fraction at a time).
 ``--protocols`` trains only some protocols (more seeds of one, where a preset is slow), and
@@ -50,7 +55,13 @@ from typing import Any
 
 from synthsleepnet import prepare_store
 from synthsleepnet._atomic import atomic_write_text
-from synthsleepnet._config import TrainConfig
+from synthsleepnet._config import (
+    ModelConfig,
+    TrainConfig,
+    config_to_dict,
+    get_preset,
+    load_run_config,
+)
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.models import read_checkpoint_meta
 from synthsleepnet.simulate import simulate_cohort
@@ -98,7 +109,7 @@ def channels_for(task: str, fusion_channels: Sequence[str]) -> list[str]:
     return [c for c in fusion_channels if modality[c] in TASK_MODALITIES[task]]
 
 
-def pretrained_fusion(work: Path, runs: Path, preset: str, config: TrainConfig) -> Path:
+def pretrained_fusion(work: Path, runs: Path, preset: ModelConfig, config: TrainConfig) -> Path:
     """NeuroNet per modality, then the fusion model, on the pretraining subjects (kept in ``runs``)."""
     again: dict[str, Any] = {"resume": True, "progress": False}
     encoders = {m: pretrain_unimodal(work / "store", m, runs / m, preset=preset, config=config, **again).checkpoint
@@ -131,7 +142,7 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
     store = work / "store"
     tag = f"{task}-{fraction:g}-seed{seed}"
     calls = {
-        "scratch": lambda: finetune(store, task, fraction, runs / f"scratch-{tag}", preset=args.preset,
+        "scratch": lambda: finetune(store, task, fraction, runs / f"scratch-{tag}", preset=args.model,
                                     channels=channels, config=tune, **again),
         "probe": lambda: probe(store, task, fraction, runs / f"probe-{tag}", fusion_checkpoint=fusion,
                                channels=channels, config=probing, **again),
@@ -271,7 +282,10 @@ def _commit() -> str:
 def parse_cohort_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
     """Add the cohort, pretraining and fine-tuning settings (shared by the benchmarks that reuse
     this study's ``--workdir``) and parse."""
-    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--preset", help="model preset (default: the --model-config file's, else tiny)")
+    parser.add_argument("--model-config", metavar="FILE",
+                        help="a TOML/YAML/JSON file whose [model] section (a preset and the fields it changes) is "
+                             "the model; its runs go to runs/<file name>")
     parser.add_argument("--nights", type=int, default=36)
     parser.add_argument("--hours", type=float, default=1.5, help="recorded hours per subject")
     parser.add_argument("--night-hours", type=float, default=8.0,
@@ -286,7 +300,33 @@ def parse_cohort_arguments(parser: argparse.ArgumentParser) -> argparse.Namespac
         parser.error(f"--hours ({args.hours:g}) must be positive and at most --night-hours ({args.night_hours:g})")
     if args.nights <= sum(SUBJECTS.values()):
         parser.error(f"--nights must exceed the {sum(SUBJECTS.values())} labelled subjects")
+    try:
+        args.model = load_run_config(args.model_config).model_config(args.preset)
+    except (ValueError, OSError) as err:  # a ConfigError is a ValueError
+        parser.error(str(err))
+    args.study = study_name(args, parser)
     return args
+
+
+def study_name(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The folder of a study's runs in a shared ``--workdir``: the model (the ``--model-config``
+    file's name, else the preset) and every budget that differs from the default."""
+    name = Path(args.model_config).stem if args.model_config else args.model.preset
+    budgets = {"pretrain": args.pretrain_steps, "tune": args.tune_epochs}
+    defaults = {"pretrain": parser.get_default("pretrain_steps"), "tune": parser.get_default("tune_epochs")}
+    return "-".join([name, *(f"{k}{v}" for k, v in budgets.items() if v != defaults[k])])
+
+
+def _model_text(args: argparse.Namespace) -> str:
+    """The preset and the fields ``--model-config`` changes in it."""
+    def flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        return {k: v for key, value in data.items()
+                for k, v in (flat(value, f"{prefix}{key}.") if isinstance(value, Mapping)
+                             else {f"{prefix}{key}": value}).items()}
+
+    preset, model = flat(config_to_dict(get_preset(args.model.preset))), flat(config_to_dict(args.model))
+    changed = [f"{key} {model[key]}" for key in model if model[key] != preset[key]]
+    return f"`{args.model.preset}` preset" + (f" with {', '.join(changed)}" if changed else "")
 
 
 def _read_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
@@ -393,10 +433,10 @@ def main() -> None:
     clock = {"start": time.perf_counter()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
-        runs = work / "runs" / args.preset
+        runs = work / "runs" / args.study
         simulated_cohort(work, args)
         clock["data"] = time.perf_counter()
-        fusion = pretrained_fusion(work, runs, args.preset, budgets["pretrain"])
+        fusion = pretrained_fusion(work, runs, args.model, budgets["pretrain"])
         clock["pretraining"] = time.perf_counter()
         rows = []
         for task in args.tasks:
@@ -413,7 +453,7 @@ def main() -> None:
     conditions = (f"{args.nights} simulated {recordings}, {args.variability} variability "
                   f"({args.nights - sum(SUBJECTS.values())}/"
                   f"{SUBJECTS['train']}/{SUBJECTS['val']}/{SUBJECTS['test']} pretrain/train/val/test subjects), "
-                  f"`{args.preset}` preset, {args.seeds} seeds, commit {commit}")
+                  f"`{args.study}` study ({_model_text(args)}), {args.seeds} seeds, commit {commit}")
     budget = (f"pretraining {args.pretrain_steps} steps of 32 per model ({len(MODALITIES)} NeuroNets + fusion); "
               f"scratch and fine-tune {args.tune_epochs} epochs over the labelled windows, batches of 4 windows "
               f"× 2 accumulated, lr 3e-3, 10 % warm-up then cosine; probe 100 epochs of 256 on cached "

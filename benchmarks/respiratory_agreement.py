@@ -93,7 +93,7 @@ def _events_store(work: Path, args: argparse.Namespace) -> Path:
 def _events_models(work: Path, runs: Path, args: argparse.Namespace) -> dict[str, Path]:
     """The two events models, fine-tuned from the study's pretrained fusion model."""
     budgets = schedules(args)
-    fusion = pretrained_fusion(work, runs, args.preset, budgets["pretrain"])
+    fusion = pretrained_fusion(work, runs, args.model, budgets["pretrain"])
     store = _events_store(work, args)
     fused = read_checkpoint_meta(fusion).channels
     tune = dataclasses.replace(budgets["tune"], seed=0)
@@ -177,7 +177,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
         simulated_cohort(work, args)
-        models = _events_models(work, work / "runs" / args.preset, args)
+        models = _events_models(work, work / "runs" / args.study, args)
         scorers = {name: NightScorer.load([path], device="cpu") for name, path in models.items()}
         trained = time.perf_counter()
         for i, target in enumerate(np.linspace(0, args.max_ahi, args.test_nights)):
@@ -197,7 +197,7 @@ def main() -> None:
                   + ", ".join(f"{name} {judged[name].ahi:.1f}" for name in methods), flush=True)
     summary = [{"method": name, **_summary(pairs[name])} for name in methods]
     print(f"\n{args.test_nights} held-out simulated {args.test_hours:g}-h nights (seeds {args.test_seed}–"
-          f"{args.test_seed + args.test_nights - 1}, AHI 0–{args.max_ahi:g}); events models: `{args.preset}`, "
+          f"{args.test_seed + args.test_nights - 1}, AHI 0–{args.max_ahi:g}); events models: `{args.study}`, "
           f"fine-tuned on {args.train_nights} labelled {args.train_hours:g}-h nights (seeds {args.train_seed}–"
           f"{args.train_seed + args.train_nights - 1}, AHI 0–{args.max_ahi:g}); training "
           f"{(trained - t0) / 60:.1f} min, scoring {(time.perf_counter() - trained) / 60:.1f} min\n")

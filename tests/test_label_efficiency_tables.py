@@ -1,13 +1,20 @@
-"""The label-efficiency benchmark's tables from finished runs: two presets compared seed by seed,
-and a study whose protocols ran different numbers of seeds (``--protocols``)."""
+"""The label-efficiency benchmark's tables from finished runs (two presets compared seed by seed,
+a study whose protocols ran different numbers of seeds) and where a model variant's runs go."""
 
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from synthsleepnet._config import get_preset, merge_config
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "label_efficiency.py"
 FIELDS = ("task", "labels", "protocol", "seed", "n_labelled_epochs", "macro_f1", "kappa")
@@ -62,3 +69,34 @@ def test_compare_names_a_missing_runs_file(tmp_path: Path) -> None:
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 1
     assert f"{tmp_path / 'gone.csv'}: no such file" in run.stderr and "Traceback" not in run.stderr
+
+
+def _cohort_arguments(*argv: str) -> argparse.Namespace:
+    spec = importlib.util.spec_from_file_location("label_efficiency", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with mock.patch.object(sys, "argv", ["label_efficiency.py", *argv]):
+        args: argparse.Namespace = module.parse_cohort_arguments(argparse.ArgumentParser())
+    return args
+
+
+def test_model_variants_get_their_own_runs_folder() -> None:
+    """A variant or a non-default budget never resumes (and so silently reuses) another study's runs."""
+    variant = SCRIPT.parent / "model_variants" / "fast-wide-transformer.toml"
+    args = _cohort_arguments("--model-config", str(variant), "--pretrain-steps", "400")
+    assert args.study == "fast-wide-transformer-pretrain400"
+    assert args.model == merge_config(get_preset("fast"), {"encoder": {"embed_dim": 128},
+                                                           "fusion": {"fusion_dim": 128}, "temporal": {"hidden": 128}})
+    assert _cohort_arguments("--preset", "fast").study == "fast"
+    assert _cohort_arguments().model == get_preset("tiny")
+    for path in (SCRIPT.parent / "model_variants").glob("*.toml"):
+        assert _cohort_arguments("--model-config", str(path)).study == path.stem
+
+
+def test_a_bad_model_config_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\npreset = "fast"\n[model.encoder]\nembed_dims = 128\n')
+    with pytest.raises(SystemExit) as exit_:
+        _cohort_arguments("--model-config", str(bad))
+    assert exit_.value.code == 2 and "unknown field(s) ['embed_dims']" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write_bytes, atomic_write_text
+from .respiratory import describe_ahi
 from .scoring.result import ScoringResult
 from .tasks import STAGES
 
@@ -113,7 +114,7 @@ def _plot_events(ax: Any, result: ScoringResult) -> None:
     ax.set_yticks([0, 1], ["hypopnea", "apnea"])
     ax.set_ylim(-0.6, 1.6)
     resp = result.respiratory()
-    title = f"AHI {resp['AHI']:.1f}/h ({resp['severity']})" if resp["AHI"] == resp["AHI"] else "AHI not estimated"
+    title = describe_ahi(resp["AHI"])
     agreement = result.event_agreement()
     if agreement:
         title += (f"  ·  reference (pale, beneath): AHI {agreement['AHI_reference']:.1f}/h, event F1 "

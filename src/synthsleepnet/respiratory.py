@@ -38,7 +38,7 @@ import pandas as pd
 
 from .tasks import APNEA_EVENTS, RESPIRATORY_EVENTS, STAGES
 
-__all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "find_desaturations", "respiratory_indices",
+__all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "describe_ahi", "find_desaturations", "respiratory_indices",
            "severity_band", "spo2_measures"]
 
 #: AHI severity bands (events per hour): AASM / ICSD-3.
@@ -54,6 +54,15 @@ def severity_band(ahi: float) -> str:
     if ahi != ahi:
         return "unknown"
     return next(name for limit, name in SEVERITY if ahi < limit)
+
+
+def describe_ahi(ahi: float) -> str:
+    """``AHI 12.3/h (mild)``, or ``AHI not estimated`` when there is none (no respiratory model).
+
+    >>> describe_ahi(17.04), describe_ahi(float("nan"))
+    ('AHI 17.0/h (moderate)', 'AHI not estimated')
+    """
+    return f"AHI {ahi:.1f}/h ({severity_band(ahi)})" if ahi == ahi else "AHI not estimated"
 
 
 def _events_table(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
