@@ -159,7 +159,7 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
         meta = read_checkpoint_meta(result.checkpoint)
         rows.append({"task": task, "labels": fraction, "protocol": protocol, "seed": seed,
                      "n_labelled_epochs": meta.n_labelled_epochs, "best_epoch": result.best_epoch,
-                     "epochs": len(result.history), "seconds": round(seconds, 1),
+                     "epochs": len(result.history), "seconds": round(seconds, 1), "val_score": result.best_score,
                      **{k: m.get(k) for k in ("macro_f1", "kappa", "auroc", "auprc", "event_f1", "event_f1_50",
                                               "ahi_error")}})
         print(f"{task:<9} {fraction:>5.0%} seed {seed} {protocol:<9} "
@@ -358,9 +358,10 @@ def _write_results(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str], frac
     print(f"wrote label_efficiency_runs.csv, label_efficiency.json and label_efficiency.png to {out}")
 
 
-def _comparison(studies: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+def _comparison(studies: Mapping[str, Sequence[Mapping[str, Any]]], validation: bool = False) -> list[str]:
     """Markdown: two studies' headline metric per task, label fraction, protocol and seed, and the
-    first minus the second over the seeds both ran (mean, sd, 95 % t-interval of the mean)."""
+    first minus the second over the seeds both ran (mean, sd, 95 % t-interval of the mean); with
+    ``validation``, the selected model's validation score (the task's selection metric) instead."""
     from scipy.stats import t
 
     (first, rows_a), (second, rows_b) = studies.items()
@@ -370,14 +371,15 @@ def _comparison(studies: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]
              "|---|---|---|---|---|---|---|---|"]
     for key in sorted(set(a) | set(b), key=lambda k: (tasks.index(k[0]), k[1], protocols.index(k[2]))):
         task, fraction, protocol = key
-        metric, seeds_a, seeds_b = METRICS[task][0], a.get(key, {}), b.get(key, {})
+        metric, seeds_a, seeds_b = "val_score" if validation else METRICS[task][0], a.get(key, {}), b.get(key, {})
         seeds = sorted(set(seeds_a) | set(seeds_b))
         both = [seeds_a[s][metric] - seeds_b[s][metric] for s in seeds if s in seeds_a and s in seeds_b]
         interval = "–"
         if len(both) > 1:
             half = t.ppf(0.975, len(both) - 1) * statistics.stdev(both) / len(both) ** 0.5
             interval = f"{statistics.fmean(both) - half:+.3f} to {statistics.fmean(both) + half:+.3f}"
-        lines.append(f"| {task} {metric.replace('_', '-')} | {fraction:.0%} | {protocol} | "
+        name = f"validation {get_task(task).selection}" if validation else metric
+        lines.append(f"| {task} {name.replace('_', '-')} | {fraction:.0%} | {protocol} | "
                      f"{' / '.join(map(str, seeds))} | "
                      + " | ".join(" / ".join(f"{c[s][metric]:.3f}" if s in c else "–" for s in seeds)
                                   for c in (seeds_a, seeds_b))
@@ -390,8 +392,13 @@ def _compare(named: Sequence[str], out: Path) -> None:
     paths = dict(item.partition("=")[::2] for item in named)
     if len(paths) != 2 or not all(paths) or not all(paths.values()):
         raise SystemExit(f"--compare takes two NAME=label_efficiency_runs.csv with different names, got {named}")
-    text = "\n".join([" against ".join(f"{name} ({path})" for name, path in paths.items()), "",
-                      *_comparison({name: _read_rows([path]) for name, path in paths.items()})])
+    studies = {name: _read_rows([path]) for name, path in paths.items()}
+    lines = [" against ".join(f"{name} ({path})" for name, path in paths.items()), "", "Test subjects:", "",
+             *_comparison(studies)]
+    if all(r.get("val_score") is not None for rows in studies.values() for r in rows):
+        lines += ["", "Validation subjects (the selected model's score: what a design is chosen on):", "",
+                  *_comparison(studies, validation=True)]
+    text = "\n".join(lines)
     print(text)
     atomic_write_text(out / "label_efficiency_comparison.md", text + "\n")
     print(f"wrote label_efficiency_comparison.md to {out}")

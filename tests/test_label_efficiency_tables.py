@@ -20,12 +20,13 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "label_efficiency.
 FIELDS = ("task", "labels", "protocol", "seed", "n_labelled_epochs", "macro_f1", "kappa")
 
 
-def _runs(path: Path, rows: list[tuple[str, int, float]], labels: float = 0.05) -> Path:
+def _runs(path: Path, rows: list[tuple[str, int, float]], labels: float = 0.05, val: float | None = None) -> Path:
+    """Rows of a study (κ = macro-F1 − 0.1); with ``val``, a validation score of macro-F1 + ``val``."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(FIELDS)
+        writer.writerow([*FIELDS, *(["val_score"] if val is not None else [])])
         for protocol, seed, f1 in rows:
-            writer.writerow(["stage", labels, protocol, seed, 54, f1, f1 - 0.1])
+            writer.writerow(["stage", labels, protocol, seed, 54, f1, f1 - 0.1, *([f1 + val] if val is not None else [])])
     return path
 
 
@@ -47,6 +48,17 @@ def test_compare_pairs_the_seeds_both_studies_ran(tmp_path: Path) -> None:
     assert "-0.017 ± 0.104 (1/3 seeds > 0)" in row
     assert "-0.275 to +0.242" in row  # t(0.975, 2) = 4.303; 4.303 × 0.104 / √3 = 0.258
     assert (tmp_path / "label_efficiency_comparison.md").read_text().count("| fine-tune |") == 1
+    assert "Validation subjects" not in out  # older rows have no validation score
+
+
+def test_compare_shows_the_validation_scores_designs_are_chosen_on(tmp_path: Path) -> None:
+    fast = _runs(tmp_path / "fast.csv", [("fine-tune", s, f) for s, f in enumerate((0.70, 0.80))], val=0.1)
+    wide = _runs(tmp_path / "wide.csv", [("fine-tune", s, f) for s, f in enumerate((0.60, 0.90))], val=0.05)
+    out = _script("--compare", f"fast={fast}", f"wide={wide}", "--out", tmp_path)
+    test, validation = out.split("Validation subjects")
+    assert "| stage macro-f1 | 5% | fine-tune | 0 / 1 | 0.700 / 0.800 | 0.600 / 0.900 | +0.000 ± 0.141" in test
+    assert "| stage validation macro-f1 | 5% | fine-tune | 0 / 1 | 0.800 / 0.900 | 0.650 / 0.950 | " \
+           "+0.050 ± 0.141" in validation
 
 
 def test_tables_take_protocols_with_different_seeds(tmp_path: Path) -> None:
