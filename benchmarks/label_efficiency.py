@@ -308,6 +308,11 @@ def parse_cohort_arguments(parser: argparse.ArgumentParser) -> argparse.Namespac
     return args
 
 
+def arguments_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's arguments for the summary JSON, the model as its config's fields."""
+    return {**vars(args), "model": config_to_dict(args.model)}
+
+
 def study_name(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
     """The folder of a study's runs in a shared ``--workdir``: the model (the ``--model-config``
     file's name, else the preset) and every budget that differs from the default."""
@@ -467,7 +472,7 @@ def main() -> None:
               f"embeddings, lr 1e-3; every model selected on the validation subjects")
     _write_results(rows, args.tasks, args.fractions, out,
                    [conditions, budget, f"time: {times}; total {total / 60:.1f} min"],
-                   {"conditions": conditions, "budget": budget, "seconds": total, "args": vars(args),
+                   {"conditions": conditions, "budget": budget, "seconds": total, "args": arguments_record(args),
                     "schedules": {k: dataclasses.asdict(v) for k, v in budgets.items()}})
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -83,13 +85,17 @@ def test_compare_names_a_missing_runs_file(tmp_path: Path) -> None:
     assert f"{tmp_path / 'gone.csv'}: no such file" in run.stderr and "Traceback" not in run.stderr
 
 
-def _cohort_arguments(*argv: str) -> argparse.Namespace:
+def _script_module() -> Any:
     spec = importlib.util.spec_from_file_location("label_efficiency", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _cohort_arguments(*argv: str) -> argparse.Namespace:
     with mock.patch.object(sys, "argv", ["label_efficiency.py", *argv]):
-        args: argparse.Namespace = module.parse_cohort_arguments(argparse.ArgumentParser())
+        args: argparse.Namespace = _script_module().parse_cohort_arguments(argparse.ArgumentParser())
     return args
 
 
@@ -104,6 +110,8 @@ def test_model_variants_get_their_own_runs_folder() -> None:
     assert _cohort_arguments().model == get_preset("tiny")
     for path in (SCRIPT.parent / "model_variants").glob("*.toml"):
         assert _cohort_arguments("--model-config", str(path)).study == path.stem
+    record = json.loads(json.dumps(_script_module().arguments_record(args)))  # the summary JSON's "args"
+    assert record["model"]["encoder"]["embed_dim"] == 128 and record["study"] == args.study
 
 
 def test_a_bad_model_config_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
