@@ -11,6 +11,9 @@ and their TFLOP/s (beside the machine's own matrix-multiply peak); then a batch 
 where YASA is installed (``make bench-env``):
 
     .venv-bench/bin/python benchmarks/score_night.py [--hours 8] [--presets fast tiny small paper]
+
+``--presets`` also takes model variants, files like ``benchmarks/model_variants/*.toml`` whose
+``[model]`` section changes a preset's fields (a row named by the file).
 """
 
 from __future__ import annotations
@@ -24,33 +27,43 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from _measure import CHANNELS, describe_cpu, peak_rss_mb
 
+if TYPE_CHECKING:  # the timed children import only what scoring imports
+    from synthsleepnet._config import ModelConfig
 
-def _checkpoint(preset: str, workdir: Path) -> Path:
+
+def _models(entries: list[str]) -> dict[str, ModelConfig]:
+    """The models to time: presets by name, and variants from ``--config``-style files (a
+    ``[model]`` section, e.g. ``benchmarks/model_variants/*.toml``) named by the file."""
+    from synthsleepnet._config import get_preset, load_run_config
+
+    return {Path(e).stem if Path(e).suffix else e:
+            load_run_config(e).model_config() if Path(e).suffix else get_preset(e) for e in entries}
+
+
+def _checkpoint(name: str, config: ModelConfig, workdir: Path) -> Path:
     import torch
 
     from synthsleepnet import PreprocessingConfig
-    from synthsleepnet._config import get_preset
     from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 
-    path = workdir / f"{preset}.safetensors"
-    if not path.exists():
-        torch.manual_seed(0)
-        spec = ModelSpec("sleep_classifier", get_preset(preset), CHANNELS, 5, "sequence")
-        meta = CheckpointMeta(phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig())
-        save_checkpoint(path, build_model(spec), meta)
+    path = workdir / f"{name}.safetensors"
+    torch.manual_seed(0)
+    spec = ModelSpec("sleep_classifier", config, CHANNELS, 5, "sequence")
+    meta = CheckpointMeta(phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig())
+    save_checkpoint(path, build_model(spec), meta)
     return path
 
 
-def _gflop_per_epoch_channel(preset: str) -> float:
+def _gflop_per_epoch_channel(config: ModelConfig) -> float:
     """Counted in the parent: the FLOP counter's own start-up is no part of scoring."""
-    from synthsleepnet._config import get_preset
     from synthsleepnet.models import encoder_gflops
     from synthsleepnet.models.neuronet import NeuroNetEncoder
 
-    return float(encoder_gflops(NeuroNetEncoder(get_preset(preset).encoder))["total"])
+    return float(encoder_gflops(NeuroNetEncoder(config.encoder))["total"])
 
 
 def _ours(edf: str, preset: str, workdir: str) -> dict[str, float]:
@@ -136,25 +149,30 @@ def _timed(argv: list[str]) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=8.0)
-    parser.add_argument("--presets", nargs="+", default=["fast", "tiny", "small", "paper"])
+    parser.add_argument("--presets", nargs="+", default=["fast", "tiny", "small", "paper"],
+                        help="preset names, or files whose [model] section changes a preset's fields")
     parser.add_argument("--batch", type=int, default=20, help="nights in the batch row (0: none)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
         return
+    try:
+        models = _models(args.presets)
+    except (ValueError, OSError) as err:  # a ConfigError is a ValueError
+        parser.error(str(err))
     from synthsleepnet.simulate import simulate_night, write_night
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         edf, _ = write_night(simulate_night(7, args.hours), work / "night")
-        for preset in args.presets:
-            _checkpoint(preset, work)
+        for name, config in models.items():
+            _checkpoint(name, config, work)
         rows = {}
-        for kind in ["yasa", *args.presets]:
+        for kind in ["yasa", *models]:
             wall, out = _timed([sys.executable, __file__, "--child", kind, str(edf), tmp])
             rows[kind] = {"wall": wall, **json.loads(out.strip().splitlines()[-1])}
-            gflop = float("nan") if kind == "yasa" else _gflop_per_epoch_channel(kind)
+            gflop = float("nan") if kind == "yasa" else _gflop_per_epoch_channel(models[kind])
             rows[kind]["tflops"] = gflop * rows[kind]["epochs"] * len(CHANNELS) / 1e3 / rows[kind]["model_seconds"]
         help_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "--help"])
         yasa = rows["yasa"]["wall"]
@@ -170,15 +188,16 @@ def main() -> None:
             worker = f" (worker {row['worker_rss_mb'] / 1024:.2f})" if "worker_rss_mb" in row else ""
             print(f"| {name} | {row['wall']:.1f} s | {yasa / row['wall']:.2f}x | {row['peak_rss_mb'] / 1024:.2f} GB{worker} | "
                   f"{row['model_seconds']:.1f} s | {tflops} |")
+        first = next(iter(models))
         if args.batch:
             folder = work / "batch"
             folder.mkdir()
             for i in range(args.batch):  # one night, linked under 20 names: the cost is the same
                 (folder / f"night{i:02d}.edf").symlink_to(edf)
             batch_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "score", str(folder),
-                                 "--model", str(work / f"{args.presets[0]}.safetensors"), "--out",
+                                 "--model", str(work / f"{first}.safetensors"), "--out",
                                  str(work / "batch-out"), "--quiet", "--device", "cpu"])
-            print(f"| batch: `synthsleepnet score FOLDER` of {args.batch} nights, `{args.presets[0]}` | "
+            print(f"| batch: `synthsleepnet score FOLDER` of {args.batch} nights, `{first}` | "
                   f"{batch_s:.0f} s | {3600 * args.batch / batch_s:,.0f} nights/hour | | | |")
         print(f"\n`synthsleepnet --help`: {help_s:.2f} s")
         _, out = _timed([sys.executable, __file__, "--child", "peak", str(edf), tmp])
@@ -186,7 +205,9 @@ def main() -> None:
         print("this machine's matrix-multiply peak (4096³, all cores): "
               + ", ".join(f"{name} {tflops:.3f} TFLOP/s" for name, tflops in peak.items()))
         scoring = "bf16" if "bf16" in peak else "fp32"
-        paper = _gflop_per_epoch_channel("paper") * rows["yasa"]["epochs"] * len(CHANNELS) / 1e3
+        from synthsleepnet._config import get_preset
+
+        paper = _gflop_per_epoch_channel(get_preset("paper")) * rows["yasa"]["epochs"] * len(CHANNELS) / 1e3
         print(f"the paper preset's {paper:.1f} TFLOP per night take ≥ {paper / peak[scoring]:.0f} s at the {scoring} "
               f"peak; 40 s would need {paper / 40:.2f} TFLOP/s")
 
