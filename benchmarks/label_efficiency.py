@@ -30,8 +30,8 @@ With ``--workdir`` the data, the pretraining and every finished run are kept and
 interrupted study resumes and other models can share the data. Runs go to ``runs/<study>``: the
 preset, or the ``--model-config`` file's name (a ``[model]`` section: a preset and the fields it
 changes, e.g. ``benchmarks/model_variants/fast-wide-transformer.toml``), followed by any
-pretraining or fine-tuning budget other than the default (``fast-pretrain400``), so a study never
-resumes another's checkpoints.
+pretraining or fine-tuning budget other than the default (``fast-pretrain400``), so a study
+resumes only its own runs (training refuses to resume a different run).
 ``--tables-from`` trains nothing: it prints the tables and draws the plot of the per-seed rows of
 earlier runs (for a study run in parts, e.g. one task or label fraction at a time).
 ``--protocols`` trains only some protocols (more seeds of one, where a preset is slow), and

@@ -100,7 +100,8 @@ def _cohort_arguments(*argv: str) -> argparse.Namespace:
 
 
 def test_model_variants_get_their_own_runs_folder() -> None:
-    """A variant or a non-default budget never resumes (and so silently reuses) another study's runs."""
+    """A variant or a non-default budget gets its own runs folder: in another study's, training
+    would refuse to resume a different run, and the study would stop."""
     variant = SCRIPT.parent / "model_variants" / "fast-wide-transformer.toml"
     args = _cohort_arguments("--model-config", str(variant), "--pretrain-steps", "400")
     assert args.study == "fast-wide-transformer-pretrain400"
