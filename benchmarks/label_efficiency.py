@@ -58,6 +58,7 @@ from synthsleepnet._atomic import atomic_write_text
 from synthsleepnet._config import (
     ModelConfig,
     TrainConfig,
+    config_differences,
     config_to_dict,
     get_preset,
     load_run_config,
@@ -324,13 +325,7 @@ def study_name(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str
 
 def _model_text(args: argparse.Namespace) -> str:
     """The preset and the fields ``--model-config`` changes in it."""
-    def flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-        return {k: v for key, value in data.items()
-                for k, v in (flat(value, f"{prefix}{key}.") if isinstance(value, Mapping)
-                             else {f"{prefix}{key}": value}).items()}
-
-    preset, model = flat(config_to_dict(get_preset(args.model.preset))), flat(config_to_dict(args.model))
-    changed = [f"{key} {model[key]}" for key in model if model[key] != preset[key]]
+    changed = config_differences(config_to_dict(get_preset(args.model.preset)), config_to_dict(args.model))
     return f"`{args.model.preset}` preset" + (f" with {', '.join(changed)}" if changed else "")
 
 

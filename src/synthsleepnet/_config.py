@@ -49,6 +49,7 @@ __all__ = [
     "TemporalConfig",
     "TrainConfig",
     "config_from_dict",
+    "config_differences",
     "config_hash",
     "config_to_dict",
     "get_preset",
@@ -186,6 +187,26 @@ def merge_config(config: T, overrides: Mapping[str, Any], *, source: str = "") -
         return out
 
     return config_from_dict(type(config), merge(config_to_dict(config), overrides), source=source)
+
+
+def config_differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """``field.sub: old → new`` for every leaf where two nested dicts (configs as
+    :func:`config_to_dict` gives them) differ; long values shortened.
+
+    >>> config_differences({"encoder": {"depth": 2, "sfreq": 100}}, {"encoder": {"depth": 3, "sfreq": 100}})
+    ['encoder.depth: 2 → 3']
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += config_differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+        return out
+    return [] if old == new else [f"{where}: {_short(old)} → {_short(new)}"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def config_hash(config: Any) -> str:

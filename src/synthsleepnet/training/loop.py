@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_text
-from .._config import TrainConfig, config_to_dict
+from .._config import TrainConfig, config_differences, config_to_dict
 from .._device import Runtime, resolve_runtime
 from .._logging import logger
 from .._validation import ResumeError
@@ -196,20 +196,6 @@ def run_identity(meta: CheckpointMeta) -> dict[str, Any]:
             "train": train}
 
 
-def _differences(old: Any, new: Any, where: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)
-        return out
-    return [] if old == new else [f"{where}: {_short(old)} → {_short(new)}"]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _trained_keys(model: nn.Module) -> set[str]:
     """State entries training can change: trainable parameters, and the buffers of modules that
     run in training mode (a classifier's frozen fusion stays in eval mode, its statistics fixed)."""
@@ -236,7 +222,7 @@ def _load_state(state_file: Path, identity: dict[str, Any], frozen_sha256: str) 
     if not isinstance(state, dict) or "identity" not in state:
         raise ResumeError(f"{state_file} was not written by this version's training loop; {restart}")
     saved = json.loads(state["identity"])
-    differences = sorted(_differences(saved, json.loads(json.dumps(identity))),
+    differences = sorted(config_differences(saved, json.loads(json.dumps(identity))),
                          key=lambda d: d.split(":")[0].count("."))  # the broadest first: 'modality' before a width
     if differences:
         raise ResumeError(f"{state_file.parent} holds another run; resuming would mix them. Differences: "
