@@ -110,10 +110,10 @@ def channels_for(task: str, fusion_channels: Sequence[str]) -> list[str]:
     return [c for c in fusion_channels if modality[c] in TASK_MODALITIES[task]]
 
 
-def pretrained_fusion(work: Path, runs: Path, preset: ModelConfig, config: TrainConfig) -> Path:
+def pretrained_fusion(work: Path, runs: Path, model: ModelConfig, config: TrainConfig) -> Path:
     """NeuroNet per modality, then the fusion model, on the pretraining subjects (kept in ``runs``)."""
     again: dict[str, Any] = {"resume": True, "progress": False}
-    encoders = {m: pretrain_unimodal(work / "store", m, runs / m, preset=preset, config=config, **again).checkpoint
+    encoders = {m: pretrain_unimodal(work / "store", m, runs / m, preset=model, config=config, **again).checkpoint
                 for m in MODALITIES}
     return pretrain_multimodal(work / "store", encoders, runs / "fusion", config=config, **again).checkpoint
 

@@ -40,8 +40,14 @@ def _models(entries: list[str]) -> dict[str, ModelConfig]:
     ``[model]`` section, e.g. ``benchmarks/model_variants/*.toml``) named by the file."""
     from synthsleepnet._config import get_preset, load_run_config
 
-    return {Path(e).stem if Path(e).suffix else e:
-            load_run_config(e).model_config() if Path(e).suffix else get_preset(e) for e in entries}
+    models: dict[str, ModelConfig] = {}
+    for entry in entries:
+        is_file = bool(Path(entry).suffix)
+        name = Path(entry).stem if is_file else entry
+        if name in models or name in ("yasa", "peak"):  # a row each; the children's other kinds
+            raise ValueError(f"--presets: {entry!r} would be a second row named {name!r}")
+        models[name] = load_run_config(entry).model_config() if is_file else get_preset(entry)
+    return models
 
 
 def _checkpoint(name: str, config: ModelConfig, workdir: Path) -> Path:

@@ -111,6 +111,8 @@ def test_model_variants_get_their_own_runs_folder() -> None:
     assert _cohort_arguments().model == get_preset("tiny")
     for path in (SCRIPT.parent / "model_variants").glob("*.toml"):
         assert _cohort_arguments("--model-config", str(path)).study == path.stem
+    assert "`fast` preset with encoder.embed_dim: 64 → 128, fusion.fusion_dim: 64 → 128" \
+           in _script_module()._model_text(args)  # the printed conditions name what the file changes
     record = json.loads(json.dumps(_script_module().arguments_record(args)))  # the summary JSON's "args"
     assert record["model"]["encoder"]["embed_dim"] == 128 and record["study"] == args.study
 
