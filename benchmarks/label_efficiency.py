@@ -20,7 +20,7 @@ fine-tuning beat probing"; writes the per-seed values (``label_efficiency_runs.c
 summary (``label_efficiency.json``) and the plot (``label_efficiency.png``) to ``--out``.
 
     python benchmarks/label_efficiency.py [--seeds 3] [--preset tiny | --model-config FILE]
-        [--tasks stage apnea hypopnea]
+        [--teacher-study STUDY] [--tasks stage apnea hypopnea]
         [--fractions 0.01 0.05 1] [--hours 1.5] [--night-hours 8] [--variability low|normal|high]
         [--workdir DIR] [--out DIR]
     python benchmarks/label_efficiency.py --tables-from RUNS.csv [RUNS.csv ...] --out DIR
@@ -32,6 +32,9 @@ preset, or the ``--model-config`` file's name (a ``[model]`` section: a preset a
 changes, e.g. ``benchmarks/model_variants/fast-wide-transformer.toml``), followed by any
 pretraining or fine-tuning budget other than the default (``fast-pretrain400``), so a study
 resumes only its own runs (training refuses to resume a different run).
+``--teacher-study`` distils: each fine-tune run also learns the predictions of that study's
+fine-tuned model of the same task, labels and seed (run that study first in the same
+``--workdir``); the pretraining is the plain study's, the runs go to ``runs/<study>-from-<teacher>``.
 ``--tables-from`` trains nothing: it prints the tables and draws the plot of the per-seed rows of
 earlier runs (for a study run in parts, e.g. one task or label fraction at a time).
 ``--protocols`` trains only some protocols (more seeds of one, where a preset is slow), and
@@ -148,7 +151,8 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
         "probe": lambda: probe(store, task, fraction, runs / f"probe-{tag}", fusion_checkpoint=fusion,
                                channels=channels, config=probing, **again),
         "fine-tune": lambda: finetune(store, task, fraction, runs / f"finetune-{tag}", fusion_checkpoint=fusion,
-                                      channels=channels, config=tune, **again),
+                                      channels=channels, config=tune, teacher=teacher_checkpoint(work, args, tag),
+                                      **again),
     }
     rows = []
     for protocol in _protocols(task, args.protocols):
@@ -166,6 +170,18 @@ def _run_cell(work: Path, runs: Path, fusion: Path, task: str, fraction: float, 
         print(f"{task:<9} {fraction:>5.0%} seed {seed} {protocol:<9} "
               + "  ".join(f"{k} {rows[-1][k]:.3f}" for k in METRICS[task]) + f"  ({seconds:.0f} s)", flush=True)
     return rows
+
+
+def teacher_checkpoint(work: Path, args: argparse.Namespace, tag: str) -> Path | None:
+    """With ``--teacher-study``: that study's finished fine-tuned model of the same task, label
+    fraction and seed (so the teacher learned from the same labels)."""
+    if not args.teacher_study:
+        return None
+    run = work / "runs" / args.teacher_study / f"finetune-{tag}"
+    if not (run / "benchmark_seconds.json").is_file():  # written when the benchmark saw the run finish
+        raise SystemExit(f"{run}: no finished teacher; run the {args.teacher_study!r} study's fine-tune protocol "
+                         f"({tag}) in this --workdir first")
+    return run / "model.safetensors"
 
 
 def _wall_time(run: Path, seconds: float) -> float:
@@ -423,6 +439,9 @@ def main() -> None:
                         help="train nothing: the tables and plot of these label_efficiency_runs.csv files")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS,
                         help="train only these (e.g. more seeds of fine-tune for a comparison)")
+    parser.add_argument("--teacher-study", metavar="STUDY",
+                        help="fine-tune also learns the predictions of that study's fine-tuned model of the same "
+                             "task, labels and seed (distillation; its runs must be in --workdir)")
     parser.add_argument("--compare", nargs=2, metavar="NAME=CSV",
                         help="train nothing: two studies' label_efficiency_runs.csv side by side, per seed, "
                              "with the paired differences")
@@ -445,6 +464,8 @@ def main() -> None:
         clock["data"] = time.perf_counter()
         fusion = pretrained_fusion(work, runs, args.model, budgets["pretrain"])
         clock["pretraining"] = time.perf_counter()
+        if args.teacher_study:  # the same pretraining; the distilled runs in their own folder
+            runs = runs.with_name(f"{args.study}-from-{args.teacher_study}")
         rows = []
         for task in args.tasks:
             for fraction in args.fractions:
@@ -464,7 +485,9 @@ def main() -> None:
     budget = (f"pretraining {args.pretrain_steps} steps of 32 per model ({len(MODALITIES)} NeuroNets + fusion); "
               f"scratch and fine-tune {args.tune_epochs} epochs over the labelled windows, batches of 4 windows "
               f"× 2 accumulated, lr 3e-3, 10 % warm-up then cosine; probe 100 epochs of 256 on cached "
-              f"embeddings, lr 1e-3; every model selected on the validation subjects")
+              f"embeddings, lr 1e-3; every model selected on the validation subjects"
+              + (f"; fine-tune distilled from the `{args.teacher_study}` study's fine-tuned model of the same labels "
+                 "and seed, over every training window" if args.teacher_study else ""))
     _write_results(rows, args.tasks, args.fractions, out,
                    [conditions, budget, f"time: {times}; total {total / 60:.1f} min"],
                    {"conditions": conditions, "budget": budget, "seconds": total, "args": arguments_record(args),

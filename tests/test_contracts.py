@@ -283,6 +283,26 @@ def test_resume_refuses_another_run_and_a_damaged_state(small_store: Path, tmp_p
     assert result.history[0]["seconds"] > 0  # each epoch's wall time, in log.csv too
 
 
+def test_a_run_saved_before_a_field_existed_resumes(small_store: Path, tmp_path: Path) -> None:
+    """A field a newer version adds, at its default, is no difference: the run resumes (an older
+    version's runs were refused when fine-tuning gained its distillation settings); a saved value
+    that differs still refuses."""
+    store = tmp_path / "store"
+    shutil.copytree(small_store, store)
+    out = tmp_path / "run"
+    pretrain_unimodal(store, "eeg", out, config=QUICK, progress=False)
+    path = out / "train_state.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    identity = json.loads(state["identity"])
+    del identity["model"]["config"]["encoder"]["frames"], identity["train"]["warmup_frac"]  # as before they existed
+    torch.save({**state, "identity": json.dumps(identity)}, path)
+    assert pretrain_unimodal(store, "eeg", out, config=QUICK, resume=True, progress=False).checkpoint.exists()
+    identity["model"]["config"]["encoder"]["frames"] = "continuous"
+    torch.save({**state, "identity": json.dumps(identity)}, path)
+    with pytest.raises(ResumeError, match=r"model\.config\.encoder\.frames: 'continuous' → 'overlapping'"):
+        pretrain_unimodal(store, "eeg", out, config=QUICK, resume=True, progress=False)
+
+
 # --- nothing dropped silently -------------------------------------------------------------------
 def test_datasets_and_fit_say_which_nights_they_left_out(small_store: Path, tmp_path: Path) -> None:
     store = EpochStore(small_store)

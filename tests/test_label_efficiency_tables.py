@@ -123,3 +123,20 @@ def test_a_bad_model_config_is_named_in_one_line(tmp_path: Path, capsys: pytest.
     with pytest.raises(SystemExit) as exit_:
         _cohort_arguments("--model-config", str(bad))
     assert exit_.value.code == 2 and "unknown field(s) ['embed_dims']" in capsys.readouterr().err
+
+
+def test_a_distilled_study_needs_its_teachers_finished_run(tmp_path: Path) -> None:
+    """``--teacher-study``: the teacher of a cell is that study's run of the same task, labels
+    and seed, used only once the benchmark saw it finish."""
+    module = _script_module()
+    args = argparse.Namespace(teacher_study="small")
+    run = tmp_path / "runs" / "small" / "finetune-stage-0.05-seed3"
+    with pytest.raises(SystemExit, match=f"{run}: no finished teacher; run the 'small' study's fine-tune protocol"):
+        module.teacher_checkpoint(tmp_path, args, "stage-0.05-seed3")
+    run.mkdir(parents=True)
+    (run / "model.safetensors").write_bytes(b"")  # written during training, before the run finishes
+    with pytest.raises(SystemExit, match="no finished teacher"):
+        module.teacher_checkpoint(tmp_path, args, "stage-0.05-seed3")
+    (run / "benchmark_seconds.json").write_text('{"seconds": 1.0}')
+    assert module.teacher_checkpoint(tmp_path, args, "stage-0.05-seed3") == run / "model.safetensors"
+    assert module.teacher_checkpoint(tmp_path, argparse.Namespace(teacher_study=None), "stage-1-seed0") is None

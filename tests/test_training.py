@@ -37,7 +37,7 @@ from synthsleepnet.training import (
     sample_labelled_epochs,
     split_nights,
 )
-from synthsleepnet.training.data import Windows
+from synthsleepnet.training.data import TeacherTargets, Windows
 
 QUICK = ["--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "2", "--quiet"]
 
@@ -232,6 +232,13 @@ def test_every_command_end_to_end(store: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["finetune", "--store", str(store), "--task", "stage", "--labels", "0.05", "--scratch",
                  "--out", str(runs / "scratch"), "--epochs", "1", "--batch-size", "2", "--max-steps-per-epoch",
                  "1", "--quiet"]) == 0
+    teacher = runs / "scratch" / "model.safetensors"
+    assert main(["finetune", "--store", str(store), "--task", "stage", "--labels", "0.05", "--fusion", str(fusion),
+                 "--teacher", str(teacher), "--out", str(runs / "student"), "--epochs", "1", "--batch-size", "2",
+                 "--max-steps-per-epoch", "1", "--quiet"]) == 0
+    student = read_checkpoint_meta(runs / "student" / "model.safetensors")  # records its teacher
+    assert tuple(student.parents["teacher"]) == (str(teacher), read_checkpoint_meta(teacher).tensor_sha256)
+    assert {"labels", "distillation"} <= set((runs / "student" / "log.csv").read_text().split("\n")[0].split(","))
     capsys.readouterr()
     assert main(["evaluate", str(runs / "probe" / "model.safetensors"), "--store", str(store), "--json"]) == 0
     stage = json.loads(capsys.readouterr().out)
@@ -360,6 +367,38 @@ def test_the_convolution_cache_trains_the_same_model(store: Path, tmp_path: Path
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=1e-4, atol=1e-5)
     loss = logs[0][0].index("loss")
     assert [float(r[loss]) for r in logs[0][1:]] == pytest.approx([float(r[loss]) for r in logs[1][1:]], rel=1e-4)
+
+
+def test_a_teacher_labels_every_training_window(store: Path) -> None:
+    """Distillation: the student trains on every window (not only those holding a labelled
+    epoch), each with the teacher's probabilities of its epochs beside the labels."""
+    channels = ["C4-M1", "E1-M2"]
+    st = EpochStore(store)
+    nights = st.night_ids[:3]
+    sample = {night: np.array([5]) for night in nights[:2]}  # the third night has no labelled epoch
+    some = Windows(st, nights, channels, epochs=sample)
+    every = Windows(st, nights, channels, epochs=sample, keep_unlabelled=True)
+    assert len(every) == len(Windows(st, nights, channels)) > len(some)
+    proba = {n: np.random.default_rng(0).dirichlet(np.ones(5), st.night(n).n_epochs).astype(np.float32)
+             for n in nights}
+    item = TeacherTargets(every, every, proba)[len(every) - 1]
+    night, start = every.items[-1]
+    assert night == nights[2] and (item[1].numpy() == -1).all()  # a window no label reaches: the teacher's alone
+    np.testing.assert_array_equal(item[2].numpy(), proba[night][start:start + 20])
+
+
+def test_a_teacher_must_be_a_fine_tuned_model_of_the_task(store: Path, tmp_path: Path) -> None:
+    from synthsleepnet._validation import CheckpointError
+
+    config = TrainConfig(epochs=1, batch_size=2, max_steps_per_epoch=1, precision="fp32", device="cpu", seed=3)
+    fusion = _fusion_checkpoint(store, tmp_path / "fusion.safetensors")
+    with pytest.raises(CheckpointError, match=f"{fusion} is a pretrain_multimodal checkpoint .* a teacher is a "
+                                              "fine-tune checkpoint of the task being fine-tuned"):
+        finetune(store, "stage", 0.5, tmp_path / "student", preset="tiny", channels=["C4-M1", "E1-M2"], config=config,
+                 teacher=fusion, progress=False)
+    with pytest.raises(ValueError, match="distillation teaches per-epoch predictions; task 'events' predicts every"):
+        finetune(store, "events", 0.5, tmp_path / "events", preset="tiny", channels=["C4-M1", "Airflow"],
+                 config=config, teacher=fusion, progress=False)
 
 
 def _fusion_checkpoint(store: Path, path: Path) -> Path:

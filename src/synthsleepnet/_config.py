@@ -605,6 +605,9 @@ class AdaptConfig:
         the cache would exceed ``cache_max_gb``.
     cache_max_gb : float
         Memory the convolution cache may take.
+    distill_temperature, distill_weight : float
+        Fine-tuning with a teacher: the softening temperature of its predictions, and the weight
+        of the distillation loss (over every training epoch) beside the labelled epochs' loss.
     """
 
     lora_rank: int = 4
@@ -617,11 +620,15 @@ class AdaptConfig:
     balance_event_windows: bool = True
     cache_conv: bool = True
     cache_max_gb: float = 8.0
+    distill_temperature: float = 2.0
+    distill_weight: float = 1.0
 
     def __post_init__(self) -> None:
         check_int("lora_rank", self.lora_rank, 1, 1024)
         check_positive("cache_max_gb", self.cache_max_gb)
         check_positive("lora_alpha", self.lora_alpha)
+        check_positive("distill_temperature", self.distill_temperature)
+        check_positive("distill_weight", self.distill_weight)
         check_int("window_stride", self.window_stride, 1, 10_000)
         check_int("probe_calibration_items", self.probe_calibration_items, 1, 100_000)
         check_int("finetune_calibration_items", self.finetune_calibration_items, 1, 100_000)

@@ -207,10 +207,11 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise ValueError("give --fusion CHECKPOINT (pretrained) or --scratch (same architecture, random start)")
     run = _run_config(args)
     func = probe if args.command == "probe" else finetune
+    distill = {"teacher": args.teacher} if args.command == "finetune" else {}
     result = func(args.store, args.task, args.labels, args.out, fusion_checkpoint=args.fusion,
                   preset=run.model_config(args.preset) if args.scratch else None, channels=args.channels,
                   config=_train_config(args, args.command), adapt=run.adapt, resume=args.resume,
-                  restart=args.restart, progress=not args.quiet)
+                  restart=args.restart, progress=not args.quiet, **distill)
     _print_fit(result)
     return 0
 
@@ -473,6 +474,10 @@ def _build_parser() -> argparse.ArgumentParser:
         q.add_argument("--scratch", action="store_true", help="random start: the scratch baseline")
         q.add_argument("--preset", choices=presets, help="model size for --scratch (default: tiny)")
         q.add_argument("--channels", nargs="+", help="canonical channels (scratch default: one per modality)")
+        if name == "finetune":
+            q.add_argument("--teacher", metavar="CKPT",
+                           help="a fine-tune checkpoint of the task (e.g. a larger preset) whose predictions of "
+                                "every training epoch the model also learns (distillation)")
         _add_train_flags(q)
 
     q = _sub(sub, "evaluate", "training.evaluate", "evaluate", _cmd_evaluate)

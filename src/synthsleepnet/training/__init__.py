@@ -4,7 +4,7 @@ from .adapt import finetune, probe
 from .data import class_weights, inverse_frequency_weights
 from .evaluate import evaluate
 from .loop import FitResult, fit
-from .losses import masked_mse, neuronet_loss, nt_xent, synthsleepnet_loss
+from .losses import distillation_loss, masked_mse, neuronet_loss, nt_xent, synthsleepnet_loss
 from .pretrain import pretrain_multimodal, pretrain_unimodal
 from .splits import SPLITS, assign_splits, sample_labelled_epochs, split_nights
 
@@ -13,6 +13,7 @@ __all__ = [
     "FitResult",
     "assign_splits",
     "class_weights",
+    "distillation_loss",
     "evaluate",
     "finetune",
     "fit",

@@ -27,6 +27,7 @@ from ..metrics import classification_metrics
 from ..models.checkpoint import (
     CheckpointMeta,
     check_compatible,
+    load_classifier,
     load_encoder,
     read_checkpoint_meta,
     save_checkpoint,
@@ -39,6 +40,7 @@ from .cache import CachedWindows, ConvCache
 from .data import (
     Items,
     MultiChannelEpochs,
+    TeacherTargets,
     Windows,
     class_weights,
     inverse_frequency_weights,
@@ -46,6 +48,7 @@ from .data import (
     nights_with_channels,
 )
 from .loop import FitResult, fit, is_main_process
+from .losses import distillation_loss
 from .pretrain import default_channels, resolve_model, store_identity
 from .splits import assign_splits, sample_labelled_epochs, split_nights
 
@@ -309,6 +312,7 @@ def finetune(
     channels: Sequence[str] | None = None,
     config: TrainConfig | None = None,
     adapt: AdaptConfig | None = None,
+    teacher: str | Path | None = None,
     resume: bool = False,
     restart: bool = False,
     progress: bool = True,
@@ -321,6 +325,11 @@ def finetune(
     the label-fraction sample are ignored by the loss. Stage classes are balanced by the loss
     weights; for event tasks a sampler also draws windows holding an event as often as windows
     without, and the loss weights are computed under that sampler.
+
+    With ``teacher`` (a fine-tune checkpoint of the same task, e.g. a larger preset adapted
+    with the same labels) the model also learns the teacher's predictions of every training
+    epoch, labelled or not (knowledge distillation: ``adapt.distill_temperature`` and
+    ``distill_weight``); this is how a fast scoring model inherits what a slower one learned.
     """
     config = config or PHASE_DEFAULTS["finetune"]
     adapt = adapt or AdaptConfig()
@@ -333,8 +342,13 @@ def finetune(
     model.to(rt.device)
     labelled = sample_labelled_epochs(st, train_nights, label_fraction, task=spec_task.name, seed=config.seed)
     data = Windows(st, train_nights, model.channels, length=model.seq_len, stride=adapt.window_stride,
-                   epochs=labelled, per_second=spec_task if spec_task.per_second else None)
-    if not parents:  # from unlabelled windows, so a seed's frozen convolutions are the same at every
+                   epochs=labelled, per_second=spec_task if spec_task.per_second else None,
+                   keep_unlabelled=teacher is not None)
+    teacher_proba = None
+    if teacher is not None:
+        teacher_proba, parents["teacher"] = _teacher_predictions(teacher, st, spec_task,
+                                                                 sorted({n for n, _ in data.items}), rt)
+    if fusion_checkpoint is None:  # from unlabelled windows, so a seed's frozen convolutions are the same at every
         # label fraction and their cached features (kept beside the store) serve all of them
         unlabelled = Windows(st, train_nights, model.channels, length=model.seq_len, stride=adapt.window_stride)
         calibrate_batchnorm(model, unlabelled, n_items=adapt.finetune_calibration_items, seed=config.seed,
@@ -353,12 +367,19 @@ def finetune(
                                                                                        model.channels)[0]],
                         adapt, rt)
     train_data: Dataset[Any] = data if cache is None else CachedWindows(data, cache)
+    if teacher_proba is not None:
+        train_data = TeacherTargets(train_data, data, teacher_proba)
 
     def step(batch: Any, g: torch.Generator) -> dict[str, torch.Tensor]:
         logits = model(batch[0], conv=cache is not None)
-        y = batch[1] if spec_task.per_second else batch[1][..., column]
-        return {"loss": F.cross_entropy(logits.reshape(-1, n_classes).float(), y.reshape(-1),
-                                        weight=weights, ignore_index=-1)}
+        y = (batch[1] if spec_task.per_second else batch[1][..., column]).reshape(-1)
+        flat = logits.reshape(-1, n_classes).float()
+        # a batch of windows without a labelled epoch (possible with a teacher) has no label loss
+        labels = F.cross_entropy(flat, y, weight=weights, ignore_index=-1) if (y >= 0).any() else flat.sum() * 0
+        if teacher_proba is None:
+            return {"loss": labels}
+        soft = distillation_loss(logits, batch[2], adapt.distill_temperature, weights)
+        return {"loss": labels + adapt.distill_weight * soft, "labels": labels, "distillation": soft}
 
     validate, val_skipped = _validation(st, val_nights, spec_task, model.channels, rt, cache)
     meta = CheckpointMeta(phase="finetune", spec=spec, task=spec_task.name, preprocessing=st.config,
@@ -370,6 +391,25 @@ def finetune(
     if spec_task.per_second and is_main_process():
         _keep_decoding(model, result.checkpoint, st, val_nights, spec_task, rt, cache)
     return result
+
+
+def _teacher_predictions(teacher: str | Path, store: EpochStore, task: Task, nights: Sequence[str],
+                         runtime: Runtime) -> tuple[dict[str, np.ndarray], tuple[str, str]]:
+    """A fine-tuned teacher's probabilities (E, K) of every epoch of ``nights``, and its
+    ``(path, sha256)`` for the student's parents."""
+    if task.per_second:
+        raise ValueError(f"distillation teaches per-epoch predictions; task {task.name!r} predicts every "
+                         f"{task.resolution_s:g} s")
+    meta = read_checkpoint_meta(teacher)
+    if meta.phase != "finetune" or meta.task != task.name:
+        raise CheckpointError(f"{teacher} is a {meta.phase} checkpoint for {meta.task!r}; a teacher is a fine-tune "
+                              f"checkpoint of the task being fine-tuned ({task.name!r})")
+    check_compatible(meta, preprocessing_hash=store.preprocessing_hash, source=f"teacher {teacher}")
+    model, _ = load_classifier(teacher, device=runtime.device)
+    logger.info("distilling from %s (%s preset) on %d training nights", teacher, meta.spec.config.preset, len(nights))
+    proba = {night: predict_stored_night(model, store, night, runtime, f"teacher {teacher} (night {night})")
+             for night in nights}
+    return proba, (str(teacher), meta.tensor_sha256)
 
 
 def _conv_cache(model: SleepClassifier, store: EpochStore, nights: Sequence[str], adapt: AdaptConfig,

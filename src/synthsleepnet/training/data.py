@@ -16,8 +16,8 @@ from torch.utils.data import Dataset
 from ..store.epoch_store import EpochStore
 from ..tasks import Task, second_labels
 
-__all__ = ["ChannelEpochs", "Items", "MultiChannelEpochs", "ReportsSkipped", "Windows", "class_weights",
-           "inverse_frequency_weights", "night_second_labels", "nights_with_channels"]
+__all__ = ["ChannelEpochs", "Items", "MultiChannelEpochs", "ReportsSkipped", "TeacherTargets", "Windows",
+           "class_weights", "inverse_frequency_weights", "night_second_labels", "nights_with_channels"]
 
 
 class Items(Protocol):
@@ -184,14 +184,15 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
 
     Training windows overlap (``stride`` < ``length``); evaluation uses ``stride == length`` and
     a last window aligned to the end, so every epoch is covered. With ``epochs`` (a label-
-    fraction sample) only windows holding at least one chosen epoch are kept, and unchosen
-    epochs get label -1 so the loss ignores them. With a ``per_second`` task the targets are its
-    labels of every second, (S, seconds), from each night's scored events.
+    fraction sample) only windows holding at least one chosen epoch are kept (all windows with
+    ``keep_unlabelled``, for a teacher to label), and unchosen epochs get label -1 so the loss
+    ignores them. With a ``per_second`` task the targets are its labels of every second,
+    (S, seconds), from each night's scored events.
     """
 
     def __init__(self, store: EpochStore, nights: Sequence[str], channels: Sequence[str], *,
                  length: int = 20, stride: int = 10, epochs: Mapping[str, np.ndarray] | None = None,
-                 per_second: Task | None = None) -> None:
+                 per_second: Task | None = None, keep_unlabelled: bool = False) -> None:
         self.store, self.channels, self.length, self.per_second = store, list(channels), length, per_second
         self.items: list[tuple[str, int]] = []
         self._index: dict[str, list[int]] = {}
@@ -216,7 +217,7 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
             starts = list(range(0, nf.n_epochs - length + 1, stride))
             if starts[-1] != nf.n_epochs - length:
                 starts.append(nf.n_epochs - length)
-            self.items += [(night, s) for s in starts if keep[s:s + length].any()]
+            self.items += [(night, s) for s in starts if keep_unlabelled or keep[s:s + length].any()]
         if not self.items:
             raise ValueError(f"no {length}-epoch windows with all of {self.channels} in {list(nights)[:5]}: "
                              f"{self.skipped}")
@@ -249,6 +250,28 @@ class Windows(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]]):
         idx = self._index[night]
         return ({c: torch.from_numpy(np.ascontiguousarray(x[:, j])) for c, j in zip(self.channels, idx, strict=True)},
                 torch.from_numpy(self.targets(night, start)))
+
+
+class TeacherTargets(Dataset[tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]]):
+    """The items of ``base`` (one per window of ``windows``: samples or cached convolutions, and
+    labels) with a teacher's probabilities of the window's epochs, (S, K), appended."""
+
+    def __init__(self, base: Dataset[tuple[dict[str, torch.Tensor], torch.Tensor]], windows: Windows,
+                 proba: Mapping[str, np.ndarray]) -> None:
+        self.base, self.windows, self.proba = base, windows, proba
+        self.skipped = windows.skipped
+
+    def materialise(self) -> None:
+        if isinstance(self.base, Materialises):
+            self.base.materialise()
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        night, start = self.windows.items[i]
+        inputs, labels = self.base[i]
+        return inputs, labels, torch.from_numpy(self.proba[night][start:start + self.windows.length])
 
 
 def night_second_labels(store: EpochStore, night: str, task: Task) -> np.ndarray:

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_text
-from .._config import TrainConfig, config_differences, config_to_dict
+from .._config import ModelSpec, TrainConfig, config_differences, config_from_dict, config_to_dict
 from .._device import Runtime, resolve_runtime
 from .._logging import logger
 from .._validation import ResumeError
@@ -184,10 +184,13 @@ def _tensorboard(out_dir: Path) -> Any:
     return SummaryWriter(str(out_dir / "tensorboard"))
 
 
+_HOW = ("device", "precision", "workers", "prefetch")  # how, not what, is trained: may change on resuming
+
+
 def run_identity(meta: CheckpointMeta) -> dict[str, Any]:
     """What must not change between a run and its resumption (device, precision and loader may)."""
     train = config_to_dict(meta.train) if meta.train else {}
-    for key in ("device", "precision", "workers", "prefetch"):  # how, not what, is trained
+    for key in _HOW:
         train.pop(key, None)
     data = config_to_dict(meta.data) if meta.data else {}
     return {"phase": meta.phase, "task": meta.task, "modality": meta.modality, "model": config_to_dict(meta.spec),
@@ -212,6 +215,21 @@ def _subset(model: nn.Module, keys: set[str]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in keys}
 
 
+def _as_read_today(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved run identity with its model spec and training settings read through this version's
+    configs, so a field added since (at its default) is not a difference that refuses the resume."""
+    out = dict(saved)
+    for key, kind in (("model", ModelSpec), ("train", TrainConfig)):
+        if not isinstance(saved.get(key), dict) or not saved[key]:
+            continue
+        try:
+            fields = config_to_dict(config_from_dict(kind, saved[key]))
+        except (TypeError, ValueError):  # not a config this version reads: compared as saved
+            continue
+        out[key] = {k: v for k, v in fields.items() if key != "train" or k not in _HOW}
+    return out
+
+
 def _load_state(state_file: Path, identity: dict[str, Any], frozen_sha256: str) -> dict[str, Any]:
     restart = "pass restart=True (--restart) to discard it and train from the start"
     try:
@@ -221,7 +239,7 @@ def _load_state(state_file: Path, identity: dict[str, Any], frozen_sha256: str) 
                           f"{restart}") from None
     if not isinstance(state, dict) or "identity" not in state:
         raise ResumeError(f"{state_file} was not written by this version's training loop; {restart}")
-    saved = json.loads(state["identity"])
+    saved = _as_read_today(json.loads(state["identity"]))
     differences = sorted(config_differences(saved, json.loads(json.dumps(identity))),
                          key=lambda d: d.split(":")[0].count("."))  # the broadest first: 'modality' before a width
     if differences:

@@ -1,4 +1,5 @@
-"""Self-supervised losses: masked reconstruction and NT-Xent, and the models' combined losses."""
+"""Training losses: masked reconstruction and NT-Xent (and the pretraining models' combined
+losses), and the distillation loss that teaches a student a teacher's predictions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .._config import FusionConfig, NeuroNetConfig
 from ..models.neuronet import NeuroNetPretext
 from ..models.synthsleepnet import SynthSleepNetPretext
 
-__all__ = ["masked_mse", "neuronet_loss", "nt_xent", "synthsleepnet_loss"]
+__all__ = ["distillation_loss", "masked_mse", "neuronet_loss", "nt_xent", "synthsleepnet_loss"]
 
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -55,3 +56,21 @@ def synthsleepnet_loss(out: SynthSleepNetPretext, config: FusionConfig) -> dict[
     contrast = torch.stack([nt_xent(out.fused_projection, z, config.temperature)
                             for z in out.channel_projections.values()]).mean()
     return {"loss": recon + config.alpha * contrast, "reconstruction": recon, "contrastive": contrast}
+
+
+def distillation_loss(logits: torch.Tensor, teacher_proba: torch.Tensor, temperature: float,
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(teacher ‖ student) at ``temperature``, times T² (Hinton et al. 2015), averaged over epochs.
+
+    ``logits`` are the student's (..., K); ``teacher_proba`` the teacher's probabilities (..., K),
+    softened here as ``p^(1/T)`` renormalised (the softmax of its logits / T). With class
+    ``weight`` (K,), each epoch counts by its expected weight under the teacher, so rare classes
+    weigh as much as in the class-weighted label loss beside it (macro-F1 needs them).
+    """
+    p = teacher_proba.float().clamp(min=1e-8)
+    soft = p.pow(1.0 / temperature)
+    soft = soft / soft.sum(-1, keepdim=True)
+    log_q = F.log_softmax(logits.float() / temperature, dim=-1)
+    per_epoch = (soft * (soft.log() - log_q)).sum(-1)
+    counts = p @ weight.to(p.device) if weight is not None else torch.ones_like(per_epoch)
+    return (per_epoch * counts).sum() / counts.sum().clamp(min=1e-8) * temperature**2
