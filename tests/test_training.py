@@ -238,7 +238,7 @@ def test_every_command_end_to_end(store: Path, tmp_path: Path, capsys: pytest.Ca
                  "--max-steps-per-epoch", "1", "--quiet"]) == 0
     student = read_checkpoint_meta(runs / "student" / "model.safetensors")  # records its teacher
     assert tuple(student.parents["teacher"]) == (str(teacher), read_checkpoint_meta(teacher).tensor_sha256)
-    assert {"labels", "distillation"} <= set((runs / "student" / "log.csv").read_text().split("\n")[0].split(","))
+    assert {"label_loss", "distillation"} <= set((runs / "student" / "log.csv").read_text().split("\n")[0].split(","))
     capsys.readouterr()
     assert main(["evaluate", str(runs / "probe" / "model.safetensors"), "--store", str(store), "--json"]) == 0
     stage = json.loads(capsys.readouterr().out)

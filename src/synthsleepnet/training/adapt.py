@@ -375,11 +375,11 @@ def finetune(
         y = (batch[1] if spec_task.per_second else batch[1][..., column]).reshape(-1)
         flat = logits.reshape(-1, n_classes).float()
         # a batch of windows without a labelled epoch (possible with a teacher) has no label loss
-        labels = F.cross_entropy(flat, y, weight=weights, ignore_index=-1) if (y >= 0).any() else flat.sum() * 0
+        label_loss = F.cross_entropy(flat, y, weight=weights, ignore_index=-1) if (y >= 0).any() else flat.sum() * 0
         if teacher_proba is None:
-            return {"loss": labels}
-        soft = distillation_loss(logits, batch[2], adapt.distill_temperature, weights)
-        return {"loss": labels + adapt.distill_weight * soft, "labels": labels, "distillation": soft}
+            return {"loss": label_loss}
+        soft = distillation_loss(logits, batch[2], adapt.distill_temperature)
+        return {"loss": label_loss + adapt.distill_weight * soft, "label_loss": label_loss, "distillation": soft}
 
     validate, val_skipped = _validation(st, val_nights, spec_task, model.channels, rt, cache)
     meta = CheckpointMeta(phase="finetune", spec=spec, task=spec_task.name, preprocessing=st.config,

@@ -58,19 +58,13 @@ def synthsleepnet_loss(out: SynthSleepNetPretext, config: FusionConfig) -> dict[
     return {"loss": recon + config.alpha * contrast, "reconstruction": recon, "contrastive": contrast}
 
 
-def distillation_loss(logits: torch.Tensor, teacher_proba: torch.Tensor, temperature: float,
-                      weight: torch.Tensor | None = None) -> torch.Tensor:
-    """KL(teacher ‖ student) at ``temperature``, times T² (Hinton et al. 2015), averaged over epochs.
+def distillation_loss(logits: torch.Tensor, teacher_proba: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher ‖ student) at ``temperature``, times T² (Hinton et al. 2015), mean over epochs.
 
     ``logits`` are the student's (..., K); ``teacher_proba`` the teacher's probabilities (..., K),
-    softened here as ``p^(1/T)`` renormalised (the softmax of its logits / T). With class
-    ``weight`` (K,), each epoch counts by its expected weight under the teacher, so rare classes
-    weigh as much as in the class-weighted label loss beside it (macro-F1 needs them).
+    softened here as ``p^(1/T)`` renormalised (the softmax of its logits / T).
     """
-    p = teacher_proba.float().clamp(min=1e-8)
-    soft = p.pow(1.0 / temperature)
+    soft = teacher_proba.float().clamp(min=1e-8).pow(1.0 / temperature)
     soft = soft / soft.sum(-1, keepdim=True)
     log_q = F.log_softmax(logits.float() / temperature, dim=-1)
-    per_epoch = (soft * (soft.log() - log_q)).sum(-1)
-    counts = p @ weight.to(p.device) if weight is not None else torch.ones_like(per_epoch)
-    return (per_epoch * counts).sum() / counts.sum().clamp(min=1e-8) * temperature**2
+    return (soft * (soft.log() - log_q)).sum(-1).mean() * temperature**2
