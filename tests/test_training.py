@@ -396,6 +396,16 @@ def test_a_teacher_must_be_a_fine_tuned_model_of_the_task(store: Path, tmp_path:
                                               "fine-tune checkpoint of the task being fine-tuned"):
         finetune(store, "stage", 0.5, tmp_path / "student", preset="tiny", channels=["C4-M1", "E1-M2"], config=config,
                  teacher=fusion, progress=False)
+    from synthsleepnet._config import AdaptConfig, get_preset
+    from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
+
+    spec = ModelSpec("sleep_classifier", get_preset("tiny"), ("O1-M2",), 5, "sequence", AdaptConfig())
+    occipital = save_checkpoint(tmp_path / "o1.safetensors", build_model(spec),
+                                CheckpointMeta(phase="finetune", spec=spec, task="stage",
+                                               preprocessing=EpochStore(store).config))
+    with pytest.raises(ValueError, match=rf"teacher {occipital} reads \['O1-M2'\]; training night\(s\) \['"):
+        finetune(store, "stage", 0.5, tmp_path / "student2", preset="tiny", channels=["C4-M1"], config=config,
+                 teacher=occipital, progress=False)
     with pytest.raises(ValueError, match="distillation teaches per-epoch predictions; task 'events' predicts every"):
         finetune(store, "events", 0.5, tmp_path / "events", preset="tiny", channels=["C4-M1", "Airflow"],
                  config=config, teacher=fusion, progress=False)

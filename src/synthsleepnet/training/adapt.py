@@ -374,10 +374,13 @@ def finetune(
         logits = model(batch[0], conv=cache is not None)
         y = (batch[1] if spec_task.per_second else batch[1][..., column]).reshape(-1)
         flat = logits.reshape(-1, n_classes).float()
-        # a batch of windows without a labelled epoch (possible with a teacher) has no label loss
-        label_loss = F.cross_entropy(flat, y, weight=weights, ignore_index=-1) if (y >= 0).any() else flat.sum() * 0
         if teacher_proba is None:
-            return {"loss": label_loss}
+            return {"loss": F.cross_entropy(flat, y, weight=weights, ignore_index=-1)}
+        # the weighted mean over labelled epochs, zero (not NaN) for a batch without one, and no
+        # host synchronisation to find out which
+        counted = (y >= 0).float() * (weights[y.clamp(min=0)] if weights is not None else 1.0)
+        label_loss = (F.cross_entropy(flat, y, weight=weights, ignore_index=-1, reduction="sum")
+                      / counted.sum().clamp(min=1e-8))
         soft = distillation_loss(logits, batch[2], adapt.distill_temperature)
         return {"loss": label_loss + adapt.distill_weight * soft, "label_loss": label_loss, "distillation": soft}
 
@@ -405,6 +408,10 @@ def _teacher_predictions(teacher: str | Path, store: EpochStore, task: Task, nig
         raise CheckpointError(f"{teacher} is a {meta.phase} checkpoint for {meta.task!r}; a teacher is a fine-tune "
                               f"checkpoint of the task being fine-tuned ({task.name!r})")
     check_compatible(meta, preprocessing_hash=store.preprocessing_hash, source=f"teacher {teacher}")
+    unseen = [n for n in nights if not set(meta.channels) & set(store.night(n).channels)]
+    if unseen:
+        raise ValueError(f"teacher {teacher} reads {meta.channels}; training night(s) {unseen[:5]} have none of "
+                         "them: choose a teacher trained on these nights' channels")
     model, _ = load_classifier(teacher, device=runtime.device)
     logger.info("distilling from %s (%s preset) on %d training nights", teacher, meta.spec.config.preset, len(nights))
     proba = {night: predict_stored_night(model, store, night, runtime, f"teacher {teacher} (night {night})")

@@ -187,11 +187,15 @@ def _tensorboard(out_dir: Path) -> Any:
 _HOW = ("device", "precision", "workers", "prefetch")  # how, not what, is trained: may change on resuming
 
 
+def _train_identity(train: TrainConfig | None) -> dict[str, Any]:
+    """The training settings that must not change on resuming (all but :data:`_HOW`)."""
+    fields = config_to_dict(train) if train else {}
+    return {k: v for k, v in fields.items() if k not in _HOW}
+
+
 def run_identity(meta: CheckpointMeta) -> dict[str, Any]:
     """What must not change between a run and its resumption (device, precision and loader may)."""
-    train = config_to_dict(meta.train) if meta.train else {}
-    for key in _HOW:
-        train.pop(key, None)
+    train = _train_identity(meta.train)
     data = config_to_dict(meta.data) if meta.data else {}
     return {"phase": meta.phase, "task": meta.task, "modality": meta.modality, "model": config_to_dict(meta.spec),
             "preprocessing_hash": meta.preprocessing_hash, "store": data.get("store"), "nights": data.get("nights"),
@@ -219,14 +223,13 @@ def _as_read_today(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved run identity with its model spec and training settings read through this version's
     configs, so a field added since (at its default) is not a difference that refuses the resume."""
     out = dict(saved)
-    for key, kind in (("model", ModelSpec), ("train", TrainConfig)):
-        if not isinstance(saved.get(key), dict) or not saved[key]:
-            continue
-        try:
-            fields = config_to_dict(config_from_dict(kind, saved[key]))
-        except (TypeError, ValueError):  # not a config this version reads: compared as saved
-            continue
-        out[key] = {k: v for k, v in fields.items() if key != "train" or k not in _HOW}
+    try:
+        if saved.get("model"):
+            out["model"] = config_to_dict(config_from_dict(ModelSpec, saved["model"]))
+        if saved.get("train"):
+            out["train"] = _train_identity(config_from_dict(TrainConfig, saved["train"]))
+    except (TypeError, ValueError):  # not configs this version reads: compared as saved
+        return saved
     return out
 
 
