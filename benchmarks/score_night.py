@@ -11,6 +11,10 @@ and their TFLOP/s (beside the machine's own matrix-multiply peak); then a batch 
 where YASA is installed (``make bench-env``):
 
     .venv-bench/bin/python benchmarks/score_night.py [--hours 8] [--presets fast tiny small paper]
+        [--repeats 1] [--batch 20] [--batch-for fast]
+
+A shared machine's speed drifts by 10–20 % over minutes, so two models are compared with
+``--repeats N``: the scorers run in turn, N rounds, and each row is the medians of its N runs.
 
 ``--presets`` also takes model variants, files like ``benchmarks/model_variants/*.toml`` whose
 ``[model]`` section changes a preset's fields (a row named by the file).
@@ -22,6 +26,7 @@ import argparse
 import gc
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,7 +162,11 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--presets", nargs="+", default=["fast", "tiny", "small", "paper"],
                         help="preset names, or files whose [model] section changes a preset's fields")
-    parser.add_argument("--batch", type=int, default=20, help="nights in the batch row (0: none)")
+    parser.add_argument("--batch", type=int, default=20, help="nights in the batch rows (0: none)")
+    parser.add_argument("--batch-for", nargs="+", metavar="NAME",
+                        help="the rows (preset or variant file names) that get a batch row (default: the first)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds of every scorer in turn; each row is the medians of its runs")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -167,6 +176,11 @@ def main() -> None:
         models = _models(args.presets)
     except (ValueError, OSError) as err:  # a ConfigError is a ValueError
         parser.error(str(err))
+    batch_for = args.batch_for or list(models)[:1]
+    if unknown := sorted(set(batch_for) - set(models)):
+        parser.error(f"--batch-for: {unknown} are not among the rows {list(models)}")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     from synthsleepnet.simulate import simulate_night, write_night
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,18 +188,24 @@ def main() -> None:
         edf, _ = write_night(simulate_night(7, args.hours), work / "night")
         for name, config in models.items():
             _checkpoint(name, config, work)
-        rows = {}
-        for kind in ["yasa", *models]:
-            wall, out = _timed([sys.executable, __file__, "--child", kind, str(edf), tmp])
-            rows[kind] = {"wall": wall, **json.loads(out.strip().splitlines()[-1])}
+        runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in ["yasa", *models]}
+        for _ in range(args.repeats):
+            for kind, done in runs.items():
+                wall, out = _timed([sys.executable, __file__, "--child", kind, str(edf), tmp])
+                done.append({"wall": wall, **json.loads(out.strip().splitlines()[-1])})
+        rows = {kind: {key: statistics.median(run[key] for run in done) for key in done[0]}
+                for kind, done in runs.items()}
+        for kind, row in rows.items():
             gflop = float("nan") if kind == "yasa" else _gflop_per_epoch_channel(models[kind])
-            rows[kind]["tflops"] = gflop * rows[kind]["epochs"] * len(CHANNELS) / 1e3 / rows[kind]["model_seconds"]
+            row["tflops"] = gflop * row["epochs"] * len(CHANNELS) / 1e3 / row["model_seconds"]
         help_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "--help"])
         yasa = rows["yasa"]["wall"]
         from synthsleepnet._device import resolve_runtime
 
-        print(f"one {args.hours:g}-h night ({rows['yasa']['epochs']} epochs) on {describe_cpu()}, precision "
-              f"{resolve_runtime('cpu').precision}; each scorer in a fresh process timed from its start to its exit")
+        rounds = f"; medians of {args.repeats} rounds, the scorers in turn" if args.repeats > 1 else ""
+        print(f"one {args.hours:g}-h night ({rows['yasa']['epochs']:.0f} epochs) on {describe_cpu()}, precision "
+              f"{resolve_runtime('cpu').precision}; each scorer in a fresh process timed from its start to its "
+              f"exit{rounds}")
         print("| scorer | wall time | vs YASA | peak memory | model seconds | model TFLOP/s |")
         print("|---|---|---|---|---|---|")
         for kind, row in rows.items():
@@ -194,16 +214,16 @@ def main() -> None:
             worker = f" (worker {row['worker_rss_mb'] / 1024:.2f})" if "worker_rss_mb" in row else ""
             print(f"| {name} | {row['wall']:.1f} s | {yasa / row['wall']:.2f}x | {row['peak_rss_mb'] / 1024:.2f} GB{worker} | "
                   f"{row['model_seconds']:.1f} s | {tflops} |")
-        first = next(iter(models))
         if args.batch:
             folder = work / "batch"
             folder.mkdir()
             for i in range(args.batch):  # one night, linked under 20 names: the cost is the same
                 (folder / f"night{i:02d}.edf").symlink_to(edf)
+        for name in batch_for if args.batch else []:
             batch_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "score", str(folder),
-                                 "--model", str(work / f"{first}.safetensors"), "--out",
-                                 str(work / "batch-out"), "--quiet", "--device", "cpu"])
-            print(f"| batch: `synthsleepnet score FOLDER` of {args.batch} nights, `{first}` | "
+                                 "--model", str(work / f"{name}.safetensors"), "--out",
+                                 str(work / f"batch-{name}"), "--quiet", "--device", "cpu"])
+            print(f"| batch: `synthsleepnet score FOLDER` of {args.batch} nights, `{name}` | "
                   f"{batch_s:.0f} s | {3600 * args.batch / batch_s:,.0f} nights/hour | | | |")
         print(f"\n`synthsleepnet --help`: {help_s:.2f} s")
         _, out = _timed([sys.executable, __file__, "--child", "peak", str(edf), tmp])
