@@ -1,0 +1,149 @@
+"""How the scoring model is called, measured before adopting a change (issue #15).
+
+Two settings of the call that leave its predictions as they are, for a scoring model (BatchNorms
+and LoRA folded, as scoring runs it) on a night of ``--epochs`` 30-s epochs (4 channels), every
+time shown per 8-hour night (960 epochs):
+
+- ``--batch-sizes``: epochs per model call (``SleepClassifier.predict_proba(batch_size=)``), the
+  sizes in turn for ``--repeats`` rounds in one process, medians; the largest probability change
+  against the first size;
+- ``--compile PRESET...``: ``torch.compile`` (inductor), which the issue allows "if and only if it measures
+  faster including its start-up". Eager, then compiled, in a child process whose first compiled
+  call includes the compilation; twice per preset, with an empty compiler cache (a first use) and
+  again with that cache (every later process). The start-up is the first compiled call minus a
+  compiled call; the nights a process must score to pay it back follow.
+
+    python benchmarks/model_call.py [--presets fast] [--epochs 960] [--repeats 3]
+        [--batch-sizes 320 160 96] [--compile fast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from synthsleepnet.models.classifier import SleepClassifier
+
+NIGHT_EPOCHS = 960
+
+
+def _model_and_night(preset: str, epochs: int) -> tuple[SleepClassifier, dict[str, np.ndarray]]:
+    import numpy as np
+    import torch
+    from _measure import CHANNELS
+
+    from synthsleepnet._config import ModelSpec, get_preset
+    from synthsleepnet.models import build_model
+    from synthsleepnet.models.classifier import SleepClassifier
+    from synthsleepnet.models.inference import fuse_for_inference
+
+    torch.manual_seed(0)
+    model = fuse_for_inference(build_model(ModelSpec("sleep_classifier", get_preset(preset), CHANNELS, 5,
+                                                     "sequence")).eval())
+    assert isinstance(model, SleepClassifier)
+    rng = np.random.default_rng(0)
+    return model, {c: rng.standard_normal((epochs, 3000)).astype(np.float32) for c in CHANNELS}
+
+
+def _timed(model: SleepClassifier, night: dict[str, np.ndarray], batch_size: int | None = None
+           ) -> tuple[float, np.ndarray]:
+    """The call's seconds and probabilities; ``batch_size`` None: scoring's own (the default)."""
+    from synthsleepnet._device import resolve_runtime
+
+    runtime = resolve_runtime("cpu", "auto")
+    start = time.perf_counter()
+    if batch_size is None:
+        proba = model.predict_proba(night, runtime=runtime)
+    else:
+        proba = model.predict_proba(night, runtime=runtime, batch_size=batch_size)
+    return time.perf_counter() - start, proba
+
+
+def _batch_sizes(preset: str, epochs: int, sizes: list[int], repeats: int) -> None:
+    import numpy as np
+
+    model, night = _model_and_night(preset, epochs)
+    _, reference = _timed(model, night, sizes[0])  # oneDNN's first-call set-up, as in every scoring process
+    seconds: dict[int, list[float]] = {size: [] for size in sizes}
+    change = dict.fromkeys(sizes, 0.0)
+    for _ in range(repeats):
+        for size in sizes:
+            took, proba = _timed(model, night, size)
+            seconds[size].append(took)
+            change[size] = max(change[size], float(np.abs(proba - reference).max()))
+    for size in sizes:
+        night_s = statistics.median(seconds[size]) * NIGHT_EPOCHS / epochs
+        print(f"| `{preset}` | {size} | {night_s:.2f} s | {statistics.median(seconds[sizes[0]]) / statistics.median(seconds[size]):.2f}x"
+              f" | {change[size]:.1e} |", flush=True)
+
+
+def _compiled_child(preset: str, epochs: int, repeats: int) -> dict[str, float]:
+    import numpy as np
+
+    model, night = _model_and_night(preset, epochs)
+    _, eager_proba = _timed(model, night)
+    eager = statistics.median(_timed(model, night)[0] for _ in range(repeats))
+    model.compile()
+    first, proba = _timed(model, night)
+    compiled = statistics.median(_timed(model, night)[0] for _ in range(repeats))
+    return {"eager": eager, "first": first, "compiled": compiled, "max_diff": float(np.abs(proba - eager_proba).max())}
+
+
+def _compiled(preset: str, epochs: int, repeats: int) -> None:
+    scale = NIGHT_EPOCHS / epochs
+    with tempfile.TemporaryDirectory() as cache:
+        for state in ("empty", "filled"):
+            run = subprocess.run([sys.executable, __file__, "--child", preset, str(epochs), str(repeats)],
+                                 capture_output=True, text=True, env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache},
+                                 check=True)
+            row = json.loads(run.stdout.strip().splitlines()[-1])
+            startup = row["first"] - row["compiled"]
+            saved = (row["eager"] - row["compiled"]) * scale
+            payback = f"{startup / saved:.0f}" if saved > 0 else "never"
+            print(f"| `{preset}` | {state} | {row['eager'] * scale:.2f} s | {row['compiled'] * scale:.2f} s | "
+                  f"{row['eager'] / row['compiled']:.2f}x | {startup:.1f} s | {payback} | {row['max_diff']:.1e} |",
+                  flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["fast"])
+    parser.add_argument("--epochs", type=int, default=NIGHT_EPOCHS, help="epochs timed (shown per 8-h night)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls each way (medians)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[320, 160, 96], metavar="EPOCHS")
+    parser.add_argument("--compile", nargs="+", default=[], metavar="PRESET",
+                        help="also measure torch.compile for these presets (minutes each)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_compiled_child(args.child[0], int(args.child[1]), int(args.child[2]))))
+        return
+    from _measure import describe_cpu
+
+    print(f"{describe_cpu()}; {args.epochs} epochs × 4 channels timed, shown per 8-h night ({NIGHT_EPOCHS} "
+          f"epochs); medians of {args.repeats} calls\n")
+    print(f"| preset | epochs per call | model seconds | speed-up (vs {args.batch_sizes[0]}) | "
+          "largest probability change |")
+    print("|---|---|---|---|---|")
+    for preset in args.presets:
+        _batch_sizes(preset, args.epochs, args.batch_sizes, args.repeats)
+    if args.compile:
+        print("\n| preset | compiler cache | eager | compiled | speed-up | start-up | nights to pay it back | "
+              "largest probability change |")
+        print("|---|---|---|---|---|---|---|---|")
+        for preset in args.compile:
+            _compiled(preset, args.epochs, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
