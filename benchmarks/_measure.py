@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 import resource
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the timed scoring children import this module: nothing heavy at import
+    import numpy as np
+
+    from synthsleepnet.models.classifier import SleepClassifier
 
 #: The channels every benchmark scores or trains on: the paper's staging montage (one EEG, one
 #: EOG, chin EMG, ECG), as the simulator names them.
@@ -36,3 +42,28 @@ def describe_cpu() -> str:
     model, flags = cpu_model_and_flags()
     units: list[str] = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags] or ["no AVX-512"]
     return f"{model}, {os.cpu_count()} cores, {' '.join(units)}"
+
+
+def random_night(n_epochs: int) -> dict[str, np.ndarray]:
+    """A night of standard-normal 30-s epochs on :data:`CHANNELS`, the same every call (a model's
+    time does not depend on the values)."""
+    import numpy as np
+
+    from synthsleepnet._config import PreprocessingConfig
+
+    rng = np.random.default_rng(0)
+    samples = PreprocessingConfig().epoch_samples
+    return {c: rng.standard_normal((n_epochs, samples)).astype(np.float32) for c in CHANNELS}
+
+
+def scoring_model(preset: str) -> SleepClassifier:
+    """A 5-stage sequence model of ``preset`` on :data:`CHANNELS`, folded as scoring runs it
+    (random weights from seed 0: the cost does not depend on them)."""
+    import torch
+
+    from synthsleepnet._config import get_preset
+    from synthsleepnet.models.classifier import SleepClassifier
+    from synthsleepnet.models.inference import fuse_for_inference
+
+    torch.manual_seed(0)
+    return fuse_for_inference(SleepClassifier(CHANNELS, get_preset(preset), 5, "sequence"))

@@ -30,12 +30,11 @@ from unittest import mock
 
 import numpy as np
 import torch
-from _measure import CHANNELS, describe_cpu
+from _measure import describe_cpu, random_night, scoring_model
 from torch import nn
 from torch.ao.quantization import quantize_dynamic
 from torch.profiler import ProfilerActivity, profile
 
-from synthsleepnet._config import PreprocessingConfig, get_preset
 from synthsleepnet._device import Runtime, resolve_runtime
 from synthsleepnet.models.classifier import SleepClassifier
 from synthsleepnet.models.inference import fuse_for_inference
@@ -52,11 +51,6 @@ def int8_linear(model: M) -> M:
     return model
 
 
-def _night(n_epochs: int, samples: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return {c: rng.standard_normal((n_epochs, samples)).astype(np.float32) for c in CHANNELS}
-
-
 def _product_share(model: SleepClassifier, night: dict[str, np.ndarray], runtime: Runtime) -> float:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         model.predict_proba(night, runtime=runtime)
@@ -69,10 +63,9 @@ def _product_share(model: SleepClassifier, night: dict[str, np.ndarray], runtime
 def speed(preset: str, n_epochs: int, repeats: int, runtime: Runtime) -> dict[str, Any]:
     """fp32 against int8 model time for one preset (random weights: time does not depend on them),
     and the largest change int8 makes to the same model's probabilities."""
-    torch.manual_seed(0)
-    fp32 = fuse_for_inference(SleepClassifier(CHANNELS, get_preset(preset), 5, "sequence"))
+    fp32 = scoring_model(preset)
     int8 = int8_linear(copy.deepcopy(fp32))
-    night = _night(n_epochs, PreprocessingConfig().epoch_samples)
+    night = random_night(n_epochs)
     runs: dict[str, Callable[[], Any]] = {"fp32": lambda: fp32.predict_proba(night, runtime=runtime),
                                           "int8": lambda: int8.predict_proba(night, runtime=runtime)}
     times: dict[str, list[float]] = {k: [] for k in runs}

@@ -38,21 +38,9 @@ NIGHT_EPOCHS = 960
 
 
 def _model_and_night(preset: str, epochs: int) -> tuple[SleepClassifier, dict[str, np.ndarray]]:
-    import numpy as np
-    import torch
-    from _measure import CHANNELS
+    from _measure import random_night, scoring_model
 
-    from synthsleepnet._config import ModelSpec, get_preset
-    from synthsleepnet.models import build_model
-    from synthsleepnet.models.classifier import SleepClassifier
-    from synthsleepnet.models.inference import fuse_for_inference
-
-    torch.manual_seed(0)
-    model = fuse_for_inference(build_model(ModelSpec("sleep_classifier", get_preset(preset), CHANNELS, 5,
-                                                     "sequence")).eval())
-    assert isinstance(model, SleepClassifier)
-    rng = np.random.default_rng(0)
-    return model, {c: rng.standard_normal((epochs, 3000)).astype(np.float32) for c in CHANNELS}
+    return scoring_model(preset), random_night(epochs)
 
 
 def _timed(model: SleepClassifier, night: dict[str, np.ndarray], batch_size: int | None = None
@@ -81,10 +69,10 @@ def _batch_sizes(preset: str, epochs: int, sizes: list[int], repeats: int) -> No
             took, proba = _timed(model, night, size)
             seconds[size].append(took)
             change[size] = max(change[size], float(np.abs(proba - reference).max()))
+    median = {size: statistics.median(took) for size, took in seconds.items()}
     for size in sizes:
-        night_s = statistics.median(seconds[size]) * NIGHT_EPOCHS / epochs
-        print(f"| `{preset}` | {size} | {night_s:.2f} s | {statistics.median(seconds[sizes[0]]) / statistics.median(seconds[size]):.2f}x"
-              f" | {change[size]:.1e} |", flush=True)
+        print(f"| `{preset}` | {size} | {median[size] * NIGHT_EPOCHS / epochs:.2f} s | "
+              f"{median[sizes[0]] / median[size]:.2f}x | {change[size]:.1e} |", flush=True)
 
 
 def _compiled_child(preset: str, epochs: int, repeats: int) -> dict[str, float]:
