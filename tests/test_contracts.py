@@ -404,6 +404,41 @@ def test_help_info_stats_and_inspect_do_not_import_torch(real_data: Path, small_
                     str(real_data / "hmc" / "SN001_sleepscoring.edf"), str(small_store)], check=True)
 
 
+def test_help_imports_no_numerical_library_and_shows_each_functions_docstring(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Help (and a mistyped command's message) comes at once: no NumPy, pandas, SciPy or torch."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from synthsleepnet.cli import main\n"
+        "for argv in (['--help'], ['score', '--help'], ['prepare']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "heavy = sorted({'numpy', 'pandas', 'scipy', 'torch'} & set(sys.modules))\n"
+        "assert not heavy, f'imported {heavy}'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+    import importlib
+    import inspect
+
+    import synthsleepnet.cli as cli
+
+    read: list[tuple[str, str, str]] = []
+    doc = cli._doc
+    monkeypatch.setattr(cli, "_doc", lambda module, qualname: read.append((module, qualname, doc(module, qualname)))
+                        or read[-1][2])
+    cli._build_parser()
+    assert len(read) >= 16
+    for module, qualname, text in read:  # the source read without importing = the imported docstring
+        obj: Any = importlib.import_module(f"synthsleepnet.{module}")
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        assert text and text == inspect.getdoc(obj).split("\n\n")[0].replace("\n", " "), (module, qualname)
+
+
 def test_unexpected_errors_do_not_print_a_traceback(monkeypatch: pytest.MonkeyPatch,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     import synthsleepnet.cli as cli

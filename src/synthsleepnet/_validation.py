@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
+if TYPE_CHECKING:  # the command line's --help imports these checks, not NumPy
+    import numpy as np
 
 __all__ = [
     "AnnotationError",
@@ -149,6 +150,8 @@ def check_finite_output(values: np.ndarray, source: str, *, what: str = "probabi
     A damaged or diverged model yields NaN; ``argmax`` would silently call every such epoch
     Wake. ``source`` names the model (its checkpoint) in the error.
     """
+    import numpy as np
+
     bad = ~np.isfinite(values)
     if bad.any():
         rows = int(bad.reshape(len(values), -1).any(axis=1).sum()) if values.ndim else 1

@@ -14,7 +14,9 @@ import ctypes
 import json
 import logging
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,12 +32,26 @@ __all__ = ["main", "run"]
 _PACKAGE = Path(__file__).resolve().parent
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
 def _doc(module: str, qualname: str) -> str:
-    """First paragraph of a function's docstring, read from its source file (nothing imported)."""
-    path = _PACKAGE.joinpath(*module.split(".")).with_suffix(".py")
-    node: Any = ast.parse(path.read_text(encoding="utf-8"))
-    for part in qualname.split("."):
-        node = next(n for n in node.body if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name == part)
+    """First paragraph of a function's docstring, read from its source file (nothing imported).
+
+    Only the function's own lines are parsed: parsing the 16 modules whole took 0.1 s of every
+    ``--help``. A block ends at the first line indented no deeper than its ``def`` or ``class``
+    (a signature's closing bracket excepted).
+    """
+    lines = _PACKAGE.joinpath(*module.split(".")).with_suffix(".py").read_text(encoding="utf-8").splitlines()
+    start, end = 0, len(lines)
+    for depth, part in enumerate(qualname.split(".")):
+        indent = r"\s+" if depth else ""  # a top-level name, then its members
+        header = re.compile(rf"{indent}(?:def|class) {part}\b")
+        start = next(i for i in range(start, end) if header.match(lines[i]))
+        end = next((i for i in range(start + 1, end) if lines[i].strip() and _indent(lines[i]) <= _indent(lines[start])
+                    and lines[i].lstrip()[0] not in ")]"), end)
+    node: Any = ast.parse(textwrap.dedent("\n".join(lines[start:end]))).body[0]
     return (ast.get_docstring(node) or "").split("\n\n")[0].replace("\n", " ")
 
 

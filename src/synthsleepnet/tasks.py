@@ -15,11 +15,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ._validation import check_option
 
-if TYPE_CHECKING:  # only annotations: the command line's --help must not import pandas
+if TYPE_CHECKING:  # the command line's --help reads the registry; the rules import NumPy themselves
+    import numpy as np
     import pandas as pd
 
 __all__ = [
@@ -80,7 +79,7 @@ class LabelContext:
         return int(self.stages.size)
 
 
-LabelRule = Callable[[LabelContext], np.ndarray]
+LabelRule = Callable[[LabelContext], "np.ndarray"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +151,8 @@ def event_epoch_labels(events: pd.DataFrame, kinds: tuple[str, ...], n_epochs: i
     >>> event_epoch_labels(ev, ("hypopnea",), 4, 30.0).tolist()
     [0, 1, 1, 0]
     """
+    import numpy as np
+
     flags = np.zeros(n_epochs, dtype=np.int8)
     chosen = events[events["event"].isin(kinds)]
     for onset, duration in zip(chosen["onset_s"], chosen["duration_s"], strict=True):
@@ -167,6 +168,8 @@ def event_epoch_labels(events: pd.DataFrame, kinds: tuple[str, ...], n_epochs: i
 
 def stage_rule(context: LabelContext) -> np.ndarray:
     """Stage labels are the aligned hypnogram itself."""
+    import numpy as np
+
     return np.asarray(context.stages, dtype=np.int8)
 
 
@@ -178,6 +181,8 @@ def event_rule(kinds: tuple[str, ...], *, respiratory: bool = True) -> LabelRule
     """
 
     def rule(context: LabelContext) -> np.ndarray:
+        import numpy as np
+
         if respiratory and not context.respiratory_scored:
             return np.full(context.n_epochs, UNSCORED, dtype=np.int8)
         return event_epoch_labels(context.events, kinds, context.n_epochs, context.epoch_s,
@@ -200,6 +205,8 @@ def second_labels(events: pd.DataFrame, n_epochs: int, epoch_s: float, resolutio
     >>> labels.shape, (labels == 2).sum(axis=1).tolist()
     ((2, 30), [5, 5])
     """
+    import numpy as np
+
     per_epoch = int(round(epoch_s / resolution_s))
     out = np.zeros(n_epochs * per_epoch, dtype=np.int8)
     chosen = events[events["event"].isin(list(_EVENT_CLASS_OF))]
@@ -215,6 +222,8 @@ def second_labels(events: pd.DataFrame, n_epochs: int, epoch_s: float, resolutio
 def event_class_rule(context: LabelContext) -> np.ndarray:
     """The per-second event task's epoch label: its most frequent event class (0 when none);
     −1 for nights without respiratory scoring."""
+    import numpy as np
+
     if not context.respiratory_scored:
         return np.full(context.n_epochs, UNSCORED, dtype=np.int8)
     seconds = second_labels(context.events, context.n_epochs, context.epoch_s)
@@ -261,6 +270,8 @@ def get_task(name: str) -> Task:
 
 def epoch_labels(context: LabelContext, tasks: tuple[str, ...] | None = None) -> np.ndarray:
     """(E, n_tasks) int8 labels of every registered task (or of ``tasks``), column by column."""
+    import numpy as np
+
     names = task_names() if tasks is None else tasks
     columns = [np.asarray(get_task(name).rule(context), dtype=np.int8) for name in names]
     for name, column in zip(names, columns, strict=True):
