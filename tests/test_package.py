@@ -58,7 +58,7 @@ def test_verbose_applies_for_one_call_only() -> None:
 
 def test_modules_declare_all() -> None:
     for name in ("io.channels", "io.recording", "io.annotations", "preprocessing.signal",
-                 "preprocessing.pipeline", "store.epoch_store", "store.build", "simulate.night"):
+                 "preprocessing.pipeline", "store.epoch_store", "store.build", "simulate.night", "simulate.cohort"):
         module = importlib.import_module(f"synthsleepnet.{name}")
         assert module.__all__, name
     with warnings.catch_warnings():

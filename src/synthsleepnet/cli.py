@@ -561,7 +561,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="only these steps (those before must have run)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    p = _sub(sub, "simulate", "simulate.night", "simulate_cohort", _cmd_simulate)
+    p = _sub(sub, "simulate", "simulate.cohort", "simulate_cohort", _cmd_simulate)
     p.add_argument("--nights", type=int, default=4, help="number of nights")
     p.add_argument("--hours", type=float, default=8.0, help="time in bed per night, hours")
     p.add_argument("--window-hours", type=float,

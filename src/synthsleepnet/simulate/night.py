@@ -9,18 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._atomic import atomic_write_bytes
 from .._config import SimulationConfig
-from .._logging import verbose
 from .architecture import SubjectProfile, W, simulate_hypnogram
 from .noise import band_noise
 from .respiration import BreathingRhythm, place_events, simulate_respiration
 from .signals import simulate_ecg, simulate_eeg, simulate_emg, simulate_eog
 from .variability import Traits, vary
 
-__all__ = ["SimulatedNight", "edf_bytes", "nsrr_xml", "simulate_cohort", "simulate_night", "write_night"]
+__all__ = ["SimulatedNight", "edf_bytes", "nsrr_xml", "simulate_night", "write_night"]
 
 #: NSRR concept names of the AASM stages (R&K codes after the bar, as NSRR writes them).
 NSRR_STAGES = {0: "Wake|0", 1: "Stage 1 sleep|1", 2: "Stage 2 sleep|2", 3: "Stage 3 sleep|3",
@@ -245,30 +243,3 @@ def write_night(night: SimulatedNight, out_dir: str | Path) -> tuple[Path, Path]
     atomic_write_bytes(edf_path, edf_bytes(night))
     atomic_write_bytes(xml_path, nsrr_xml(night))
     return edf_path, xml_path
-
-
-@verbose
-def simulate_cohort(out_dir: str | Path, n_nights: int, hours: float = 8.0, *, seed: int = 0,
-                    ahi: float | None = None, config: SimulationConfig | None = None, style: str = "generic",
-                    variability: str = "normal", window_hours: float | None = None, progress: bool = True,
-                    verbose: bool | str | int | None = None) -> list[tuple[Path, Path]]:
-    """Simulate ``n_nights`` nights (seeds ``seed``, ``seed + 1``, ...) into ``out_dir``.
-
-    Each night is an EDF+ file with C4-M1, C3-M2, E1-M2, E2-M2, chin EMG, ECG, airflow, thoracic
-    and abdominal effort and SpO2 at their native rates, and an NSRR-style XML scoring with the
-    hypnogram, respiratory events, desaturations and arousals. Same seed ⇒ identical bytes.
-    ``style`` (``shhs``, ``mesa``, ``sleep-edf``, ``hmc``) writes them as that cohort writes its
-    nights instead (:mod:`synthsleepnet.simulate.styles`), numbered from 1 (SHHS: 200001).
-    ``variability`` (``low``, ``normal``, ``high``) sets how much subjects and sites differ
-    (:mod:`synthsleepnet.simulate.variability`). ``window_hours`` records only that long a part
-    of each night, placed at random per night (see :func:`simulate_night`).
-    """
-    from .styles import write_styled_night
-
-    paths = []
-    for i in tqdm(range(n_nights), desc="simulate", unit="night", disable=not progress):
-        night = simulate_night(seed + i, hours, ahi=ahi, config=config, variability=variability,
-                               window_hours=window_hours)
-        paths.append(write_night(night, out_dir) if style == "generic" else
-                     write_styled_night(night, out_dir, style, i + 1))
-    return paths
