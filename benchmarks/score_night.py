@@ -7,11 +7,11 @@ the Mamba2 temporal module, every export and the report; weights untrained, whic
 the cost) and YASA 0.8.1's stager on the same EDF. Prints wall time, peak memory (VmHWM; for ours
 also the read-ahead worker's, which has exited before the model runs), the models' own seconds
 and their TFLOP/s (beside the machine's own matrix-multiply peak); then a batch of 20 nights scored by one
-`synthsleepnet score FOLDER` (nights per hour) and the time of `synthsleepnet --help`. Run it
-where YASA is installed (``make bench-env``):
+`synthsleepnet score FOLDER`, with one worker and with two (nights per hour), and the time of
+`synthsleepnet --help` (the fastest of 5). Run it where YASA is installed (``make bench-env``):
 
     .venv-bench/bin/python benchmarks/score_night.py [--hours 8] [--presets fast tiny small paper]
-        [--repeats 1] [--batch 20] [--batch-for fast]
+        [--repeats 1] [--batch 20] [--batch-for fast] [--batch-workers 1 2]
 
 A shared machine's speed drifts by 10–20 % over minutes, so two models are compared with
 ``--repeats N``: the scorers run in turn, N rounds, and each row is the medians of its N runs.
@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20, help="nights in the batch rows (0: none)")
     parser.add_argument("--batch-for", nargs="+", metavar="NAME",
                         help="the rows (preset or variant file names) that get a batch row (default: the first)")
+    parser.add_argument("--batch-workers", nargs="+", type=int, default=[1, 2], metavar="N",
+                        help="a batch row for each `score --workers N` (default: 1 and 2)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="rounds of every scorer in turn; each row is the medians of its runs")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -179,8 +181,8 @@ def main() -> None:
     batch_for = args.batch_for or list(models)[:1]
     if unknown := sorted(set(batch_for) - set(models)):
         parser.error(f"--batch-for: {unknown} are not among the rows {list(models)}")
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    if args.repeats < 1 or min(args.batch_workers) < 1:
+        parser.error("--repeats and --batch-workers must be at least 1")
     from synthsleepnet.simulate import simulate_night, write_night
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,7 +200,7 @@ def main() -> None:
         for kind, row in rows.items():
             gflop = float("nan") if kind == "yasa" else _gflop_per_epoch_channel(models[kind])
             row["tflops"] = gflop * row["epochs"] * len(CHANNELS) / 1e3 / row["model_seconds"]
-        help_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "--help"])
+        help_s = min(_timed([str(Path(sys.executable).with_name("synthsleepnet")), "--help"])[0] for _ in range(5))
         yasa = rows["yasa"]["wall"]
         from synthsleepnet._device import resolve_runtime
 
@@ -219,13 +221,14 @@ def main() -> None:
             folder.mkdir()
             for i in range(args.batch):  # one night, linked under 20 names: the cost is the same
                 (folder / f"night{i:02d}.edf").symlink_to(edf)
-        for name in batch_for if args.batch else []:
+        for name, workers in [(name, n) for name in batch_for for n in args.batch_workers] if args.batch else []:
             batch_s, _ = _timed([str(Path(sys.executable).with_name("synthsleepnet")), "score", str(folder),
                                  "--model", str(work / f"{name}.safetensors"), "--out",
-                                 str(work / f"batch-{name}"), "--quiet", "--device", "cpu"])
-            print(f"| batch: `synthsleepnet score FOLDER` of {args.batch} nights, `{name}` | "
+                                 str(work / f"batch-{name}-{workers}"), "--quiet", "--device", "cpu",
+                                 "--workers", str(workers)])
+            print(f"| batch: `synthsleepnet score FOLDER --workers {workers}` of {args.batch} nights, `{name}` | "
                   f"{batch_s:.0f} s | {3600 * args.batch / batch_s:,.0f} nights/hour | | | |")
-        print(f"\n`synthsleepnet --help`: {help_s:.2f} s")
+        print(f"\n`synthsleepnet --help`: {help_s:.2f} s (the fastest of 5)")
         _, out = _timed([sys.executable, __file__, "--child", "peak", str(edf), tmp])
         peak = json.loads(out.strip().splitlines()[-1])
         print("this machine's matrix-multiply peak (4096³, all cores): "

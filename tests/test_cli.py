@@ -87,14 +87,14 @@ def test_models_lists_presets_with_sizes_and_flops(capsys: pytest.CaptureFixture
 
 _KEPT_AFTER_FREE = """
 import ctypes, sys
-from synthsleepnet.cli import _reuse_freed_memory
+from synthsleepnet.score_files import reuse_freed_memory
 fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
 class Info(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in fields]
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype, libc.malloc.restype = Info, ctypes.c_void_p
 if sys.argv[1] == "set":
-    _reuse_freed_memory()
+    reuse_freed_memory()
 libc.free(ctypes.c_void_p(libc.malloc(20 << 20)))
 print(libc.mallinfo2().fordblks >= 20 << 20)
 """

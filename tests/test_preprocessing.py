@@ -61,6 +61,16 @@ def test_bandpass_is_zero_phase_and_attenuates() -> None:
     np.testing.assert_allclose(y[1000:-1000], slow[1000:-1000], atol=0.05)
 
 
+@pytest.mark.parametrize(("band", "kept", "removed"), [((1.0, None), 5, 0), ((None, 10.0), 5, 30)])
+def test_a_band_open_on_one_side_filters_only_that_side(band: tuple[float | None, float | None], kept: float,
+                                                        removed: float) -> None:
+    """A config band with one edge (``[0.3, None]``: high-pass; ``[None, 10]``: low-pass)."""
+    t = np.arange(0, 60, 0.01)
+    signal = np.sin(2 * np.pi * kept * t)
+    y = bandpass(signal + (np.cos(2 * np.pi * removed * t) if removed else 3.0), 100, band)
+    np.testing.assert_allclose(y[1000:-1000], signal[1000:-1000], atol=0.05)
+
+
 @pytest.mark.parametrize(("band", "native", "expected", "note"), [
     ((0.5, 40.0), 256, (0.5, 40.0), None),
     ((25.0, 49.0), 512, (25.0, 49.0), None),          # the paper's EMG band survives 100 Hz

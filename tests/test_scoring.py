@@ -23,7 +23,7 @@ from synthsleepnet.export import export_all
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 from synthsleepnet.report import plot_report, write_report
 from synthsleepnet.respiratory import severity_band
-from synthsleepnet.score_files import score_night
+from synthsleepnet.score_files import score_night, score_nights
 from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording
 from synthsleepnet.stats import sleep_statistics
 from synthsleepnet.tasks import RESPIRATORY_EVENTS
@@ -336,7 +336,20 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
     assert {"SE_pct", "R_latency_min", "AHI", "AHI_REM", "ODI3", "T90_min", "severity", "modalities_used",
             "reliability"} <= set(table.columns)
     assert (out / "sim-0011" / "report.html").exists() and (out / "sim-0012" / "summary.json").exists()
+    # two nights at a time, each worker process with its own models: the same outputs and table
+    parallel = score_nights(folder, scorers, tmp_path / "parallel", workers=2, progress=False, device="cpu")
+    assert sorted(parallel.scored) == ["sim-0011", "sim-0012"]
+    assert list(parallel.failed) == ["broken"] and "broken.edf" in parallel.failed["broken"]
+    assert parallel.failed["broken"].startswith("PSGReadError")
+    for name in ("sim-0011/epochs.csv", "sim-0012/events.tsv", "nights.csv"):
+        assert (tmp_path / "parallel" / name).read_bytes() == (out / name).read_bytes(), name
+    with pytest.raises(ValueError, match=r"workers must be an integer in \[1, 256\], got 0"):
+        score_nights(folder, scorers, tmp_path / "none", workers=0)
+    junk = tmp_path / "junk.safetensors"  # an unusable model stops the batch before any worker starts
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.safetensors"):
+        score_nights(folder, [junk], tmp_path / "junk", workers=2, progress=False)
     (folder / "broken.edf").unlink()
     assert main(["score", str(folder), *[a for p in scorers for a in ("--model", str(p))], "--out", str(out),
-                 "--quiet", "--device", "cpu"]) == 0
+                 "--quiet", "--device", "cpu", "--workers", "2"]) == 0
     assert "0 scored, 2 already scored, 0 failed" in capsys.readouterr().out

@@ -9,11 +9,12 @@ import contextlib
 import functools
 import inspect
 import logging
+import sys
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["logger", "set_log_level", "use_log_level", "verbose"]
+__all__ = ["log_to_stderr", "logger", "set_log_level", "use_log_level", "verbose"]
 
 logger = logging.getLogger("synthsleepnet")
 logger.addHandler(logging.NullHandler())
@@ -42,6 +43,15 @@ def set_log_level(value: bool | str | int) -> None:
     level = _as_level(value)
     if level is not None:
         logger.setLevel(level)
+
+
+def log_to_stderr(level: int) -> None:
+    """Print the package's records from ``level`` up to stderr as ``LEVEL: message``, replacing any
+    handler installed before: what the command line and batch worker processes show."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.handlers = [h for h in logger.handlers if isinstance(h, logging.NullHandler)] + [handler]
+    logger.setLevel(level)
 
 
 @contextlib.contextmanager

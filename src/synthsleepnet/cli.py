@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import ast
 import atexit
-import ctypes
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._config import PRESETS, RunConfig, load_run_config
-from ._logging import logger
+from ._logging import log_to_stderr, logger
 from ._version import __version__
 from .io.channels import MODALITIES
 from .tasks import TASKS
@@ -53,13 +52,6 @@ def _doc(module: str, qualname: str) -> str:
                     and lines[i].lstrip()[0] not in ")]"), end)
     node: Any = ast.parse(textwrap.dedent("\n".join(lines[start:end]))).body[0]
     return (ast.get_docstring(node) or "").split("\n\n")[0].replace("\n", " ")
-
-
-def _install_handler(level: int) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logger.handlers = [h for h in logger.handlers if isinstance(h, logging.NullHandler)] + [handler]
-    logger.setLevel(level)
 
 
 def _print(text: str) -> None:
@@ -252,28 +244,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --- scoring --------------------------------------------------------------------------------
-def _reuse_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for reuse; False where there is no glibc to ask.
-
-    By default it hands blocks above a threshold (128 kB, adapting up to 32 MB) back to the kernel
-    when freed, so every batch of a night's epochs faults its tensors in afresh. With the memory
-    kept, scoring an 8-h night with the ``fast`` preset took 11.5 s instead of 12.1 s (the model
-    4.9 s instead of 5.3 s; medians of 5 fresh processes, 2-core AVX2 CPU); the peak is unchanged.
-    Set here, not in the library: the command owns its process, a notebook does not.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # macOS, Windows, musl
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-
-
 def _cmd_score(args: argparse.Namespace) -> int:
     from .respiratory import describe_ahi
-    from .score_files import score_night, score_nights
+    from .score_files import reuse_freed_memory, score_night, score_nights
 
-    _reuse_freed_memory()
+    reuse_freed_memory()
 
     device, precision = args.device or "auto", args.precision or "auto"
     batch = len(args.recordings) > 1 or Path(args.recordings[0]).is_dir()
@@ -284,7 +259,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         summary = score_nights(args.recordings if len(args.recordings) > 1 else args.recordings[0], args.model,
                                args.out, channel_file=args.channel_file, overwrite=args.overwrite,
                                threshold=args.threshold, require=args.require, progress=not args.quiet, device=device,
-                               precision=precision)
+                               precision=precision, workers=args.workers)
         _print(summary.text())
         return 0 if summary.ok else 1
     scored = score_night(args.recordings[0], args.model, args.out, annotations=args.annotations,
@@ -517,6 +492,8 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("--require", action="append", default=[], metavar="MODALITY",
                    help="refuse to score unless the models can use this modality or channel (e.g. eeg)")
     q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    q.add_argument("--workers", type=int, default=1,
+                   help="nights scored at a time in a batch, each in its own process with its share of the cores")
     q.add_argument("--quiet", action="store_true", help="no progress bar (batches)")
     _add_runtime_flags(q)
 
@@ -585,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``synthsleepnet`` command; returns the exit status (2 on an error, with its message)."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    _install_handler(logging.WARNING - 10 * min(args.verbose, 2))
+    log_to_stderr(logging.WARNING - 10 * min(args.verbose, 2))
     try:
         return int(args.func(args))
     except (ValueError, OSError) as err:  # every domain error is a ValueError subclass naming its cause

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import datetime as dt
+import functools
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +24,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_write_text
-from ._logging import logger, verbose
+from ._logging import log_to_stderr, logger, verbose
+from ._validation import check_int
 from .export import EXPORT_FILES, check_outputs, export_all
 from .io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for
 from .report import REPORT_FILES, import_drawing, write_report
@@ -29,8 +33,9 @@ from .scoring.result import ScoringResult
 
 if TYPE_CHECKING:
     from .scoring.prepare import PreparedInput
+    from .scoring.score import NightScorer
 
-__all__ = ["BatchSummary", "ScoredNight", "score_night", "score_nights"]
+__all__ = ["BatchSummary", "ScoredNight", "reuse_freed_memory", "score_night", "score_nights"]
 
 _OUTPUTS = (*EXPORT_FILES.values(), *REPORT_FILES)
 
@@ -212,6 +217,100 @@ def _inputs(recordings: str | Path | Sequence[str | Path]) -> list[RecordingFile
     return [RecordingFiles(p, find_scoring(p)) for p in paths]
 
 
+def reuse_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse; False where there is no glibc to ask.
+
+    By default it hands blocks above a threshold (128 kB, adapting up to 32 MB) back to the kernel
+    when freed, so every batch of a night's epochs faults its tensors in afresh. With the memory
+    kept, scoring an 8-h night with the ``fast`` preset took 11.5 s instead of 12.1 s (the model
+    4.9 s instead of 5.3 s; medians of 5 fresh processes, 2-core AVX2 CPU); the peak is unchanged.
+    Set by the processes that score (the command, batch workers), not by the library: a notebook
+    owns its process.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # macOS, Windows, musl
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def _score_into(scorer: NightScorer, prepared: PreparedInput, out: Path) -> None:
+    _write_outputs(scorer.score(prepared), out, overwrite=True)
+
+
+#: A batch night's outcome: None when scored (its ``summary.json`` written), else the error.
+_Outcome = tuple[str, RecordingFiles, BaseException | None]
+
+
+def _score_here(todo: list[tuple[str, RecordingFiles]], checkpoints: Sequence[str | Path], options: dict[str, Any],
+                out: Path, progress: bool) -> Iterator[_Outcome]:
+    """Score the nights in this process, the next one read and prepared in a thread meanwhile."""
+    from .scoring.score import NightScorer  # torch, once the inputs are known to exist
+
+    scorer = NightScorer.load(checkpoints, **options)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        ahead: dict[int, Future[PreparedInput]] = {}
+
+        def read_ahead(k: int) -> None:
+            if k < len(todo):
+                ahead[k] = pool.submit(scorer.prepare, todo[k][1].recording, todo[k][1].scoring)
+
+        read_ahead(0)
+        for k, (night, item) in enumerate(tqdm(todo, desc="score", unit="night", disable=not progress)):
+            read_ahead(k + 1)
+            error: Exception | None = None
+            try:
+                _score_into(scorer, ahead.pop(k).result(), out / night)
+            except Exception as err:  # one bad recording must not stop the backlog; the reason is kept
+                error = err
+            yield night, item, error
+
+
+@functools.cache
+def _worker_scorer(checkpoints: tuple[str | Path, ...], options: tuple[tuple[str, Any], ...], threads: int,
+                   log_level: int) -> NightScorer:
+    """The models of a batch worker process, loaded by its first night, with its share of the cores."""
+    import torch
+
+    from .scoring.score import NightScorer
+
+    torch.set_num_threads(threads)
+    reuse_freed_memory()
+    log_to_stderr(log_level)
+    return NightScorer.load(checkpoints, **dict(options))
+
+
+def _score_in_worker(checkpoints: tuple[str | Path, ...], options: tuple[tuple[str, Any], ...], threads: int,
+                     log_level: int, item: RecordingFiles, out: Path) -> None:
+    scorer = _worker_scorer(checkpoints, options, threads, log_level)
+    _score_into(scorer, scorer.prepare(item.recording, item.scoring), out)
+
+
+def _score_in_processes(todo: list[tuple[str, RecordingFiles]], checkpoints: Sequence[str | Path],
+                        options: dict[str, Any], out: Path, progress: bool, workers: int) -> Iterator[_Outcome]:
+    """Score ``workers`` nights at a time, each worker a fresh process with its share of the cores.
+
+    The checkpoints' metadata are checked here first, so an unusable model stops the batch at once
+    (as with one worker) instead of failing every night. When the caller stops (an interrupt),
+    nights not yet started are cancelled and the running ones finish.
+    """
+    from .models.meta import read_checkpoint_meta
+    from .scoring.prepare import shared_preparation
+
+    shared_preparation({str(path): read_checkpoint_meta(path) for path in checkpoints})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    shared = (tuple(checkpoints), tuple(options.items()), max(1, cores // workers), logger.getEffectiveLevel())
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(_score_in_worker, *shared, item, out / night): (night, item) for night, item in todo}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="score", unit="night",
+                           disable=not progress):
+            yield *futures[future], future.exception()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 @verbose
 def score_nights(
     recordings: str | Path | Sequence[str | Path],
@@ -225,6 +324,7 @@ def score_nights(
     timezone: dt.tzinfo = dt.UTC,
     device: str = "auto",
     precision: str = "auto",
+    workers: int = 1,
     progress: bool = True,
     verbose: bool | str | int | None = None,
 ) -> BatchSummary:
@@ -233,19 +333,21 @@ def score_nights(
     Each night goes to ``out_dir/<night>/`` (the outputs of :func:`score_night`; a scoring found
     beside a recording by its naming convention is compared with it), and ``out_dir/nights.csv``
     holds one row per night: TST, SE, SOL, WASO, R latency, stage %, AHI, severity, modalities
-    used, reliability, notes, or the error. The next recording is read and prepared in a worker
-    thread while the models score the current one. A night that fails is reported and the others
-    are scored; nights already scored are kept unless ``overwrite`` (a rerun resumes).
+    used, reliability, notes, or the error. A night that fails is reported and the others are
+    scored; nights already scored are kept unless ``overwrite`` (a rerun resumes).
+
+    With one worker the next recording is read and prepared in a thread while the models score
+    the current one. ``workers`` > 1 scores that many nights at a time, each worker a fresh
+    process (``spawn``; from a script, call this under ``if __name__ == "__main__":``) with its
+    share of the cores and its own copy of the models: torch's threads idle while a night is read,
+    prepared and written, so on 2 cores 2 workers scored 1.4x the nights per hour.
     """
+    workers = check_int("workers", workers, 1, 256)
     out = check_outputs(out_dir, (), overwrite=True)
     items = _inputs(recordings)
     if not items:
         raise FileNotFoundError(f"no recordings found in {recordings}")
     summary = BatchSummary(out)
-    from .scoring.score import NightScorer  # torch, once the inputs are known to exist
-
-    scorer = NightScorer.load(checkpoints, channel_file=channel_file, device=device, precision=precision,
-                              threshold=threshold, require=require, timezone=timezone)
     rows: list[dict[str, Any]] = []
     todo = []
     for item in items:
@@ -256,31 +358,19 @@ def score_nights(
             rows.append(_row(night, str(item.recording), json.loads(done.read_text("utf-8"))))
         else:
             todo.append((night, item))
-
-    def prepare(item: RecordingFiles) -> PreparedInput:
-        return scorer.prepare(item.recording, item.scoring)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
-        ahead: dict[int, Future[PreparedInput]] = {}
-
-        def read_ahead(k: int) -> None:
-            if k < len(todo):
-                ahead[k] = pool.submit(prepare, todo[k][1])
-
-        read_ahead(0)
-        for k, (night, item) in enumerate(tqdm(todo, desc="score", unit="night", disable=not progress)):
-            read_ahead(k + 1)
-            try:
-                result = scorer.score(ahead.pop(k).result())
-                _write_outputs(result, out / night, overwrite=True)
-            except Exception as err:  # one bad recording must not stop the backlog; the reason is kept
-                text = str(err) if str(item.recording) in str(err) else f"{item.recording}: {err}"
-                summary.failed[night] = f"{type(err).__name__}: {text}"
-                logger.error("%s failed: %s", night, summary.failed[night])
-                rows.append({"night": night, "source": str(item.recording), "error": summary.failed[night]})
-                continue
+    options = {"channel_file": channel_file, "device": device, "precision": precision, "threshold": threshold,
+               "require": tuple(require), "timezone": timezone}
+    outcomes = (_score_in_processes(todo, checkpoints, options, out, progress, min(workers, len(todo)))
+                if workers > 1 and len(todo) > 1 else _score_here(todo, checkpoints, options, out, progress))
+    for night, item, error in outcomes:
+        if error is None:
             summary.scored.append(night)
             rows.append(_row(night, str(item.recording), json.loads((out / night / "summary.json").read_text())))
+            continue
+        text = str(error) if str(item.recording) in str(error) else f"{item.recording}: {error}"
+        summary.failed[night] = f"{type(error).__name__}: {text}"
+        logger.error("%s failed: %s", night, summary.failed[night])
+        rows.append({"night": night, "source": str(item.recording), "error": summary.failed[night]})
     table = pd.DataFrame(rows).sort_values("night", kind="stable")
     atomic_write_text(summary.table, table.to_csv(index=False, float_format="%.2f"))
     return summary
