@@ -344,13 +344,19 @@ def test_two_prepares_on_one_store_do_not_race(tmp_path: Path, sim_dir: Path) ->
     assert prepare_store([sim_dir / "sim-0011.edf"], store, progress=False).ok
 
 
-def test_killing_prepare_leaves_no_workers_behind(tmp_path: Path, sim_dir: Path) -> None:
+@pytest.mark.parametrize("command", ["prepare", "score"])
+def test_killing_a_command_leaves_no_workers_behind(tmp_path: Path, sim_dir: Path, command: str) -> None:
     for i in range(4):
         for suffix in (".edf", "-nsrr.xml"):
             (tmp_path / "rec").mkdir(exist_ok=True)
             (tmp_path / "rec" / f"n{i}{suffix}").symlink_to(sim_dir / f"sim-001{1 + i % 3}{suffix}")
-    proc = subprocess.Popen([sys.executable, "-m", "synthsleepnet", "prepare", str(tmp_path / "rec"), "--out",
-                             str(tmp_path / "st"), "--workers", "2", "--quiet"],
+    model: list[str] = []
+    if command == "score":
+        spec = ModelSpec("sleep_classifier", get_preset("tiny"), ("C4-M1", "E1-M2"), 5, "sequence")
+        meta = CheckpointMeta(phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig())
+        model = ["--model", str(save_checkpoint(tmp_path / "stage.safetensors", build_model(spec), meta))]
+    proc = subprocess.Popen([sys.executable, "-m", "synthsleepnet", command, str(tmp_path / "rec"), *model, "--out",
+                             str(tmp_path / "out"), "--workers", "2", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     children: set[int] = set()
     deadline = time.time() + 60

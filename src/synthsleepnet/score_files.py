@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ._atomic import atomic_write_text
 from ._logging import log_to_stderr, logger, verbose
 from ._validation import check_int
+from ._workers import worker_pool
 from .export import EXPORT_FILES, check_outputs, export_all
 from .io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for
 from .report import REPORT_FILES, import_drawing, write_report
@@ -289,7 +290,8 @@ def _score_in_worker(checkpoints: tuple[str | Path, ...], options: tuple[tuple[s
 
 def _score_in_processes(todo: list[tuple[str, RecordingFiles]], checkpoints: Sequence[str | Path],
                         options: dict[str, Any], out: Path, progress: bool, workers: int) -> Iterator[_Outcome]:
-    """Score ``workers`` nights at a time, each worker a fresh process with its share of the cores.
+    """Score ``workers`` nights at a time, each worker a fresh process with its share of the cores
+    (:func:`~synthsleepnet._workers.worker_pool`: no worker outlives this process).
 
     The checkpoints' metadata are checked here first, so an unusable model stops the batch at once
     (as with one worker) instead of failing every night. When the caller stops (an interrupt),
@@ -301,12 +303,16 @@ def _score_in_processes(todo: list[tuple[str, RecordingFiles]], checkpoints: Seq
     shared_preparation({str(path): read_checkpoint_meta(path) for path in checkpoints})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     shared = (tuple(checkpoints), tuple(options.items()), max(1, cores // workers), logger.getEffectiveLevel())
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = worker_pool(workers)
     try:
         futures = {pool.submit(_score_in_worker, *shared, item, out / night): (night, item) for night, item in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="score", unit="night",
                            disable=not progress):
-            yield *futures[future], future.exception()
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):  # say which nights are undone, and why
+                error = BrokenProcessPool("a worker process died while this night was being scored or waited "
+                                          "(out of memory?); rerun to score it")
+            yield *futures[future], error
     finally:
         pool.shutdown(cancel_futures=True)
 

@@ -11,12 +11,8 @@ assembled once, at the end, from the nights on disk; a rerun skips finished nigh
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing as mp
-import os
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,7 @@ from tqdm.auto import tqdm
 from .._config import PreprocessingConfig, config_hash
 from .._logging import logger, verbose
 from .._validation import check_option
+from .._workers import worker_pool
 from ..io.channels import load_channel_table
 from ..io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for, subject_id
 from ..preprocessing.pipeline import prepare_recording
@@ -79,17 +76,6 @@ def _prepare_one(item: RecordingFiles, store: Path, night_id: str, config: Prepr
             else f"{item.recording}: {text}"
         return night_id, f"{type(err).__name__}: {named}", ""
     return night_id, None, night.report.summary()
-
-
-def _watch_parent(parent: int) -> None:
-    """Worker initializer: exit when the parent dies (``kill -9`` leaves no orphan working on)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _done(store: Path, night_id: str, digest: str) -> bool:
@@ -231,8 +217,7 @@ def _run_local(args: list[tuple[Any, ...]], workers: int) -> Iterable[_Result]:
         for a in args:
             yield _prepare_one(*a)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
+    with worker_pool(workers) as pool:
         futures = {pool.submit(_prepare_one, *a): a[2] for a in args}
         for future in as_completed(futures):
             try:
