@@ -295,7 +295,7 @@ def _score_in_processes(todo: list[tuple[str, RecordingFiles]], checkpoints: Seq
 
     The checkpoints' metadata are checked here first, so an unusable model stops the batch at once
     (as with one worker) instead of failing every night. When the caller stops (an interrupt),
-    nights not yet started are cancelled and the running ones finish.
+    the nights not yet handed to a worker are cancelled.
     """
     from .models.meta import read_checkpoint_meta
     from .scoring.prepare import shared_preparation
