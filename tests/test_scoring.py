@@ -345,7 +345,7 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
         assert (tmp_path / "parallel" / name).read_bytes() == (out / name).read_bytes(), name
     with pytest.raises(ValueError, match=r"workers must be an integer in \[1, 256\], got 0"):
         score_nights(folder, scorers, tmp_path / "none", workers=0)
-    junk = tmp_path / "junk.safetensors"  # an unusable model stops the batch before any worker starts
+    junk = tmp_path / "junk.safetensors"  # models the workers cannot load stop the batch, as with one worker
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.safetensors"):
         score_nights(folder, [junk], tmp_path / "junk", workers=2, progress=False)

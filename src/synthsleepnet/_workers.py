@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +24,14 @@ def _watch_parent(parent: int) -> None:
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """``workers`` fresh processes (``spawn``: safe beside torch's threads, and on every OS) that
-    exit when this process dies. From a script, start it under ``if __name__ == "__main__":``."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+    """``workers`` processes that exit when this process dies.
+
+    Forked on Linux while this process has not imported torch (the command line, most scripts):
+    a fork is safe then, starts at once and never runs the caller's script again. Otherwise
+    spawned, which is safe beside torch's threads and works on every OS, but re-imports the
+    caller's main module: a script must then start the work under ``if __name__ == "__main__":``
+    (without it, each worker would run the script's work again before failing).
+    """
+    fork = sys.platform.startswith("linux") and "torch" not in sys.modules
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
                                initializer=_watch_parent, initargs=(os.getpid(),))

@@ -282,25 +282,28 @@ def _worker_scorer(checkpoints: tuple[str | Path, ...], options: tuple[tuple[str
     return NightScorer.load(checkpoints, **dict(options))
 
 
+class _UnusableModels(Exception):
+    """A batch worker could not load the models (args: the cause): the batch stops with it."""
+
+
 def _score_in_worker(checkpoints: tuple[str | Path, ...], options: tuple[tuple[str, Any], ...], threads: int,
                      log_level: int, item: RecordingFiles, out: Path) -> None:
-    scorer = _worker_scorer(checkpoints, options, threads, log_level)
+    try:
+        scorer = _worker_scorer(checkpoints, options, threads, log_level)
+    except Exception as err:
+        raise _UnusableModels(err) from None
     _score_into(scorer, scorer.prepare(item.recording, item.scoring), out)
 
 
 def _score_in_processes(todo: list[tuple[str, RecordingFiles]], checkpoints: Sequence[str | Path],
                         options: dict[str, Any], out: Path, progress: bool, workers: int) -> Iterator[_Outcome]:
-    """Score ``workers`` nights at a time, each worker a fresh process with its share of the cores
+    """Score ``workers`` nights at a time, each worker a process with its share of the cores
     (:func:`~synthsleepnet._workers.worker_pool`: no worker outlives this process).
 
-    The checkpoints' metadata are checked here first, so an unusable model stops the batch at once
-    (as with one worker) instead of failing every night. When the caller stops (an interrupt),
-    the nights not yet handed to a worker are cancelled.
+    Models a worker cannot load (a damaged checkpoint, an absent device) stop the batch with that
+    error, as with one worker, instead of failing every night. When the caller stops (an error,
+    an interrupt), the nights not yet handed to a worker are cancelled.
     """
-    from .models.meta import read_checkpoint_meta
-    from .scoring.prepare import shared_preparation
-
-    shared_preparation({str(path): read_checkpoint_meta(path) for path in checkpoints})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     shared = (tuple(checkpoints), tuple(options.items()), max(1, cores // workers), logger.getEffectiveLevel())
     pool = worker_pool(workers)
@@ -309,6 +312,8 @@ def _score_in_processes(todo: list[tuple[str, RecordingFiles]], checkpoints: Seq
         for future in tqdm(as_completed(futures), total=len(futures), desc="score", unit="night",
                            disable=not progress):
             error = future.exception()
+            if isinstance(error, _UnusableModels):
+                raise error.args[0]
             if isinstance(error, BrokenProcessPool):  # say which nights are undone, and why
                 error = BrokenProcessPool("a worker process died while this night was being scored or waited "
                                           "(out of memory?); rerun to score it")
@@ -343,10 +348,11 @@ def score_nights(
     scored; nights already scored are kept unless ``overwrite`` (a rerun resumes).
 
     With one worker the next recording is read and prepared in a thread while the models score
-    the current one. ``workers`` > 1 scores that many nights at a time, each worker a fresh
-    process (``spawn``; from a script, call this under ``if __name__ == "__main__":``) with its
-    share of the cores and its own copy of the models: torch's threads idle while a night is read,
-    prepared and written, so on 2 cores 2 workers scored 1.4x the nights per hour.
+    the current one. ``workers`` > 1 scores that many nights at a time, each worker a process
+    with its share of the cores and its own copy of the models (see
+    :func:`~synthsleepnet._workers.worker_pool` for when a script needs the main guard): torch's
+    threads idle while a night is read, prepared and written, so on 2 cores 2 workers scored 1.4x
+    the nights per hour.
     """
     workers = check_int("workers", workers, 1, 256)
     out = check_outputs(out_dir, (), overwrite=True)
