@@ -181,8 +181,10 @@ def main() -> None:
     batch_for = args.batch_for or list(models)[:1]
     if unknown := sorted(set(batch_for) - set(models)):
         parser.error(f"--batch-for: {unknown} are not among the rows {list(models)}")
-    if args.repeats < 1 or min(args.batch_workers) < 1:
-        parser.error("--repeats and --batch-workers must be at least 1")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if min(args.batch_workers) < 1:
+        parser.error(f"--batch-workers must each be at least 1, got {args.batch_workers}")
     from synthsleepnet.simulate import simulate_night, write_night
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,8 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "score_night.py"
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--presets", "fast", "--batch-for", "tiny"], "--batch-for: ['tiny'] are not among the rows ['fast']"),
-    (["--presets", "fast", "--repeats", "0"], "--repeats and --batch-workers must be at least 1"),
-    (["--presets", "fast", "--batch-workers", "1", "0"], "--repeats and --batch-workers must be at least 1"),
+    (["--presets", "fast", "--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--presets", "fast", "--batch-workers", "1", "0"], "--batch-workers must each be at least 1, got [1, 0]"),
 ])
 def test_a_comparison_it_cannot_run_is_refused_at_once(args: list[str], message: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}

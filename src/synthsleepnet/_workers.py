@@ -9,7 +9,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["worker_pool"]
+__all__ = ["fork_is_safe", "worker_pool"]
 
 
 def _watch_parent(parent: int) -> None:
@@ -23,6 +23,12 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def fork_is_safe() -> bool:
+    """A forked child starts at once from this process's imports; safe on Linux while torch (whose
+    threads a fork would leave half-copied) has not been imported here."""
+    return sys.platform.startswith("linux") and "torch" not in sys.modules
+
+
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """``workers`` processes that exit when this process dies.
 
@@ -32,6 +38,6 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     caller's main module: a script must then start the work under ``if __name__ == "__main__":``
     (without it, each worker would run the script's work again before failing).
     """
-    fork = sys.platform.startswith("linux") and "torch" not in sys.modules
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+    context = multiprocessing.get_context("fork" if fork_is_safe() else "spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=_watch_parent, initargs=(os.getpid(),))

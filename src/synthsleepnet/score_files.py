@@ -9,9 +9,7 @@ import dataclasses
 import datetime as dt
 import functools
 import json
-import multiprocessing
 import os
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -26,7 +24,7 @@ from tqdm.auto import tqdm
 from ._atomic import atomic_write_text
 from ._logging import log_to_stderr, logger, verbose
 from ._validation import check_int
-from ._workers import worker_pool
+from ._workers import fork_is_safe, worker_pool
 from .export import EXPORT_FILES, check_outputs, export_all
 from .io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for
 from .report import REPORT_FILES, import_drawing, write_report
@@ -157,12 +155,12 @@ def _prepare_ahead(recording: str | Path, annotations: str | Path | None, checkp
     no import is left to hide, and forking a process that runs torch's threads is unsafe), and
     off Linux (no ``fork``).
     """
-    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+    if not fork_is_safe():
         yield None
         return
     shm = Path("/dev/shm")
     with (tempfile.TemporaryDirectory(prefix="synthsleepnet-", dir=shm if shm.is_dir() else None) as tmp,
-          ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool):
+          worker_pool(1) as pool):  # forked, as fork_is_safe()
         handoff = Path(tmp) / "signals.npy"
         preparing = pool.submit(_prepare_in_worker, recording, annotations, list(checkpoints), channel_file, handoff)
         pool.submit(import_drawing)
