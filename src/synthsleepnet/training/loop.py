@@ -267,6 +267,136 @@ def _clear_run(out_dir: Path) -> None:
     shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class _BatchPlan:
+    """How an epoch is cut: ``micro`` items per forward pass on each of ``world`` processes,
+    ``accumulate`` passes per optimiser step, ``steps`` steps."""
+
+    micro: int
+    accumulate: int
+    steps: int
+    world: int
+
+
+def _batch_plan(n_items: int, config: TrainConfig, world: int) -> _BatchPlan:
+    """A small labelled set (1 % labels) shrinks the batch and the accumulation, never to zero
+    steps; the learning rate stays that of the configured batch (shrinking it with the data
+    stalled probes)."""
+    if n_items < world:
+        raise ValueError(f"{n_items} training items cannot be shared by {world} processes")
+    micro = max(min(config.batch_size // world, n_items // world), 1)
+    accumulate = max(min(config.accumulate, n_items // (micro * world)), 1)
+    steps = max(n_items // (micro * world * accumulate), 1)
+    if config.max_steps_per_epoch:
+        steps = min(steps, config.max_steps_per_epoch)
+    return _BatchPlan(micro, accumulate, steps, world)
+
+
+@dataclasses.dataclass
+class _Optimisation:
+    """The optimiser, its schedule and gradient scaler, and the run's record so far: what
+    ``train_state.pt`` holds besides the trained weights."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_score: float | None = None
+    best_epoch: int | None = None
+    best: dict[str, torch.Tensor] | None = None  # the selected model's trained entries (with validation)
+
+    @classmethod
+    def start(cls, params: list[nn.Parameter], config: TrainConfig, steps_per_epoch: int,
+              runtime: Runtime) -> _Optimisation:
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return cls(optimizer, _schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_frac),
+                   torch.amp.GradScaler(runtime.device.type, enabled=runtime.needs_grad_scaler))
+
+    def restore(self, model: nn.Module, state: dict[str, Any]) -> int:
+        """Load a saved state into this run and ``model``; returns the epoch to continue with."""
+        model.load_state_dict(state["model"], strict=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state.get("scaler") or self.scaler.state_dict())
+        self.history = list(state["history"])
+        self.best_score, self.best_epoch, self.best = state["best_score"], state["best_epoch"], state.get("best")
+        return int(state["epoch"]) + 1
+
+    def state(self, trained: dict[str, torch.Tensor], epoch: int, frozen_sha256: str,
+              identity: dict[str, Any]) -> dict[str, Any]:
+        """What ``train_state.pt`` holds after ``epoch`` (0-based), with the trained weights."""
+        return {"model": trained, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": epoch,
+                "history": self.history, "best_score": self.best_score, "best_epoch": self.best_epoch,
+                "best": self.best, "frozen_sha256": frozen_sha256, "identity": json.dumps(identity)}
+
+
+def _open_run(out_dir: Path, config: TrainConfig, left_out: Mapping[str, str], *, resume: bool,
+              restart: bool) -> None:
+    """Refuse to overwrite a run unless told; write the resolved settings and what was left out."""
+    if restart and is_main_process():
+        _clear_run(out_dir)
+    elif (out_dir / _STATE).exists() and not resume:
+        raise FileExistsError(f"{out_dir} already holds a training run; pass resume=True (--resume) to "
+                              "continue it, restart=True (--restart) to start it over, or choose another folder")
+    if is_main_process():  # the resolved settings, and what was left out, next to the outputs
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.json", json.dumps(config_to_dict(config), indent=1))
+        atomic_write_text(out_dir / "skipped.json", json.dumps(dict(left_out), indent=1))
+
+
+def _distributed(model: nn.Module, runtime: Runtime) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when there is a process group (under torchrun,
+    or one the caller made, even of one process)."""
+    if not dist.is_initialized():
+        return model
+    if runtime.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+
+
+def _train_epoch(train_model: nn.Module, loader: DataLoader[Any], run: _Optimisation,
+                 params: list[nn.Parameter], plan: _BatchPlan, runtime: Runtime, grad_clip: float,
+                 generator: torch.Generator, bar: Any) -> dict[str, float]:
+    """One epoch's optimiser steps; returns the mean of each loss term."""
+    sums: dict[str, float] = {}
+    batches = iter(loader)
+    no_sync = getattr(train_model, "no_sync", None)
+    for step in range(1, plan.steps + 1):
+        run.optimizer.zero_grad(set_to_none=True)
+        for micro_step in range(plan.accumulate):
+            batch = to_device(next(batches), runtime.device)
+            sync = micro_step == plan.accumulate - 1 or plan.world == 1  # gradients meet once per step
+            with (contextlib.nullcontext() if sync or no_sync is None else no_sync()):
+                with runtime.training():
+                    losses = train_model(batch, generator)
+                run.scaler.scale(losses["loss"] / plan.accumulate).backward()
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) / plan.accumulate
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        bar.set_postfix(loss=f"{sums['loss'] / step:.4f}")
+        bar.update()
+    return {key: value / plan.steps for key, value in sums.items()}
+
+
+def _validate_epoch(model: nn.Module, validate: ValidateFn, selection: str, run: _Optimisation, epoch: int,
+                    row: dict[str, Any]) -> bool:
+    """Add the validation metrics to ``row``; whether ``epoch``'s model is the best so far."""
+    model.eval()
+    metrics = validate(model)
+    row.update({f"val_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
+    score = float(metrics[selection])
+    improved = run.best_score is None or score > run.best_score
+    if improved:
+        run.best_score, run.best_epoch = score, epoch
+    return improved
+
+
 def fit(
     model: nn.Module,
     dataset: Dataset[Any],
@@ -298,65 +428,32 @@ def fit(
     rt = runtime or resolve_runtime(config.device, config.precision)
     rank, world = init_distributed(rt.device)
     state_file, best_file = out_dir / _STATE, out_dir / _CHECKPOINT
-    if restart and is_main_process():
-        _clear_run(out_dir)
-    elif state_file.exists() and not resume:
-        raise FileExistsError(f"{out_dir} already holds a training run; pass resume=True (--resume) to "
-                              "continue it, restart=True (--restart) to start it over, or choose another folder")
-    if is_main_process():
-        out_dir.mkdir(parents=True, exist_ok=True)
-    meta = dataclasses.replace(meta, train=config, seed=config.seed)
-    identity = run_identity(meta)
     left_out = {**(dataset.skipped if isinstance(dataset, ReportsSkipped) else {}), **(skipped or {})}
+    _open_run(out_dir, config, left_out, resume=resume, restart=restart)
     if left_out:
         logger.warning("%s: %d night(s) left out: %s", description, len(left_out),
                        "; ".join(f"{k}: {v}" for k, v in list(left_out.items())[:5]))
-    if is_main_process():  # the resolved settings, and what was left out, next to the outputs
-        atomic_write_text(out_dir / "config.json", json.dumps(config_to_dict(config), indent=1))
-        atomic_write_text(out_dir / "skipped.json", json.dumps(left_out, indent=1))
+    meta = dataclasses.replace(meta, train=config, seed=config.seed)
     model.to(rt.device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if not isinstance(dataset, Sized):
         raise TypeError(f"fit needs a map-style dataset with a length, got {type(dataset).__name__}")
-    n_items = len(dataset)
-    if n_items < world:
-        raise ValueError(f"{n_items} training items cannot be shared by {world} processes")
-    # a small labelled set (1 % labels) shrinks the batch and the accumulation, never to zero steps;
-    # the learning rate stays that of the configured batch (shrinking it with the data stalled probes)
-    micro = max(min(config.batch_size // world, n_items // world), 1)
-    accumulate = max(min(config.accumulate, n_items // (micro * world)), 1)
-    steps_per_epoch = max(n_items // (micro * world * accumulate), 1)
-    if config.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    scheduler = _schedule(optimizer, steps_per_epoch * config.epochs, config.warmup_frac)
-    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_grad_scaler)
-    history: list[dict[str, Any]] = []
-    start_epoch, best_score, best_epoch = 0, None, None
+    plan = _batch_plan(len(dataset), config, world)
+    run = _Optimisation.start(params, config, plan.steps, rt)
     trained = _trained_keys(model)
     frozen_sha256 = tensor_digest({k: v for k, v in model.state_dict().items() if k not in trained})
-    best: dict[str, torch.Tensor] | None = None  # the selected model's trained entries (with validation)
+    identity = run_identity(meta)
+    start_epoch = 0
     if resume and state_file.exists():
-        state = _load_state(state_file, identity, frozen_sha256)
-        model.load_state_dict(state["model"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state.get("scaler") or scaler.state_dict())
-        start_epoch, history = int(state["epoch"]) + 1, list(state["history"])
-        best_score, best_epoch, best = state["best_score"], state["best_epoch"], state.get("best")
+        start_epoch = run.restore(model, _load_state(state_file, identity, frozen_sha256))
         logger.info("resuming %s at epoch %d", out_dir, start_epoch + 1)
-    train_model: nn.Module = _Step(model, step_fn)
-    if dist.is_initialized():  # under torchrun (or a process group the caller made, even of one)
-        if rt.device.type == "cuda":
-            train_model = nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
-        train_model = nn.parallel.DistributedDataParallel(
-            train_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    train_model = _distributed(_Step(model, step_fn), rt)
     if start_epoch < config.epochs and isinstance(dataset, Materialises):
         dataset.materialise()  # before the loader's workers start, so they share it (a finished run skips it)
-    sampler = EpochSampler(n_items, config.seed, weights=sample_weights, rank=rank, world=world)
-    loader = DataLoader(dataset, batch_size=micro, sampler=sampler, collate_fn=_collate, drop_last=True,
+    sampler = EpochSampler(len(dataset), config.seed, weights=sample_weights, rank=rank, world=world)
+    loader = DataLoader(dataset, batch_size=plan.micro, sampler=sampler, collate_fn=_collate, drop_last=True,
                         pin_memory=rt.device.type == "cuda", num_workers=config.workers,
                         persistent_workers=config.workers > 0,
                         prefetch_factor=config.prefetch if config.workers > 0 else None)
@@ -368,66 +465,31 @@ def fit(
         generator = rt.generator(config.seed * 7_919 + epoch)
         sampler.set_epoch(epoch)
         model.train()
-        sums: dict[str, float] = {}
-        steps = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"{description} {epoch + 1}/{config.epochs}", unit="step",
-                   disable=not progress or not is_main_process(), leave=False)
-        batches = iter(loader)
-        for _ in range(steps_per_epoch):
-            optimizer.zero_grad(set_to_none=True)
-            for micro_step in range(accumulate):
-                batch = to_device(next(batches), rt.device)
-                sync = micro_step == accumulate - 1 or world == 1
-                no_sync = getattr(train_model, "no_sync", None)
-                with (contextlib.nullcontext() if sync or no_sync is None else no_sync()):
-                    with rt.training():
-                        losses = train_model(batch, generator)
-                    scaler.scale(losses["loss"] / accumulate).backward()
-                for key, value in losses.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach()) / accumulate
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            steps += 1
-            bar.set_postfix(loss=f"{sums['loss'] / steps:.4f}")
-            bar.update()
-        bar.close()
-        row: dict[str, Any] = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-                               **{k: v / steps for k, v in sums.items()}}
-        improved = False
-        if validate is not None:
-            model.eval()
-            metrics = validate(model)
-            row.update({f"val_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
-            score = float(metrics[selection])
-            improved = best_score is None or score > best_score
-            if improved:
-                best_score, best_epoch = score, epoch + 1
+        with tqdm(total=plan.steps, desc=f"{description} {epoch + 1}/{config.epochs}", unit="step",
+                  disable=not progress or not is_main_process(), leave=False) as bar:
+            losses = _train_epoch(train_model, loader, run, params, plan, rt, config.grad_clip, generator, bar)
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": run.scheduler.get_last_lr()[0], **losses}
+        improved = validate is not None and _validate_epoch(model, validate, selection, run, epoch + 1, row)
         row["seconds"] = round(time.monotonic() - began, 2)  # with validation; kept across resumes
-        history.append(row)
+        run.history.append(row)
         if improved:
-            best = _subset(model, trained)
+            run.best = _subset(model, trained)
         if is_main_process():
             if (validate is None or improved) and time.monotonic() - written_at >= _CHECKPOINT_EVERY_S:
-                save_checkpoint(best_file, model, _selected(meta, epoch + 1, selection, best_score, validate))
+                save_checkpoint(best_file, model, _selected(meta, epoch + 1, selection, run.best_score, validate))
                 written_at = time.monotonic()
             with atomic_path(state_file) as tmp:
-                torch.save({"model": _subset(model, trained), "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                            "history": history, "best_score": best_score, "best_epoch": best_epoch, "best": best,
-                            "frozen_sha256": frozen_sha256, "identity": json.dumps(identity)}, tmp)
+                torch.save(run.state(_subset(model, trained), epoch, frozen_sha256, identity), tmp)
             _log_row(out_dir, row, writer)
             logger.info("%s epoch %d: %s", description, epoch + 1,
                         ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
     if writer is not None:
         writer.close()
-    if best is not None:  # the selected model, not the last one
-        model.load_state_dict(best, strict=False)
+    if run.best is not None:  # the selected model, not the last one
+        model.load_state_dict(run.best, strict=False)
     if is_main_process():
-        save_checkpoint(best_file, model, _selected(meta, best_epoch if validate else len(history), selection,
-                                                    best_score, validate))
+        save_checkpoint(best_file, model, _selected(meta, run.best_epoch if validate else len(run.history),
+                                                    selection, run.best_score, validate))
     if dist.is_initialized():  # every rank returns once rank 0 has written the checkpoint
         dist.barrier()
-    return FitResult(best_file, history, best_epoch, best_score, left_out)
+    return FitResult(best_file, run.history, run.best_epoch, run.best_score, left_out)
