@@ -179,6 +179,7 @@ def test_scoring_the_clinic_night_uses_its_eeg_and_eog(tmp_path: Path) -> None:
     assert {"C3-M1", "E1-M1"} <= set(result.channels_used)
     assert result.reliability["level"] == "reduced"
     assert "C3-M1 stood in for C4-M1 (the nearest central derivation)" in result.reliability["reasons"]
+    assert not any(note.startswith("no scoring") for note in result.notes)  # scoring it is the point
 
 
 def test_a_stage_model_without_eeg_is_loud(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,7 +24,7 @@ from synthsleepnet.preprocessing import (
     resample,
     robust_scale,
 )
-from synthsleepnet.preprocessing.labels import align_scoring
+from synthsleepnet.preprocessing.labels import NO_SCORING, align_scoring
 from synthsleepnet.tasks import event_epoch_labels
 
 
@@ -98,7 +98,7 @@ def test_prepare_epochs_shape_and_units(tmp_path: Path) -> None:
     assert night.signals.shape == (3, 3, 3000) and night.signals.dtype == np.float32
     assert night.channels == ["C4-M1", "Chin", "ECG"] and night.modalities == ["eeg", "emg", "ecg"]
     assert night.report.truncated_s == pytest.approx(5.0)  # trailing partial epoch, said
-    assert (night.labels == -1).all()  # no scoring: unknown, not Wake
+    assert (night.labels == -1).all() and NO_SCORING in night.report.notes  # unknown, not Wake; said
     assert night.report.channels_used["Chin"]["band_hz"] == [25.0, 49.0]
 
 

@@ -33,6 +33,10 @@ class EpochLabels:
     notes: list[str]
 
 
+#: The note of a night prepared without a scoring (a training store wants to know; scoring does not).
+NO_SCORING = "no scoring: every label is unknown (-1)"
+
+
 def align_scoring(scoring: Scoring | None, recording_start: dt.datetime | None, n_epochs: int,
                   epoch_s: float, *, min_overlap_s: float = 0.0, source: str = "recording"
                   ) -> EpochLabels:
@@ -47,7 +51,7 @@ def align_scoring(scoring: Scoring | None, recording_start: dt.datetime | None, 
                           "event": pd.Series(dtype=str)})
     if scoring is None:
         labels = np.full((n_epochs, len(names)), UNSCORED, dtype=np.int8)
-        return EpochLabels(labels, names, empty, ["no scoring: every label is unknown (-1)"])
+        return EpochLabels(labels, names, empty, [NO_SCORING])
     notes: list[str] = list(scoring.notes)
     offset_s = 0.0
     if scoring.start is None and scoring.clock_start is not None and recording_start is not None:

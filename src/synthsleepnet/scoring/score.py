@@ -22,6 +22,7 @@ from ..io.recording import Recording
 from ..models.checkpoint import CheckpointMeta, load_classifier
 from ..models.classifier import SleepClassifier
 from ..models.inference import fuse_for_inference
+from ..preprocessing.labels import NO_SCORING
 from ..tasks import RESPIRATORY_EVENTS, STAGES, get_task
 from .prepare import PreparedInput, prepare_input, shared_preparation
 from .result import ScoringResult
@@ -137,24 +138,47 @@ class NightScorer:
         if night.config != self.config:
             raise ValueError(f"{source} was prepared with other settings than the models' training data "
                              f"({config_hash(night.config)} vs {config_hash(self.config)})")
-        available = {c: night.signals[:, i] for i, c in enumerate(night.channels)}
         modality_of = dict(zip(night.channels, night.modalities, strict=True))
-        flags: list[tuple[str, str]] = []
-        stage_proba: np.ndarray | None = None
-        event_proba: dict[str, np.ndarray] = {}
-        second_proba: np.ndarray | None = None
-        used: list[str] = []
-        known: set[str] = set()
-        model_info: list[dict[str, Any]] = []
-        substitutions: dict[str, str] = {}
+        runs = self._run_models(prepared, modality_of)
+        used_modalities = list(dict.fromkeys(modality_of[c] for c in runs.used))
+        absent = [want for want in self.require if want not in used_modalities and want not in runs.used]
+        if absent:
+            raise ChannelNotFoundError(f"{source}: required {absent} cannot be used: the models used "
+                                       f"{runs.used} ({', '.join(used_modalities)}); labels: {list(prepared.labels)}")
+        stages = (["UNS"] * night.n_epochs if runs.stage_proba is None
+                  else [STAGES[i] for i in runs.stage_proba.argmax(1)])
+        for epoch in night.gap_epochs:  # no data there: not scored, whatever the model says
+            stages[epoch] = "UNS"
+        missing = sorted(c for c in runs.known - set(runs.used) if c not in runs.substitutions)
+        level = "low" if any(lv == "low" for lv, _ in runs.flags) else "reduced" if runs.flags else "full"
+        reliability = {"level": level, "reasons": list(dict.fromkeys(reason for _, reason in runs.flags))}
+        for reason in reliability["reasons"]:
+            logger.warning("%s: %s", source.name, reason)
+        reference, reference_events = _references(prepared)
+        start = (prepared.start or dt.datetime(1985, 1, 1)).replace(tzinfo=self.timezone)
+        return ScoringResult(stages=stages, stage_proba=runs.stage_proba, event_proba=runs.event_proba,
+                             epoch_s=self.config.epoch_s, start=start, source=str(source), models=runs.models,
+                             channels_used=runs.used, channels_missing=missing, modalities_used=used_modalities,
+                             reliability=reliability,
+                             preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
+                             reference=reference, reference_events=reference_events,
+                             threshold=0.5 if self.threshold is None else self.threshold, decoding=self._decoding(),
+                             spo2=prepared.spo2, notes=_notes(prepared, runs.substitutions, missing),
+                             second_proba=runs.second_proba)
+
+    def _run_models(self, prepared: PreparedInput, modality_of: Mapping[str, str]) -> _ModelRuns:
+        """Each task's model on the channels it knows, or their stand-ins."""
+        source, night = prepared.source, prepared.night
+        available = {c: night.signals[:, i] for i, c in enumerate(night.channels)}
+        runs = _ModelRuns()
         for task, scorer in self.scorers.items():
             model, meta = scorer.model, scorer.meta
-            known |= set(model.channels)
+            runs.known |= set(model.channels)
             inputs, swapped = _match_channels(model.channels, available)
-            substitutions.update({wanted: actual for wanted, (actual, _) in swapped.items()})
+            runs.substitutions.update({wanted: actual for wanted, (actual, _) in swapped.items()})
             present = [swapped[c][0] if c in swapped else c for c in inputs]
             trained = {m for c in model.channels if (m := self.table.modality_of(c))}
-            flags += _reliability(task, trained, {modality_of[c] for c in present}, swapped)
+            runs.flags += _reliability(task, trained, {modality_of[c] for c in present}, swapped)
             if not present:
                 raise ValueError(f"{source}: the {task} model needs a channel of the modalities of "
                                  f"{model.channels}; the night has {night.channels} "
@@ -163,53 +187,59 @@ class NightScorer:
             proba = check_finite_output(model.predict_proba(inputs, runtime=self.runtime), scorer.path)
             seconds = time.perf_counter() - began
             if task == "stage":
-                stage_proba = proba
+                runs.stage_proba = proba
             elif get_task(task).per_second:
-                second_proba = proba
+                runs.second_proba = proba
             else:
-                event_proba[task] = proba[:, 1]
-            used += [c for c in present if c not in used]
-            model_info.append({"task": task, "checkpoint": scorer.path, "phase": meta.phase, "preset": meta.preset,
-                               "pretrained": meta.pretrained, "channels": present,
-                               "package_version": meta.package_version, "sha256": meta.tensor_sha256})
+                runs.event_proba[task] = proba[:, 1]
+            runs.used += [c for c in present if c not in runs.used]
+            runs.models.append({"task": task, "checkpoint": scorer.path, "phase": meta.phase, "preset": meta.preset,
+                                "pretrained": meta.pretrained, "channels": present,
+                                "package_version": meta.package_version, "sha256": meta.tensor_sha256})
             logger.info("%s: %s model used %s on %s (%.1f s)", source.name, task, present, self.runtime, seconds,
                         extra={"model_seconds": seconds})
-        used_modalities = list(dict.fromkeys(modality_of[c] for c in used))
-        absent = [want for want in self.require if want not in used_modalities and want not in used]
-        if absent:
-            raise ChannelNotFoundError(f"{source}: required {absent} cannot be used: the models used "
-                                       f"{used} ({', '.join(used_modalities)}); labels: {list(prepared.labels)}")
-        stages = [STAGES[i] for i in stage_proba.argmax(1)] if stage_proba is not None else ["UNS"] * night.n_epochs
-        for epoch in night.gap_epochs:  # no data there: not scored, whatever the model says
-            stages[epoch] = "UNS"
-        reference, reference_events = None, None
-        if prepared.has_reference:
-            column = night.label_names.index("stage")
-            reference = ["UNS" if c < 0 else STAGES[c] for c in night.labels[:, column]]
-        if prepared.reference_respiratory:
-            resp = night.events[night.events["event"].isin(RESPIRATORY_EVENTS)]
-            reference_events = [(float(o), float(d), str(k)) for o, d, k in
-                                zip(resp["onset_s"], resp["duration_s"], resp["event"], strict=True)]
-        missing = sorted(c for c in known - set(used) if c not in substitutions)
-        notes = night.report.notes + [f"skipped {k}: {v}" for k, v in night.report.channels_skipped.items()]
-        notes += [f"{name}: {info[key]}" for name, info in night.report.channels_used.items()
-                  for key in ("band_note", "unit_note", "amplitude_warning", "clipping_warning") if key in info]
-        notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
-        if missing:
-            notes.append(f"channels the models know but the night lacks: {missing}")
-        level = "low" if any(lv == "low" for lv, _ in flags) else "reduced" if flags else "full"
-        reliability = {"level": level, "reasons": list(dict.fromkeys(reason for _, reason in flags))}
-        for reason in reliability["reasons"]:
-            logger.warning("%s: %s", source.name, reason)
-        start = (prepared.start or dt.datetime(1985, 1, 1)).replace(tzinfo=self.timezone)
-        return ScoringResult(stages=stages, stage_proba=stage_proba, event_proba=event_proba,
-                             epoch_s=self.config.epoch_s, start=start, source=str(source), models=model_info,
-                             channels_used=used, channels_missing=missing, modalities_used=used_modalities,
-                             reliability=reliability,
-                             preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
-                             reference=reference, reference_events=reference_events,
-                             threshold=0.5 if self.threshold is None else self.threshold, decoding=self._decoding(),
-                             spo2=prepared.spo2, notes=notes, second_proba=second_proba)
+        return runs
+
+
+@dataclasses.dataclass
+class _ModelRuns:
+    """What the models of one night gave, and what they ran on."""
+
+    stage_proba: np.ndarray | None = None
+    second_proba: np.ndarray | None = None
+    event_proba: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    used: list[str] = dataclasses.field(default_factory=list)  # channels, in the order first used
+    known: set[str] = dataclasses.field(default_factory=set)  # every channel some model was trained with
+    substitutions: dict[str, str] = dataclasses.field(default_factory=dict)  # wanted → stand-in
+    flags: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (level, reason)
+    models: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # one description per model
+
+
+def _references(prepared: PreparedInput) -> tuple[list[str] | None, list[tuple[float, float, str]] | None]:
+    """The night's own scoring, when it came with one: stages, and respiratory events (onset, duration, kind)."""
+    night = prepared.night
+    reference, reference_events = None, None
+    if prepared.has_reference:
+        column = night.label_names.index("stage")
+        reference = ["UNS" if c < 0 else STAGES[c] for c in night.labels[:, column]]
+    if prepared.reference_respiratory:
+        resp = night.events[night.events["event"].isin(RESPIRATORY_EVENTS)]
+        reference_events = [(float(o), float(d), str(k)) for o, d, k in
+                            zip(resp["onset_s"], resp["duration_s"], resp["event"], strict=True)]
+    return reference, reference_events
+
+
+def _notes(prepared: PreparedInput, substitutions: Mapping[str, str], missing: Sequence[str]) -> list[str]:
+    """What the report says about the night's reading and the channels the models ran on."""
+    report = prepared.night.report
+    notes = [note for note in report.notes if note != NO_SCORING]  # a night to score has none: not news
+    notes += [f"skipped {k}: {v}" for k, v in report.channels_skipped.items()]
+    notes += [f"{name}: {info[key]}" for name, info in report.channels_used.items()
+              for key in ("band_note", "unit_note", "amplitude_warning", "clipping_warning") if key in info]
+    notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
+    if missing:
+        notes.append(f"channels the models know but the night lacks: {missing}")
+    return notes
 
 
 @verbose
