@@ -66,6 +66,7 @@ def test_decoding_keeps_events_of_ten_seconds_and_merges_short_gaps() -> None:
     assert events["probability"].tolist() == pytest.approx([0.8, 0.9 * 16 / 18])
     assert len(decode_events(p, threshold=0.3)) == 3  # the weak 20-s apnea passes a lower threshold
     assert len(decode_events(p, merge_gap_s=1.0)) == 1  # no merge: two 8-s runs, both too short
+    assert decode_events(p, merge_gap_s=2.0)["duration_s"].tolist() == [10.0, 18.0]  # a 2-s gap: merged
     with pytest.raises(ValueError, match=r"\(seconds, 5\)"):
         decode_events(np.zeros((10, 2)))
 
@@ -102,6 +103,8 @@ def test_agreement_by_type() -> None:
     assert scores["event_recall"] == pytest.approx(2 / 3) and scores["event_precision"] == pytest.approx(2 / 3)
     assert scores["event_f1_obstructive"] == 1.0 and scores["event_f1_central"] == 0.0
     assert scores["event_f1_hypopnea"] == 0.0 and scores["n_true_hypopnea"] == 1
+    touching = event_agreement(_events((0.0, 20.0, "hypopnea")), _events((20.0, 12.0, "hypopnea")))
+    assert touching["event_recall"] == 0.0  # one ends where the other begins: no overlap, no hit
 
 
 def test_the_per_second_model_outputs_every_second_of_every_epoch() -> None:

@@ -60,6 +60,17 @@ def test_a_slow_drift_is_not_a_desaturation() -> None:
     assert len(find_desaturations(drift, 3.0)) == 0
 
 
+def test_a_dip_lasting_exactly_min_s_counts() -> None:
+    x = np.r_[np.full(200, 97.0), [90.0, 90.0], np.full(100, 97.0)]  # 2 s below after 3-s smoothing
+    assert len(find_desaturations(x, 3.0, clean=False)) == 1  # min_s 2: "at least", not "more than"
+    assert len(find_desaturations(x, 3.0, min_s=3, clean=False)) == 0
+
+
+def test_readings_below_50_percent_are_artefacts_even_when_steady() -> None:
+    assert np.isnan(clean_spo2(np.full(10, 45.0))).all()  # no step to flag them: the range does
+    assert np.isfinite(clean_spo2(np.full(10, 55.0))).all()
+
+
 def test_cleaning_removes_dropouts_and_impossible_steps() -> None:
     x = np.r_[np.full(20, 95.0), np.full(5, 0.0), np.full(20, 95.0), [95, 80, 95], np.full(20, 95.0)]
     clean = clean_spo2(x)
@@ -100,6 +111,8 @@ def test_hypopneas_are_confirmed_by_a_following_desaturation_or_an_arousal() -> 
     assert list(out["confirmed_by"]) == ["desaturation", "", "arousal", ""]
     assert out["desaturation_pct"].iloc[0] == 4.0 and np.isnan(out["desaturation_pct"].iloc[1])
     assert out["desaturation_pct"].iloc[3] == 7.0  # apneas keep their desaturation, unconfirmed by design
+    exactly = confirm_hypopneas(events.iloc[:1], desaturations.assign(drop_pct=[3.0, 5.0, 7.0]))
+    assert list(exactly["confirmed_by"]) == ["desaturation"]  # AASM: a drop of at least 3 %
     without_spo2 = confirm_hypopneas(events, None)
     assert (without_spo2["confirmed_by"] == "").all() and without_spo2["desaturation_pct"].isna().all()
 
