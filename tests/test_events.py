@@ -41,6 +41,9 @@ def test_second_labels_follow_the_scored_events() -> None:
     assert (labels[20:32] == 1).all()  # the apnea wins where a scorer overlapped them
     assert (labels[70:85] == 3).all() and labels[85] == 0 and labels[69] == 0
     assert (labels[100:] == 0).all()  # arousals are not respiratory events
+    # a second belongs to the event covering its centre: from 25.6 s, the first is second 26 (centre 26.5)
+    offset = second_labels(_events((25.6, 10.0, "apnea_central")), 2, 30.0).reshape(-1)
+    assert np.flatnonzero(offset).tolist() == list(range(26, 36))
     context = LabelContext(np.zeros(4, dtype=np.int8), events, 30.0, 0.0, True)
     assert event_class_rule(context).tolist() == [1, 4, 3, 0]  # dominant class; the 10-10 tie goes to the apnea
     unscored = LabelContext(np.zeros(4, dtype=np.int8), events, 30.0, 0.0, False)

@@ -148,6 +148,14 @@ def test_hypnogram_trimmed_and_padded_are_said(tmp_path: Path) -> None:
     assert any("3 epochs unscored" in n for n in night.report.notes)
 
 
+def test_a_scoring_starting_between_epochs_is_shifted_to_the_nearest() -> None:
+    recording_start = dt.datetime(2020, 1, 1, 22)
+    scoring = Scoring(np.array([1, 2, 3], dtype=np.int8), start=recording_start + dt.timedelta(seconds=20))
+    aligned = align_scoring(scoring, recording_start, 5, 30.0)  # its first epoch covers 20-50 s: mostly epoch 1
+    np.testing.assert_array_equal(aligned.labels[:, 0], [-1, 1, 2, 3, -1])
+    assert "scoring starts +20.0 s from the recording; shifted by 1 epochs" in aligned.notes
+
+
 def test_scoring_of_another_recording_is_refused() -> None:
     other_start = dt.datetime(2020, 5, 1, 23)
     scoring = Scoring(np.zeros(10, dtype=np.int8), start=other_start, source=Path("other-Hypnogram.edf"))
@@ -166,6 +174,8 @@ def test_event_overlap_rule() -> None:
     # it overlaps each epoch by 5 s: a 6-s minimum overlap flags neither, a 4-s one both
     np.testing.assert_array_equal(event_epoch_labels(events, ("apnea_obstructive",), 4, 30.0, 6.0), [0, 0, 0, 0])
     np.testing.assert_array_equal(event_epoch_labels(events, ("apnea_obstructive",), 4, 30.0, 4.0), [1, 1, 0, 0])
+    # "more than" the minimum: exactly 5 s of overlap is not enough for a 5-s minimum
+    np.testing.assert_array_equal(event_epoch_labels(events, ("apnea_obstructive",), 4, 30.0, 5.0), [0, 0, 0, 0])
     np.testing.assert_array_equal(event_epoch_labels(events, ("hypopnea",), 4, 30.0), [0, 0, 0, 1])
 
 
