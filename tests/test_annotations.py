@@ -60,7 +60,7 @@ def test_stage_labels_rk_to_aasm(text: str, code: int | None) -> None:
 
 def test_unscored_is_never_wake() -> None:
     assert parse_stage_label("Sleep stage ?") == UNSCORED != 0
-    assert parse_stage_label("Movement time") == UNSCORED
+    assert parse_stage_label("Movement time") == UNSCORED and parse_stage_label("Movement") == UNSCORED
 
 
 def test_unknown_stage_label_is_refused() -> None:

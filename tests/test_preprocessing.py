@@ -76,6 +76,8 @@ def test_a_band_open_on_one_side_filters_only_that_side(band: tuple[float | None
     ((25.0, 49.0), 512, (25.0, 49.0), None),          # the paper's EMG band survives 100 Hz
     ((25.0, 49.0), 50, None, "too low"),                # EMG recorded at 50 Hz cannot carry 25–49 Hz
     ((0.5, 40.0), 64, (0.5, 25.6), "lowered"),          # 64 Hz: high edge at 0.8 × Nyquist
+    ((0.5, 60.0), 512, (0.5, 49.5), "the target rate is 100 Hz"),  # not above what 100 Hz carries
+    ((55.0, 70.0), 512, None, "target rate 100 Hz (Nyquist 50 Hz) is too low"),
     (None, 1, None, None),
 ])
 def test_fit_band(band: tuple[float, float] | None, native: float, expected: object, note: str | None) -> None:
@@ -89,6 +91,10 @@ def test_robust_scale() -> None:
     y, median, iqr = robust_scale(x, clip=20)
     assert abs(np.median(y)) < 1e-9 and np.percentile(y, 75) - np.percentile(y, 25) == pytest.approx(1)
     assert iqr == pytest.approx(7 * 1.349, rel=0.05)
+    spiky = x.copy()
+    spiky[[10, 20]] = [1e6, -1e6]  # electrode pops
+    clipped, _, _ = robust_scale(spiky, clip=20)
+    assert clipped.max() == 20 and clipped.min() == -20
 
 
 def test_prepare_epochs_shape_and_units(tmp_path: Path) -> None:

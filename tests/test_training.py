@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,13 @@ def test_label_fraction_sampling(store: Path) -> None:
         assert (st.night(night).labels[idx, 0] >= 0).all()
     with pytest.raises(ValueError, match=r"label fraction must be in \(0, 1\]"):
         sample_labelled_epochs(st, nights, 0.0, task="stage", seed=0)
+
+
+def test_label_fractions_count_labelled_epochs_only() -> None:
+    labels = np.array([[0], [-1], [2], [-1], [3], [-1]], dtype=np.int8)  # half the night unscored
+    store = SimpleNamespace(label_column=lambda task: 0, night=lambda night: SimpleNamespace(labels=labels))
+    assert sample_labelled_epochs(store, ["n1"], 1.0, task="stage", seed=0)["n1"].tolist() == [0, 2, 4]
+    assert sum(v.size for v in sample_labelled_epochs(store, ["n1"], 0.67, task="stage", seed=0).values()) == 2
 
 
 def test_class_weights_are_inverse_frequencies() -> None:

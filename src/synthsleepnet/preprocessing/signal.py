@@ -56,13 +56,15 @@ def fit_band(
     if band_hz is None:
         return None, None
     low, high = band_hz
-    limit = min(NYQUIST_MARGIN * native_sfreq / 2, TARGET_NYQUIST_MARGIN * target_sfreq / 2)
+    native_limit, target_limit = NYQUIST_MARGIN * native_sfreq / 2, TARGET_NYQUIST_MARGIN * target_sfreq / 2
+    limit = min(native_limit, target_limit)
+    which, rate = ("native", native_sfreq) if native_limit <= target_limit else ("target", target_sfreq)
     if low is not None and low >= limit:
-        return None, (f"native rate {native_sfreq:g} Hz (Nyquist {native_sfreq / 2:g} Hz) is too low "
+        return None, (f"{which} rate {rate:g} Hz (Nyquist {rate / 2:g} Hz) is too low "
                       f"for the band {low:g}–{_edge(high)} Hz")
     if high is not None and high > limit:
         return (low, round(limit, 3)), (f"band high edge lowered from {high:g} to {limit:.3g} Hz: the "
-                                        f"native rate is {native_sfreq:g} Hz")
+                                        f"{which} rate is {rate:g} Hz")
     return band_hz, None
 
 
