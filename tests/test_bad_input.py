@@ -76,6 +76,8 @@ def test_bdf_24_bit_reads_prepares_and_scores(tmp_path: Path, capsys: pytest.Cap
     ("n_signals", "x", r"header field number of signals is 'x', not a number"),
     ("n_signals", "900", r"header says 900 signals, which do not fit a file"),
     ("version", "1", r"not a readable EDF/BDF file: its version field is b'1       '"),
+    ("record_duration", "0.0001", r"signal 1 \('EEG C4-M1'\) would be sampled at .* Hz .*; above 100000 Hz"),
+    ("record_duration", "5100", r"120 records of 5100 s is 7\.1 days, more than the 7 days any night can last"),
 ])
 def test_header_faults_that_make_a_file_unreadable_are_refused_by_name(
         good_edf: Path, field: str, value: str, message: str) -> None:
@@ -89,6 +91,7 @@ def test_header_faults_that_make_a_file_unreadable_are_refused_by_name(
     ("samples_per_record", "0", "it has 0 samples per record"),
     ("physical_min", "3276.7", r"its physical minimum equals its maximum \(3276\.7\): the signal cannot be calibrated"),
     ("digital_min", "40000", r"its digital minimum \(40000\) is not below its maximum \(32767\)"),
+    ("digital_min", "32767", r"its digital minimum \(32767\) is not below its maximum \(32767\)"),
     ("physical_max", "abc", r"physical max of signal 1 \('EEG C4-M1'\) is 'abc', not a number"),
 ])
 def test_a_broken_channel_is_left_out_with_its_reason(good_edf: Path, field: str, value: str, reason: str,
