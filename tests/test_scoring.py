@@ -129,6 +129,9 @@ def test_scoring_result_is_consistent(scored: ScoringResult) -> None:
     assert resp["AHI"] == pytest.approx(resp["n_events"] / tst_h) if tst_h else math.isnan(resp["AHI"])
     assert {"ODI3", "ODI4", "T90_min", "spo2_min"} <= set(resp)  # the simulated night has SpO2
     assert scored.agreement()["n_epochs"] == 80
+    gaps = dataclasses.replace(scored, stages=["UNS"] * 5 + scored.stages[5:])  # epochs without data
+    assert gaps.agreement()["n_epochs"] == 75  # not counted as Wake
+    assert dataclasses.replace(scored, stage_proba=None, stages=["UNS"] * 80).agreement() is None  # no stage model
     # the NSRR scoring covers respiratory events: they are the reference for the predicted ones
     assert scored.reference_events and {e[2] for e in scored.reference_events} <= set(RESPIRATORY_EVENTS)
     assert scored.event_agreement()["n_true_events"] == len(scored.reference_events)

@@ -191,13 +191,14 @@ class ScoringResult:
         return out
 
     def agreement(self) -> dict[str, Any] | None:
-        """Accuracy and κ against the reference hypnogram, over epochs both scored."""
-        if self.reference is None:
+        """Accuracy and κ against the reference hypnogram, over epochs both scored (our unscored
+        epochs lie in recording gaps); None without a reference or a stage model."""
+        if self.reference is None or self.stage_proba is None:
             return None
         ref = np.array([_CODES[s] for s in self.reference])
         pred = self.as_int()
-        pred = np.where(pred < 0, 0, pred)
-        metrics = classification_metrics(ref, pred, len(STAGES), STAGES)
+        both = (ref >= 0) & (pred >= 0)
+        metrics = classification_metrics(ref[both], pred[both], len(STAGES), STAGES)
         return {k: metrics[k] for k in ("n_epochs", "accuracy", "kappa", "macro_f1", "f1", "confusion")}
 
     def event_agreement(self) -> dict[str, Any] | None:
