@@ -327,6 +327,7 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
     folder.mkdir()
     for name in ("sim-0011", "sim-0012"):
         (folder / f"{name}.edf").symlink_to(sim_dir / f"{name}.edf")
+    (folder / "sim-0011-nsrr.xml").symlink_to(sim_dir / "sim-0011-nsrr.xml")  # one night with its scoring
     (folder / "broken.edf").write_bytes(b"\x00" * 512)
     out = tmp_path / "scored"
     assert main(["score", str(folder), *[a for p in scorers for a in ("--model", str(p))], "--out", str(out),
@@ -338,6 +339,10 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
     assert table.loc[0, "error"].startswith("PSGReadError") and (table["TST_min"].iloc[1:] >= 0).all()
     assert {"SE_pct", "R_latency_min", "AHI", "AHI_REM", "ODI3", "T90_min", "severity", "modalities_used",
             "reliability"} <= set(table.columns)
+    with_scoring = json.loads((out / "sim-0011" / "summary.json").read_text())
+    assert table.loc[1, "reference_kappa"] == pytest.approx(with_scoring["agreement_with_reference"]["kappa"], abs=0.005)
+    assert table.loc[1, "reference_AHI"] == pytest.approx(with_scoring["event_agreement"]["AHI_reference"], abs=0.005)
+    assert table[["reference_accuracy", "reference_AHI"]].iloc[2].isna().all()  # no scoring beside it
     assert (out / "sim-0011" / "report.html").exists() and (out / "sim-0012" / "summary.json").exists()
     # two nights at a time, each worker process with its own models: the same outputs and table
     parallel = score_nights(folder, scorers, tmp_path / "parallel", workers=2, progress=False, device="cpu")

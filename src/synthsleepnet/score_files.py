@@ -202,7 +202,10 @@ def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
     for key in ("TST_min", "SE_pct", "SOL_min", "WASO_min", "R_latency_min", "N1_pct", "N2_pct", "N3_pct", "R_pct"):
         row[key] = stats.get(key)
     row.update({key: resp.get(key) for key in _RESPIRATORY_COLUMNS})
-    row.update(severity=resp.get("severity"),
+    agreement, events = summary.get("agreement_with_reference") or {}, summary.get("event_agreement") or {}
+    row.update(severity=resp.get("severity"),  # then, where the night came with a scoring, how we agree with it
+               reference_accuracy=agreement.get("accuracy"), reference_kappa=agreement.get("kappa"),
+               reference_AHI=events.get("AHI_reference"),
                modalities_used=";".join(summary["modalities_used"]),
                reliability=summary.get("reliability", {}).get("level"), notes=" | ".join(summary["notes"])[:500],
                error="")
@@ -341,8 +344,9 @@ def score_nights(
 
     Each night goes to ``out_dir/<night>/`` (the outputs of :func:`score_night`; a scoring found
     beside a recording by its naming convention is compared with it), and ``out_dir/nights.csv``
-    holds one row per night: TST, SE, SOL, WASO, R latency, stage %, AHI, severity, modalities
-    used, reliability, notes, or the error. A night that fails is reported and the others are
+    holds one row per night: TST, SE, SOL, WASO, R latency, stage %, AHI, severity, the accuracy,
+    κ and AHI of its own scoring when it has one, modalities used, reliability, notes, or the
+    error. A night that fails is reported and the others are
     scored; nights already scored are kept unless ``overwrite`` (a rerun resumes).
 
     With one worker the next recording is read and prepared in a thread while the models score
