@@ -334,6 +334,7 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
                  "--quiet", "--device", "cpu"]) == 1
     printed = capsys.readouterr().out
     assert "2 scored, 0 already scored, 1 failed" in printed and "FAILED broken" in printed
+    assert re.search(r"agreement with their own scorings \(1 night\(s\)\): kappa median -?\d\.\d{3}", printed)
     table = pd.read_csv(out / "nights.csv")
     assert list(table["night"]) == ["broken", "sim-0011", "sim-0012"]
     assert table.loc[0, "error"].startswith("PSGReadError") and (table["TST_min"].iloc[1:] >= 0).all()

@@ -169,12 +169,14 @@ def _prepare_ahead(recording: str | Path, annotations: str | Path | None, checkp
 
 @dataclasses.dataclass
 class BatchSummary:
-    """What a batch run scored, found already scored, and could not score (with the reason)."""
+    """What a batch run scored, found already scored, and could not score (with the reason), and
+    κ against their own scorings for the nights that came with one."""
 
     out_dir: Path
     scored: list[str] = dataclasses.field(default_factory=list)
     skipped: list[str] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    reference_kappa: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -187,6 +189,10 @@ class BatchSummary:
     def text(self) -> str:
         lines = [f"{self.out_dir}: {len(self.scored)} scored, {len(self.skipped)} already scored, "
                  f"{len(self.failed)} failed; cohort table {self.table}"]
+        if self.reference_kappa:
+            kappas = np.array(list(self.reference_kappa.values()))
+            lines.append(f"  agreement with their own scorings ({kappas.size} night(s)): kappa median "
+                         f"{np.median(kappas):.3f}, range {kappas.min():.3f}–{kappas.max():.3f}")
         lines += [f"  FAILED {night}: {why}" for night, why in self.failed.items()]
         return "\n".join(lines)
 
@@ -387,4 +393,6 @@ def score_nights(
         rows.append({"night": night, "source": str(item.recording), "error": summary.failed[night]})
     table = pd.DataFrame(rows).sort_values("night", kind="stable")
     atomic_write_text(summary.table, table.to_csv(index=False, float_format="%.2f"))
+    summary.reference_kappa = {str(row["night"]): float(row["reference_kappa"]) for row in rows
+                               if row.get("reference_kappa") is not None and np.isfinite(row["reference_kappa"])}
     return summary
