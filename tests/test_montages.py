@@ -142,6 +142,14 @@ def test_explicit_aliases_win_and_ambiguous_labels_are_not_guessed(tmp_path: Pat
     assert "without a side" in mapping.explanations["EOG"]
 
 
+def test_reference_derivations_are_named_not_left_to_the_user() -> None:
+    for label in ("M1-M2", "EEG A1-A2"):
+        parsed = parse_label(label)
+        assert parsed.canonical is None and not parsed.ambiguous
+        assert parsed.reason == "reference electrodes against each other (M1-M2): not a sleep EEG channel"
+    assert parse_label("A1").reason == "a reference electrode (M1): used to derive channels, not a channel by itself"
+
+
 def test_info_suggests_a_channel_file_for_what_it_cannot_map(tmp_path: Path) -> None:
     path = _write(tmp_path / "odd.edf", [("C3-A2", 100, "uV"), ("X9", 100, "uV"), ("EOG", 100, "uV")])
     suggestion = tmp_path / "channels.toml"

@@ -156,10 +156,15 @@ def parse_label(label: str) -> ParsedLabel:
     """
     compact = _compact(label)
     scalp = _SCALP.match(compact)
-    if scalp and _CANON[scalp.group(1).upper()] in ("M1", "M2") and scalp.group(2) is None:
+    if scalp and _CANON[scalp.group(1).upper()] in ("M1", "M2"):
         electrode = _CANON[scalp.group(1).upper()]
-        return ParsedLabel(label, None, None, "reference electrode",
-                           f"a reference electrode ({electrode}): used to derive channels, not a channel by itself")
+        if scalp.group(2) is None:
+            return ParsedLabel(label, None, None, "reference electrode",
+                               f"a reference electrode ({electrode}): used to derive channels, not a channel by "
+                               "itself")
+        return ParsedLabel(label, None, None, "reference derivation",
+                           f"reference electrodes against each other ({electrode}-{_reference(scalp.group(2))}): "
+                           "not a sleep EEG channel")
     if scalp and _CANON[scalp.group(1).upper()] not in ("M1", "M2"):
         active, ref = _CANON[scalp.group(1).upper()], _reference(scalp.group(2))
         how = "monopolar, reference not stated" if scalp.group(2) is None else f"referenced to {ref}"
