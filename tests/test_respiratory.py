@@ -10,6 +10,7 @@ import pytest
 from synthsleepnet.respiratory import (
     clean_spo2,
     confirm_hypopneas,
+    describe_respiratory,
     find_desaturations,
     respiratory_indices,
     spo2_measures,
@@ -142,9 +143,21 @@ def test_indices_of_a_hand_built_night() -> None:
     assert "unspecified type" in ix["note"]
 
 
+def test_a_night_without_staging_gets_the_rei_over_the_recording() -> None:
+    events = pd.DataFrame({"onset_s": [100.0, 1000.0, 2000.0, 3000.0], "duration_s": [20.0, 15.0, 12.0, 10.0],
+                           "event": ["apnea_obstructive", "hypopnea", "hypopnea", "arousal"]})
+    ix = respiratory_indices(events, np.full(120, -1))  # one hour, no stage model
+    assert not ix["staged"] and np.isnan(ix["AHI"]) and ix["REI"] == pytest.approx(3.0)
+    assert ix["severity"] == "normal" and ix["n_events"] == 3 and ix["counts"]["hypopnea"] == 2
+    assert describe_respiratory(ix) == "REI 3.0/h (normal) over the recording time"
+    staged = respiratory_indices(events, np.full(120, 2))  # the same hour staged N2: the AHI, no REI
+    assert staged["staged"] and np.isnan(staged["REI"]) and describe_respiratory(staged) == "AHI 3.0/h (normal)"
+
+
 def test_indices_without_sleep_are_undefined() -> None:
     events = pd.DataFrame({"onset_s": [10.0], "duration_s": [12.0], "event": ["hypopnea"]})
     ix = respiratory_indices(events, np.zeros(20, dtype=int))
     assert np.isnan(ix["AHI"]) and ix["severity"] == "unknown" and ix["n_events"] == 0
+    assert describe_respiratory(ix) == "AHI not estimated"  # staged all awake: no sleep, not "no staging"
     with pytest.raises(ValueError, match="no epochs"):
         respiratory_indices(events, np.zeros(0, dtype=int))

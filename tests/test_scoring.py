@@ -131,7 +131,9 @@ def test_scoring_result_is_consistent(scored: ScoringResult) -> None:
     assert scored.agreement()["n_epochs"] == 80
     gaps = dataclasses.replace(scored, stages=["UNS"] * 5 + scored.stages[5:])  # epochs without data
     assert gaps.agreement()["n_epochs"] == 75  # not counted as Wake
-    assert dataclasses.replace(scored, stage_proba=None, stages=["UNS"] * 80).agreement() is None  # no stage model
+    unstaged = dataclasses.replace(scored, stage_proba=None, stages=["UNS"] * 80)  # no stage model
+    assert unstaged.agreement() is None
+    assert unstaged.respiratory()["REI"] == pytest.approx(len(unstaged.respiratory_events()) / (80 * 30 / 3600))
     # the NSRR scoring covers respiratory events: they are the reference for the predicted ones
     assert scored.reference_events and {e[2] for e in scored.reference_events} <= set(RESPIRATORY_EVENTS)
     assert scored.event_agreement()["n_true_events"] == len(scored.reference_events)

@@ -245,7 +245,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --- scoring --------------------------------------------------------------------------------
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .respiratory import describe_ahi
+    from .respiratory import describe_respiratory
     from .score_files import reuse_freed_memory, score_night, score_nights
 
     reuse_freed_memory()
@@ -276,8 +276,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
         _print(f"  not in this recording: {', '.join(result.channels_missing)}")
     for note in result.notes:
         _print(f"  note: {note}")
-    _print(f"  TST {stats['TST_min']:.1f} min, SE {stats['SE_pct']:.1f} %, SOL {stats['SOL_min']:.1f} min, "
-           f"WASO {stats['WASO_min']:.1f} min; {describe_ahi(resp['AHI'])}"
+    sleep = (f"TST {stats['TST_min']:.1f} min, SE {stats['SE_pct']:.1f} %, SOL {stats['SOL_min']:.1f} min, "
+             f"WASO {stats['WASO_min']:.1f} min" if result.stage_proba is not None else "no stage model")
+    _print(f"  {sleep}; {describe_respiratory(resp)}"
            + (f"; ODI3 {resp['ODI3']:.1f}/h, T90 {resp['T90_min']:.1f} min, SpO2 min {resp['spo2_min']:.0f} %"
               if "ODI3" in resp else ""))
     agreement = result.agreement()
@@ -322,7 +323,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    from .respiratory import describe_ahi
+    from .respiratory import describe_respiratory
 
     result = run_demo(args.out, nights=args.nights, hours=args.hours, steps=args.steps, progress=not args.quiet,
                       device=args.device or "auto", precision=args.precision or "auto",
@@ -332,7 +333,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
            ", ".join(f"{k} {v:.0f} s" for k, v in result["timings_s"].items()))
     _print(f"held-out night {result['night']}: agreement with its ground truth: accuracy "
            f"{agreement['accuracy']:.3f}, kappa {agreement['kappa']:.3f} (tiny model, {args.steps} steps per stage)")
-    _print(f"respiratory estimate: {describe_ahi(result['respiratory']['AHI'])}")
+    _print(f"respiratory estimate: {describe_respiratory(result['respiratory'])}")
     _print(f"report: {result['report']}")
     return 0
 

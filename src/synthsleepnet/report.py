@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write_bytes, atomic_write_text
-from .respiratory import describe_ahi
+from .respiratory import describe_respiratory
 from .scoring.result import ScoringResult
 from .tasks import STAGES
 
@@ -114,7 +114,7 @@ def _plot_events(ax: Any, result: ScoringResult) -> None:
     ax.set_yticks([0, 1], ["hypopnea", "apnea"])
     ax.set_ylim(-0.6, 1.6)
     resp = result.respiratory()
-    title = describe_ahi(resp["AHI"])
+    title = describe_respiratory(resp)
     agreement = result.event_agreement()
     if agreement:
         title += (f"  ·  reference (pale, beneath): AHI {agreement['AHI_reference']:.1f}/h, event F1 "
@@ -161,6 +161,8 @@ def write_report(result: ScoringResult, out_dir: str | Path) -> tuple[Path, Path
 
 def _respiratory_rows(resp: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("AHI", _fmt(resp["AHI"], " /h")), ("Severity", resp["severity"])]
+    if resp.get("staged") is False:  # no stage model: the index is over the recording, as in home tests
+        rows.insert(1, ("REI (no sleep staging)", _fmt(resp["REI"], " /h")))
     if "AHI_REM" in resp:
         rows += [("AHI in REM / NREM", f"{_fmt(resp['AHI_REM'])} / {_fmt(resp['AHI_NREM'])} /h"),
                  ("Apnea index (AI)", _fmt(resp["AI"], " /h")), ("Hypopnea index (HI)", _fmt(resp["HI"], " /h")),

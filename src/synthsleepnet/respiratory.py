@@ -24,13 +24,15 @@ start; hypnogram codes 0 W, 1 N1, 2 N2, 3 N3, 4 R, −1 unscored):
 - **Indices** (:func:`respiratory_indices`): events count where they start, and only in sleep;
   AHI = (apneas + hypopneas) / TST hours, also in REM and NREM sleep; AI, HI; OAI, CAI, MAI from
   typed apneas (an apnea of unspecified type counts in AI and AHI only); counts and mean / max
-  duration per type; severity bands < 5, 5–15, 15–30, ≥ 30 /h.
+  duration per type; severity bands < 5, 5–15, 15–30, ≥ 30 /h. Without sleep staging (every
+  epoch unscored: no stage model ran) there is no TST, so the night gets the **REI** instead, as
+  home sleep apnea tests do: every event per hour of recording, with the same bands.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +40,8 @@ import pandas as pd
 
 from .tasks import APNEA_EVENTS, RESPIRATORY_EVENTS, STAGES
 
-__all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "describe_ahi", "find_desaturations", "respiratory_indices",
+__all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "describe_ahi", "describe_respiratory", "find_desaturations",
+           "respiratory_indices",
            "severity_band", "spo2_measures"]
 
 #: AHI severity bands (events per hour): AASM / ICSD-3.
@@ -63,6 +66,19 @@ def describe_ahi(ahi: float) -> str:
     ('AHI 17.0/h (moderate)', 'AHI not estimated')
     """
     return f"AHI {ahi:.1f}/h ({severity_band(ahi)})" if ahi == ahi else "AHI not estimated"
+
+
+def describe_respiratory(indices: Mapping[str, Any]) -> str:
+    """:func:`describe_ahi` of :func:`respiratory_indices`, or its REI on a night without sleep
+    staging.
+
+    >>> describe_respiratory({"AHI": float("nan"), "REI": 7.96, "staged": False})
+    'REI 8.0/h (mild) over the recording time'
+    """
+    rei = float(indices.get("REI", float("nan")))
+    if indices.get("staged", True) or rei != rei:
+        return describe_ahi(float(indices.get("AHI", float("nan"))))
+    return f"REI {rei:.1f}/h ({severity_band(rei)}) over the recording time"
 
 
 def _events_table(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
@@ -254,11 +270,15 @@ def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float
                            for name, kinds in _INDICES.items()}
     out["AHI_REM"] = rate(int(rem.sum()), time.rem_h)
     out["AHI_NREM"] = rate(int((~rem).sum()), time.nrem_h)
-    out["severity"] = severity_band(out["AHI"])
-    out["n_events"] = len(in_sleep)
+    staged = bool((codes >= 0).any())
+    counted = in_sleep if staged else resp  # without staging, every event of the recording (the REI's)
+    out["staged"] = staged
+    out["REI"] = float("nan") if staged else rate(len(resp), codes.size * epoch_s / 3600)
+    out["severity"] = severity_band(out["AHI"] if staged else out["REI"])
+    out["n_events"] = len(counted)
     out["tst_hours"], out["rem_hours"], out["nrem_hours"] = time.total_h, time.rem_h, time.nrem_h
-    out["counts"] = {k: int((in_sleep["event"] == k).sum()) for k in RESPIRATORY_EVENTS}
-    durations = {k: in_sleep.loc[in_sleep["event"] == k, "duration_s"] for k in RESPIRATORY_EVENTS}
+    out["counts"] = {k: int((counted["event"] == k).sum()) for k in RESPIRATORY_EVENTS}
+    durations = {k: counted.loc[counted["event"] == k, "duration_s"] for k in RESPIRATORY_EVENTS}
     out["mean_duration_s"] = {k: float(d.mean()) if len(d) else float("nan") for k, d in durations.items()}
     out["max_duration_s"] = {k: float(d.max()) if len(d) else float("nan") for k, d in durations.items()}
     if out["counts"]["apnea"]:
