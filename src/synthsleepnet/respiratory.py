@@ -41,8 +41,7 @@ import pandas as pd
 from .tasks import APNEA_EVENTS, RESPIRATORY_EVENTS, STAGES
 
 __all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "describe_ahi", "describe_respiratory", "find_desaturations",
-           "respiratory_indices",
-           "severity_band", "spo2_measures"]
+           "respiratory_indices", "severity_band", "spo2_measures"]
 
 #: AHI severity bands (events per hour): AASM / ICSD-3.
 SEVERITY = ((5.0, "normal"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
