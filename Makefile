@@ -38,7 +38,7 @@ bench: setup
 ## bench-env: a separate environment with the peers YASA and psgscoring (never package dependencies)
 bench-env:
 	$(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/python -m pip install --quiet -c constraints.txt -e . -r benchmarks/requirements-peers.txt
+	.venv-bench/bin/python -m pip install --quiet -c constraints.txt -e . -r benchmarks/requirements-peers.txt -r benchmarks/requirements-runtimes.txt
 
 clean:
 	rm -rf $(VENV) .venv-bench demo .pytest_cache

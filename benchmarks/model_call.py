@@ -12,9 +12,16 @@ time shown per 8-hour night (960 epochs):
   call includes the compilation; twice per preset, with an empty compiler cache (a first use) and
   again with that cache (every later process). The start-up is the first compiled call minus a
   compiled call; the nights a process must score to pay it back follow.
+- ``--onnx PRESET...``: ONNX Runtime, which the issue names beside it. The scoring model is
+  exported once (``torch.onnx.export``, dynamo; a window of epochs per row, any number of rows),
+  then: the start-up of a scoring process each way, in fresh child processes (torch: importing
+  the scoring module and loading the checkpoint as ``synthsleepnet score`` does; ONNX Runtime:
+  its import and an inference session), and a night's model seconds each way in turn (windows of
+  ``seq_len`` epochs, as many per call as scoring puts in one), with the largest probability
+  change. Needs ``onnx``, ``onnxscript`` and ``onnxruntime`` (``make bench-env``).
 
     python benchmarks/model_call.py [--presets fast] [--epochs 960] [--repeats 3]
-        [--batch-sizes 320 160 96] [--compile fast]
+        [--batch-sizes 320 160 96] [--compile fast] [--onnx fast]
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -103,6 +111,102 @@ def _compiled(preset: str, epochs: int, repeats: int) -> None:
                   flush=True)
 
 
+def _export_onnx(model: SleepClassifier, path: Path) -> float:
+    """Export ``model``'s probabilities for (windows, seq_len, samples) inputs, one per channel;
+    returns the seconds the export took."""
+    import contextlib
+    import io
+
+    import torch
+    from _measure import CHANNELS
+
+    from synthsleepnet._config import PreprocessingConfig
+
+    class Probabilities(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *signals: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.model(dict(zip(CHANNELS, signals, strict=True))), -1)
+
+    example = tuple(torch.zeros(2, model.seq_len, PreprocessingConfig().epoch_samples) for _ in CHANNELS)
+    windows = torch.export.Dim("windows", min=1, max=1024)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes
+        torch.onnx.export(Probabilities().eval(), example, str(path), dynamo=True, input_names=list(CHANNELS),
+                          output_names=["probabilities"], dynamic_shapes=(({0: windows},) * len(CHANNELS),))  # one entry: the *signals
+    return time.perf_counter() - start
+
+
+def _startup_child(kind: str, path: str) -> dict[str, float]:
+    """Seconds from before the first import to a model ready to score, in a fresh process."""
+    start = time.perf_counter()
+    if kind == "torch":
+        from synthsleepnet.scoring.score import load_scorers
+
+        load_scorers([path])
+    else:
+        import onnxruntime
+
+        onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return {"startup": time.perf_counter() - start}
+
+
+def _startup(kind: str, path: Path, repeats: int) -> float:
+    """The median start-up of ``repeats`` fresh processes."""
+    took = []
+    for _ in range(repeats):
+        run = subprocess.run([sys.executable, __file__, "--startup-child", kind, str(path)], capture_output=True,
+                             text=True, check=True)
+        took.append(json.loads(run.stdout.strip().splitlines()[-1])["startup"])
+    return statistics.median(took)
+
+
+def _onnx(preset: str, epochs: int, repeats: int) -> None:
+    import numpy as np
+    import onnxruntime
+    from _measure import CHANNELS
+
+    from synthsleepnet import PreprocessingConfig
+    from synthsleepnet._config import get_preset
+    from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
+
+    model, night = _model_and_night(preset, epochs)
+    whole = epochs // model.seq_len * model.seq_len  # whole windows: no epoch is predicted twice
+    night = {c: x[:whole] for c, x in night.items()}
+    per_call = 160 // model.seq_len  # windows per call, as scoring's default batch of 160 epochs
+    with tempfile.TemporaryDirectory() as work:
+        spec = ModelSpec("sleep_classifier", get_preset(preset), CHANNELS, 5, "sequence")
+        checkpoint = save_checkpoint(Path(work) / "model.safetensors", build_model(spec), CheckpointMeta(
+            phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig()))  # unfolded, as saved
+        exported = Path(work) / "model.onnx"
+        export_seconds = _export_onnx(model, exported)
+        session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+        windows = {c: x.reshape(-1, model.seq_len, x.shape[-1]) for c, x in night.items()}
+
+        def run_onnx() -> tuple[float, np.ndarray]:
+            start = time.perf_counter()
+            parts = [session.run(None, {c: w[i:i + per_call] for c, w in windows.items()})[0]
+                     for i in range(0, len(windows[CHANNELS[0]]), per_call)]
+            return time.perf_counter() - start, np.concatenate(parts).reshape(whole, -1)
+
+        _timed(model, night), run_onnx()  # first calls set up oneDNN and ORT's arenas
+        seconds: dict[str, list[float]] = {"torch": [], "onnx": []}
+        change = 0.0
+        for _ in range(repeats):
+            took, reference = _timed(model, night)
+            seconds["torch"].append(took)
+            took, proba = run_onnx()
+            seconds["onnx"].append(took)
+            change = max(change, float(np.abs(proba - reference).max()))
+        startup = {kind: _startup(kind, path, repeats) for kind, path in (("torch", checkpoint), ("onnx", exported))}
+    scale = NIGHT_EPOCHS / whole
+    ours, theirs = (statistics.median(seconds[kind]) * scale for kind in ("torch", "onnx"))
+    print(f"| `{preset}` | {export_seconds:.1f} s | {startup['torch']:.2f} s | {startup['onnx']:.2f} s | "
+          f"{ours:.2f} s | {theirs:.2f} s | {ours / theirs:.2f}x | {change:.1e} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["fast"])
@@ -111,10 +215,16 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[320, 160, 96], metavar="EPOCHS")
     parser.add_argument("--compile", nargs="+", default=[], metavar="PRESET",
                         help="also measure torch.compile for these presets (minutes each)")
+    parser.add_argument("--onnx", nargs="+", default=[], metavar="PRESET",
+                        help="also measure ONNX Runtime for these presets (a minute each)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--startup-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_compiled_child(args.child[0], int(args.child[1]), int(args.child[2]))))
+        return
+    if args.startup_child:
+        print(json.dumps(_startup_child(*args.startup_child)))
         return
     from _measure import describe_cpu
 
@@ -131,6 +241,12 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for preset in args.compile:
             _compiled(preset, args.epochs, args.repeats)
+    if args.onnx:
+        print("\n| preset | export (once a model) | start-up: torch | start-up: ONNX Runtime | model seconds: "
+              "torch | model seconds: ONNX Runtime | speed-up | largest probability change |")
+        print("|---|---|---|---|---|---|---|---|")
+        for preset in args.onnx:
+            _onnx(preset, args.epochs, args.repeats)
 
 
 if __name__ == "__main__":
