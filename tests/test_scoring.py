@@ -217,6 +217,7 @@ def test_sleep_edf_file_still_scores_and_says_what_it_could_not_use(scorers: lis
     assert set(result.channels_missing) == {"Chin", "ECG"}
     notes = " ".join(result.notes)
     assert "Fpz-Cz used in place of C4-M1" in notes and "too low" in notes
+    assert not any("ECG" in note for note in result.notes)  # said once, as channels_missing, not again as a note
 
 
 def test_score_stats_and_embed_commands(scorers: list[Path], sim_dir: Path, tmp_path: Path,

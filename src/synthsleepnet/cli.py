@@ -273,7 +273,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     _print(f"{args.recordings[0]}: {result.n_epochs} epochs; modalities used {', '.join(result.modalities_used)} "
            f"({', '.join(result.channels_used)})")
     if result.channels_missing:
-        _print(f"  not in this recording: {', '.join(result.channels_missing)}")
+        _print(f"  not used (absent, or skipped as noted): {', '.join(result.channels_missing)}")
     for note in result.notes:
         _print(f"  note: {note}")
     sleep = (f"TST {stats['TST_min']:.1f} min, SE {stats['SE_pct']:.1f} %, SOL {stats['SOL_min']:.1f} min, "

@@ -63,7 +63,8 @@ class ScoringResult:
     models : list of dict
         Each model's task, checkpoint, preset, stage and package version.
     channels_used, channels_missing : list of str
-        Canonical channels the models used, and those they know but the night lacked.
+        Canonical channels the models used, and those they know but could not use (absent from the
+        night, or skipped: the reason is among the notes) and no channel stood in for.
     modalities_used : list of str
         Modalities used.
     reliability : dict

@@ -163,7 +163,7 @@ class NightScorer:
                              preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
                              reference=reference, reference_events=reference_events,
                              threshold=0.5 if self.threshold is None else self.threshold, decoding=self._decoding(),
-                             spo2=prepared.spo2, notes=_notes(prepared, runs.substitutions, missing),
+                             spo2=prepared.spo2, notes=_notes(prepared, runs.substitutions),
                              second_proba=runs.second_proba)
 
     def _run_models(self, prepared: PreparedInput, modality_of: Mapping[str, str]) -> _ModelRuns:
@@ -229,17 +229,15 @@ def _references(prepared: PreparedInput) -> tuple[list[str] | None, list[tuple[f
     return reference, reference_events
 
 
-def _notes(prepared: PreparedInput, substitutions: Mapping[str, str], missing: Sequence[str]) -> list[str]:
-    """What the report says about the night's reading and the channels the models ran on."""
+def _notes(prepared: PreparedInput, substitutions: Mapping[str, str]) -> list[str]:
+    """What the report says about the night's reading and the channels the models ran on (the
+    channels they could not use are the result's ``channels_missing``, said once)."""
     report = prepared.night.report
     notes = [note for note in report.notes if note != NO_SCORING]  # a night to score has none: not news
     notes += [f"skipped {k}: {v}" for k, v in report.channels_skipped.items()]
     notes += [f"{name}: {info[key]}" for name, info in report.channels_used.items()
               for key in ("band_note", "unit_note", "amplitude_warning", "clipping_warning") if key in info]
-    notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
-    if missing:
-        notes.append(f"channels the models know but the night lacks: {missing}")
-    return notes
+    return notes + [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
 
 
 @verbose
