@@ -97,6 +97,22 @@ def test_nsrr_xml_stages_and_events(tmp_path: Path) -> None:
     assert scoring.respiratory_scored
 
 
+
+@pytest.mark.parametrize(("label", "kind"), [
+    ("ObstructiveApnea", "apnea_obstructive"),  # Philips Alice's EDF+ labels have no spaces
+    ("Apnea Obstructive", "apnea_obstructive"), ("Obstructive_Apnoea", "apnea_obstructive"),
+    ("CentralApnea", "apnea_central"), ("Apnoea central", "apnea_central"), ("MixedApnea", "apnea_mixed"),
+    ("Obstructive Hypopnea", "hypopnea"), ("Hypopnea Central", "hypopnea"), ("Hypopnoea", "hypopnea"),
+    ("Apnea", "apnea"), ("RelativeDesaturation", "desaturation"), ("Arousal (ARO SPONT)", "arousal"),
+    ("Limb Movement (Left)", None), ("Lights Off", None),
+])
+def test_event_labels_are_read_whatever_their_word_order_and_spacing(tmp_path: Path, label: str,
+                                                                     kind: str | None) -> None:
+    path = tmp_path / "events.tsv"
+    path.write_text(f"onset\tduration\tdescription\n0\t30\tW\n100\t15\t{label}\n")
+    assert list(read_scoring(path).events["event"]) == ([kind] if kind else [])
+
+
 def test_nsrr_xml_errors(tmp_path: Path) -> None:
     path = tmp_path / "bad.xml"
     path.write_text("<PSGAnnotation><ScoredEvents>")

@@ -44,13 +44,15 @@ _STAGE_WORDS = {
 # YASA-style per-epoch integer files: 0 W, 1 N1, 2 N2, 3 N3, 4 REM, -1 artefact, -2 unscored.
 _EPOCH_INTS = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, -1: UNSCORED, -2: UNSCORED}
 _STAGE_PREFIX = re.compile(r"^(sleep[\s_]*stage|stage)[\s_]*")
+#: Event names, matched on a label's letters alone (spelling "pnoea" as "pnea"), so that
+#: ``Obstructive Apnea``, ``ObstructiveApnea`` (Philips Alice), ``Apnea Obstructive`` and
+#: ``Obstructive_Apnoea`` are one event; the first pattern a label holds decides.
 _EVENT_PATTERNS = (
-    ("obstructive apnea", "apnea_obstructive"), ("obstructive apnoea", "apnea_obstructive"),
-    ("central apnea", "apnea_central"), ("central apnoea", "apnea_central"),
-    ("mixed apnea", "apnea_mixed"), ("mixed apnoea", "apnea_mixed"),
-    ("hypopnea", "hypopnea"), ("hypopnoea", "hypopnea"),
-    ("apnea", "apnea"), ("apnoea", "apnea"),
-    ("desaturation", "desaturation"), ("arousal", "arousal"),
+    ("hypopnea", "hypopnea"),
+    ("obstructiveapnea", "apnea_obstructive"), ("apneaobstructive", "apnea_obstructive"),
+    ("centralapnea", "apnea_central"), ("apneacentral", "apnea_central"),
+    ("mixedapnea", "apnea_mixed"), ("apneamixed", "apnea_mixed"),
+    ("apnea", "apnea"), ("desaturation", "desaturation"), ("arousal", "arousal"),
 )
 
 
@@ -85,11 +87,8 @@ def parse_stage_label(text: str, *, source: str = "scoring") -> int | None:
 
 
 def _event_type(text: str) -> str | None:
-    low = text.split("|")[0].lower()
-    for pattern, kind in _EVENT_PATTERNS:
-        if pattern in low:
-            return kind
-    return None
+    letters = re.sub(r"[^a-z]", "", text.split("|")[0].lower()).replace("pnoea", "pnea")
+    return next((kind for pattern, kind in _EVENT_PATTERNS if pattern in letters), None)
 
 
 @dataclasses.dataclass
