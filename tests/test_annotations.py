@@ -182,6 +182,20 @@ def test_a_profusion_scoring_is_found_beside_its_recording(tmp_path: Path) -> No
     assert find_recordings(tmp_path)[0].scoring == tmp_path / "shhs1-200001-nsrr.xml"  # NSRR's own first
 
 
+
+@pytest.mark.parametrize("nights", [
+    ("SC4001E0-PSG", "SC4002E0-PSG"),                                          # Sleep-EDF: two nights, one person
+    ("shhs1-200077", "shhs2-200077"), ("mros-visit1-aa0001", "mros-visit2-aa0001"),
+    ("chat-baseline-300001", "chat-followup-300001", "chat-nonrandomized-300001"),
+    ("sub-01_ses-1_task-sleep_eeg", "sub-01_ses-2_task-sleep_eeg"),           # BIDS sessions
+])
+def test_one_persons_nights_have_one_subject_so_no_split_separates_them(nights: tuple[str, ...]) -> None:
+    from synthsleepnet.io import subject_id
+
+    assert len({subject_id(night) for night in nights}) == 1
+    assert subject_id(nights[0]) != subject_id(nights[0].replace("0", "9"))  # another person is another subject
+
+
 def test_bids_events_tsv(tmp_path: Path) -> None:
     path = tmp_path / "sub-01_task-sleep_events.tsv"
     path.write_text("onset\tduration\ttrial_type\n0\t30\tW\n30\t30\tN1\n60\t60\tN2\n"

@@ -100,7 +100,8 @@ def find_recordings(folder: str | Path, *, scoring_dirs: Iterable[str | Path] = 
 
 _SUBJECT_RULES = (
     (re.compile(r"^(S[CT]\d\d\d)\d", re.I), 1),                # Sleep-EDF: SC4ssN -> SC4ss
-    (re.compile(r"^(?:shhs\d|mesa-sleep|mros-visit\d|cfs-visit\d)-(\w+?)(?:-|$)", re.I), 1),
+    (re.compile(r"^(?:shhs\d|mesa-sleep|mros-visit\d|cfs-visit\d|chat-(?:baseline|followup|nonrandomized))"
+                r"-(\w+?)(?:-|$)", re.I), 1),                # NSRR: a child's CHAT baseline and follow-up are one
     (re.compile(r"^(sub-[A-Za-z0-9]+)"), 1),                   # BIDS
 )
 
@@ -114,7 +115,8 @@ def subject_id(stem: str, pattern: str | None = None) -> str:
     """The subject a recording belongs to, so splits never put one person in two sets.
 
     With ``pattern`` (a regex with one group), that group; otherwise the cohort rules for
-    Sleep-EDF (``SC4001E0`` → ``SC400``), NSRR (``shhs1-200001`` → ``200001``) and BIDS
+    Sleep-EDF (``SC4001E0`` → ``SC400``), NSRR (``shhs1-200001`` → ``200001``, ``chat-followup-300001``
+    → ``300001``, as is the same child's ``chat-baseline-300001``) and BIDS
     (``sub-01_...`` → ``sub-01``); otherwise the stem itself.
 
     Examples
