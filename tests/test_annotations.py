@@ -41,6 +41,36 @@ def test_hmc_scoring_matches_mne_and_reads_lights(real_data: Path) -> None:
     assert scoring.lights_off_s == pytest.approx(33.43) and scoring.lights_on_s is not None
 
 
+
+@pytest.mark.parametrize(("marks", "expected"), [
+    ((("Lights off", 600.0), ("Lights on", 28000.0)), (600.0, 28000.0)),
+    ((("LightsOff", 600.0), ("LIGHTS ON", 28000.0)), (600.0, 28000.0)),
+    ((("Lights out", 600.0), ("Lights off", 900.0), ("Lights on", 20000.0), ("Lights on", 28000.0)),
+     (600.0, 28000.0)),                                            # the first off, the last on
+    ((("Lights off", 600.0), ("Lights on", float("nan"))), (600.0, None)),
+    ((("Lights on", 600.0), ("Lights off", 900.0)), (None, None)),  # on before off: neither is believed
+])
+def test_lights_marks(marks: tuple[tuple[str, float], ...], expected: tuple[float | None, float | None]) -> None:
+    from synthsleepnet.io.annotations import lights_marks
+    from synthsleepnet.io.recording import Annotation
+
+    notes: list[str] = []
+    assert lights_marks([Annotation(onset, 0.0, text) for text, onset in marks], notes) == expected
+    assert bool(notes) == (None in expected)  # a mark dropped or disbelieved is said
+
+
+def test_scoring_lights_follow_the_scoring_onto_the_recording(real_data: Path) -> None:
+    import datetime as dt
+
+    from synthsleepnet.preprocessing import align_scoring
+
+    scoring = read_scoring(real_data / "hmc" / "SN001_sleepscoring.edf")
+    assert scoring.start is not None and scoring.lights_off_s is not None and scoring.lights_on_s is not None
+    earlier = scoring.start - dt.timedelta(seconds=90)  # a recording that started 90 s before the scoring
+    aligned = align_scoring(scoring, earlier, 900, 30.0)
+    assert aligned.lights_s == (scoring.lights_off_s + 90, scoring.lights_on_s + 90)
+
+
 def test_yasa_integer_and_letter_hypnograms(real_data: Path) -> None:
     ints = read_scoring(real_data / "yasa" / "data_full_6hrs_100Hz_hypno_30s.txt")
     assert ints.n_epochs == 720 and ints.stage_counts()["R"] > 0  # 4 means REM in YASA files

@@ -203,6 +203,30 @@ def test_report_figure_keeps_every_label_title_and_legend_inside_the_page(scored
     assert not any(upper.y0 < lower.y1 for upper, lower in itertools.pairwise(boxes))  # titles clear the axes above
 
 
+
+def test_lights_marks_bound_the_nights_statistics_and_indices(scored: ScoringResult) -> None:
+    # dozing before lights off (epochs 0-1) and after lights on (16-19); one hypopnea in each part
+    stages = ["N2"] * 2 + ["W"] * 2 + ["N2"] * 10 + ["W"] * 2 + ["N2"] * 4
+    flags = np.zeros(20)
+    flags[[0, 6, 17]] = 0.9
+    proba = np.eye(5)[[["W", "N1", "N2", "N3", "R"].index(x) for x in stages]]
+    night = dataclasses.replace(scored, stages=stages, stage_proba=proba, event_proba={"hypopnea": flags},
+                                second_proba=None, spo2=None, reference=None, reference_events=None,
+                                lights_off_s=None, lights_on_s=None)
+    whole = night.sleep_statistics(), night.respiratory()
+    assert whole[0]["TST_min"] == 8.0 and whole[1]["AHI"] == pytest.approx(3 / (8 / 60))
+    bounded = dataclasses.replace(night, lights_off_s=60.0, lights_on_s=480.0)
+    stats, resp = bounded.sleep_statistics(), bounded.respiratory()
+    assert (stats["TIB_min"], stats["TST_min"], stats["SOL_min"]) == (7.0, 5.0, 1.0)
+    assert stats["SE_pct"] == pytest.approx(100 * 5 / 7)
+    assert resp["AHI"] == pytest.approx(1 / (5 / 60))  # the hypopnea in bed, over sleep in bed
+    reread = ScoringResult.from_json(bounded.to_json()).sleep_statistics()  # result.json keeps the marks
+    assert (reread["TIB_min"], reread["SOL_min"]) == (7.0, 1.0)
+    # the simulated recording marks lights off at its start and on at its last second (its NSRR scoring does not)
+    assert (scored.lights_off_s, scored.lights_on_s) == (0.0, 2399.0)
+    assert any(re.match(r"lights off at \d\d:\d\d:\d\d, lights on at", note) for note in scored.notes), scored.notes
+
+
 def test_mne_annotations(scored: ScoringResult) -> None:
     pytest.importorskip("mne")
     annotations = scored.to_mne_annotations()
@@ -341,7 +365,7 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
     table = pd.read_csv(out / "nights.csv")
     assert list(table["night"]) == ["broken", "sim-0011", "sim-0012"]
     assert table.loc[0, "error"].startswith("PSGReadError") and (table["TST_min"].iloc[1:] >= 0).all()
-    assert {"SE_pct", "R_latency_min", "AHI", "AHI_REM", "ODI3", "T90_min", "severity", "modalities_used",
+    assert {"TIB_min", "SE_pct", "R_latency_min", "AHI", "AHI_REM", "ODI3", "T90_min", "severity", "modalities_used",
             "reliability"} <= set(table.columns)
     with_scoring = json.loads((out / "sim-0011" / "summary.json").read_text())
     assert table.loc[1, "reference_kappa"] == pytest.approx(with_scoring["agreement_with_reference"]["kappa"], abs=0.005)

@@ -205,7 +205,8 @@ _RESPIRATORY_COLUMNS = ("AHI", "REI", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", 
 def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
     stats, resp = summary["statistics"], summary["respiratory"]
     row: dict[str, Any] = {"night": night, "source": source, "n_epochs": summary["n_epochs"]}
-    for key in ("TST_min", "SE_pct", "SOL_min", "WASO_min", "R_latency_min", "N1_pct", "N2_pct", "N3_pct", "R_pct"):
+    for key in ("TIB_min", "TST_min", "SE_pct", "SOL_min", "WASO_min", "R_latency_min", "N1_pct", "N2_pct", "N3_pct",
+                "R_pct"):
         row[key] = stats.get(key)
     row.update({key: resp.get(key) for key in _RESPIRATORY_COLUMNS})
     agreement, events = summary.get("agreement_with_reference") or {}, summary.get("event_agreement") or {}

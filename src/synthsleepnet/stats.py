@@ -27,7 +27,16 @@ import numpy as np
 
 from .tasks import STAGES, UNSCORED
 
-__all__ = ["sleep_statistics"]
+__all__ = ["in_bed", "sleep_statistics"]
+
+
+def in_bed(n_epochs: int, epoch_s: float, lights_off_s: float | None = None,
+           lights_on_s: float | None = None) -> slice:
+    """The epochs of time in bed: from the one holding lights off to the one holding lights on
+    (the whole hypnogram where unmarked)."""
+    first = int(np.floor(lights_off_s / epoch_s)) if lights_off_s is not None else 0
+    last = int(np.ceil(lights_on_s / epoch_s)) if lights_on_s is not None else n_epochs
+    return slice(max(first, 0), min(last, n_epochs))
 
 
 def sleep_statistics(stages: np.ndarray, epoch_s: float = 30.0, *, lights_off_s: float | None = None,
@@ -64,9 +73,7 @@ def sleep_statistics(stages: np.ndarray, epoch_s: float = 30.0, *, lights_off_s:
     unknown = sorted(set(np.unique(stages).tolist()) - {UNSCORED, *range(len(STAGES))})
     if unknown:
         raise ValueError(f"stage codes must be -1 (unscored), 0 W, 1 N1, 2 N2, 3 N3 or 4 R; got {unknown}")
-    first = int(np.floor(lights_off_s / epoch_s)) if lights_off_s is not None else 0
-    last = int(np.ceil(lights_on_s / epoch_s)) if lights_on_s is not None else stages.size
-    tib = stages[max(first, 0):min(last, stages.size)]
+    tib = stages[in_bed(stages.size, epoch_s, lights_off_s, lights_on_s)]
     minutes = epoch_s / 60
     asleep = np.flatnonzero(tib > 0)
     stats: dict[str, float] = {"TIB_min": tib.size * minutes}

@@ -26,6 +26,7 @@ from .recording import Annotation
 
 __all__ = [
     "Scoring",
+    "lights_marks",
     "parse_stage_label",
     "read_scoring",
     "scoring_from_annotations",
@@ -89,6 +90,33 @@ def parse_stage_label(text: str, *, source: str = "scoring") -> int | None:
 def _event_type(text: str) -> str | None:
     letters = re.sub(r"[^a-z]", "", text.split("|")[0].lower()).replace("pnoea", "pnea")
     return next((kind for pattern, kind in _EVENT_PATTERNS if pattern in letters), None)
+
+
+def _lights_mark(text: str) -> str | None:
+    """``"off"`` or ``"on"`` for a lights mark (``Lights off``, ``LightsOff``, ``Lights out``,
+    ``LIGHTS ON``), else None."""
+    letters = re.sub(r"[^a-z]", "", text.split("|")[0].lower())
+    return next((mark for word, mark in (("lightsoff", "off"), ("lightsout", "off"), ("lightson", "on"))
+                 if letters.startswith(word)), None)
+
+
+def lights_marks(annotations: Sequence[Annotation], notes: list[str] | None = None
+                 ) -> tuple[float | None, float | None]:
+    """Lights off (the first mark) and lights on (the last), in the annotations' seconds; None
+    where unmarked. Marks at impossible times are dropped, and lights on that is not after lights
+    off leaves both unknown; each is said in ``notes``."""
+    said: list[str] = [] if notes is None else notes
+    marks: dict[str, list[float]] = {"off": [], "on": []}
+    for ann in annotations:
+        mark = _lights_mark(ann.text)
+        timed = None if mark is None else _checked(ann.onset_s, 0.0, repr(ann.text), said)
+        if mark is not None and timed is not None:
+            marks[mark].append(timed[0])
+    off, on = min(marks["off"], default=None), max(marks["on"], default=None)
+    if off is not None and on is not None and on <= off:
+        said.append(f"lights on at {on:g} s is not after lights off at {off:g} s; neither is used")
+        return None, None
+    return off, on
 
 
 @dataclasses.dataclass
@@ -225,11 +253,10 @@ def scoring_from_annotations(
     events: list[tuple[float, float, str]] = []
     dropped: list[str] = []
     kept_notes = list(notes)
-    lights_off = lights_on = None
     for ann in annotations:
         code = parse_stage_label(ann.text, source=name)
         kind = None if code is not None else _event_type(ann.text)
-        if code is None and kind is None and not ann.text.lower().startswith(("lights off", "lights on")):
+        if code is None and kind is None:
             continue
         # a zero-duration stage mark (some exporters) covers one epoch
         duration = (ann.duration_s or epoch_s) if code is not None else ann.duration_s
@@ -240,10 +267,7 @@ def scoring_from_annotations(
             intervals.append((timed[0], timed[1], code))
         elif kind is not None:
             events.append((timed[0], timed[1], kind))
-        elif ann.text.lower().startswith("lights off"):
-            lights_off = timed[0]
-        else:
-            lights_on = timed[0]
+    lights_off, lights_on = lights_marks(annotations, dropped)
     kept_notes += _summarise(dropped)
     table = (pd.DataFrame(events, columns=["onset_s", "duration_s", "event"])
              .sort_values("onset_s", kind="stable").reset_index(drop=True)) if events else _empty_events()
@@ -399,7 +423,7 @@ def _read_table(path: Path, epoch_s: float) -> Scoring:
         if label_col == "stage" and not is_stage:
             raise AnnotationError(f"{path}, line {line}: unknown stage label {text_label!r}; expected W, N1, N2, "
                                   "N3, R/REM or ?/Movement/Unscored")
-        if not is_stage and _event_type(text_label) is None and not text_label.lower().startswith("lights o"):
+        if not is_stage and _event_type(text_label) is None and _lights_mark(text_label) is None:
             unused.append(text_label)
         annotations.append(Annotation(float(onset), float(duration), text_label))
     if unused:

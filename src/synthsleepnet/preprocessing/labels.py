@@ -23,14 +23,16 @@ class EpochLabels:
     """Labels of a recording's epochs and what aligning the scoring changed.
 
     ``labels`` has shape (E, n_tasks), one column per registered task in ``names`` (stage 0–4;
-    an event task 1 when an event overlaps the epoch, 0 when not; −1 unknown). ``events`` are in
-    seconds from the recording start.
+    an event task 1 when an event overlaps the epoch, 0 when not; −1 unknown). ``events`` and the
+    scoring's lights marks ``lights_s`` (off, on; None where unmarked) are in seconds from the
+    recording start.
     """
 
     labels: np.ndarray
     names: tuple[str, ...]
     events: pd.DataFrame
     notes: list[str]
+    lights_s: tuple[float | None, float | None] = (None, None)
 
 
 #: The note of a night prepared without a scoring (a training store wants to know; scoring does not).
@@ -95,4 +97,5 @@ def align_scoring(scoring: Scoring | None, recording_start: dt.datetime | None, 
     if not scoring.respiratory_scored:
         notes.append("no respiratory scoring: apnea and hypopnea labels unknown (-1)")
     context = LabelContext(stages, events, epoch_s, min_overlap_s, scoring.respiratory_scored)
-    return EpochLabels(epoch_labels(context, names), names, events, notes)
+    off, on = (None if mark is None else mark + offset_s for mark in (scoring.lights_off_s, scoring.lights_on_s))
+    return EpochLabels(epoch_labels(context, names), names, events, notes, (off, on))

@@ -13,7 +13,7 @@ import pandas as pd
 from .._config import PreprocessingConfig, config_hash, config_to_dict
 from .._logging import logger, verbose
 from .._validation import ChannelNotFoundError, PSGReadError, SignalQualityError
-from ..io.annotations import Scoring, read_scoring
+from ..io.annotations import Scoring, lights_marks, read_scoring
 from ..io.channels import (
     MODALITIES,
     ChannelMapping,
@@ -91,6 +91,10 @@ class PreparedNight:
         Recording start (ISO 8601), when known.
     gap_epochs : list of int
         Epochs an EDF+D gap overlaps: their signal is bridged and their labels unscored.
+    lights_s : tuple of (float | None)
+        Lights off and on in seconds from the recording start: the scoring's marks, else the
+        recording's own annotations' (:func:`~synthsleepnet.io.annotations.lights_marks`); None
+        where unmarked. Scoring counts time in bed between them.
     """
 
     signals: np.ndarray
@@ -103,6 +107,7 @@ class PreparedNight:
     report: NightReport
     start_iso: str | None = None
     gap_epochs: list[int] = dataclasses.field(default_factory=list)
+    lights_s: tuple[float | None, float | None] = (None, None)
 
     @property
     def n_epochs(self) -> int:
@@ -338,8 +343,10 @@ def prepare_recording(
         aligned.labels[gapped] = UNSCORED
         report.notes.append(f"{gapped.size} epoch(s) overlap recording gaps: their labels are unscored (-1)")
     start_iso = recording.start.isoformat() if recording.start else None
+    lights = aligned.lights_s if aligned.lights_s != (None, None) else lights_marks(recording.annotations,
+                                                                                   report.notes)
     return PreparedNight(signals, channels, modalities, aligned.labels, aligned.names, aligned.events, config,
-                         report, start_iso, gapped.tolist())
+                         report, start_iso, gapped.tolist(), lights)
 
 
 def describe_recording(

@@ -22,7 +22,7 @@ from ..respiratory import (
     severity_band,
     spo2_measures,
 )
-from ..stats import sleep_statistics
+from ..stats import in_bed, sleep_statistics
 from ..tasks import RESPIRATORY_EVENTS, STAGES, TASKS, UNSCORED
 
 __all__ = ["ScoringResult"]
@@ -86,6 +86,9 @@ class ScoringResult:
         SpO2 (%) at 1 Hz when the recording has it (for the report).
     notes : list of str
         What preparing the night changed or left out.
+    lights_off_s, lights_on_s : float | None
+        Lights marks in seconds from the first epoch, when the reference scoring or the recording
+        marks them: time in bed (TIB, SOL, SE) and the indices over sleep count between them.
     """
 
     stages: list[str]
@@ -107,6 +110,8 @@ class ScoringResult:
     spo2: list[float] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     second_proba: np.ndarray | None = None
+    lights_off_s: float | None = None
+    lights_on_s: float | None = None
 
     @property
     def n_epochs(self) -> int:
@@ -165,7 +170,15 @@ class ScoringResult:
 
     def sleep_statistics(self) -> dict[str, float]:
         """AASM statistics of the predicted hypnogram (see :func:`synthsleepnet.stats.sleep_statistics`)."""
-        return sleep_statistics(self.as_int(), self.epoch_s)
+        return sleep_statistics(self.as_int(), self.epoch_s, lights_off_s=self.lights_off_s,
+                                lights_on_s=self.lights_on_s)
+
+    def _in_bed(self, codes: np.ndarray) -> np.ndarray:
+        """``codes`` with the epochs outside lights off → on unscored: sleep there is not counted."""
+        kept = np.full_like(codes, UNSCORED)
+        bed = in_bed(codes.size, self.epoch_s, self.lights_off_s, self.lights_on_s)
+        kept[bed] = codes[bed]
+        return kept
 
     def respiratory(self) -> dict[str, Any]:
         """The respiratory picture: AHI (total, REM, NREM), AI, HI, OAI, CAI, MAI, counts and
@@ -175,7 +188,7 @@ class ScoringResult:
         hypopnea model ran or there is no sleep; SpO2 measures span the whole recording when no
         stage model ran.
         """
-        codes = self.as_int()
+        codes = self._in_bed(self.as_int())
         out: dict[str, Any]
         if self.scores_respiration:
             events = self.respiratory_events()
@@ -210,8 +223,9 @@ class ScoringResult:
             return None
         predicted = self.respiratory_events()
         reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
-        ref_ahi = respiratory_indices(reference, np.array([_CODES[s] for s in self.reference]), self.epoch_s)["AHI"]
-        ahi = respiratory_indices(predicted, self.as_int(), self.epoch_s)["AHI"]
+        ref_ahi = respiratory_indices(reference, self._in_bed(np.array([_CODES[s] for s in self.reference])),
+                                      self.epoch_s)["AHI"]
+        ahi = respiratory_indices(predicted, self._in_bed(self.as_int()), self.epoch_s)["AHI"]
         if self.second_proba is not None:  # typed events: agreement by type too
             return {**event_agreement(reference, predicted), "AHI_reference": ref_ahi, "AHI": ahi}
         truth = [(o, d) for o, d, _ in self.reference_events]

@@ -164,7 +164,8 @@ class NightScorer:
                              reference=reference, reference_events=reference_events,
                              threshold=0.5 if self.threshold is None else self.threshold, decoding=self._decoding(),
                              spo2=prepared.spo2, notes=_notes(prepared, runs.substitutions),
-                             second_proba=runs.second_proba)
+                             second_proba=runs.second_proba, lights_off_s=night.lights_s[0],
+                             lights_on_s=night.lights_s[1])
 
     def _run_models(self, prepared: PreparedInput, modality_of: Mapping[str, str]) -> _ModelRuns:
         """Each task's model on the channels it knows, or their stand-ins."""
@@ -237,7 +238,23 @@ def _notes(prepared: PreparedInput, substitutions: Mapping[str, str]) -> list[st
     notes += [f"skipped {k}: {v}" for k, v in report.channels_skipped.items()]
     notes += [f"{name}: {info[key]}" for name, info in report.channels_used.items()
               for key in ("band_note", "unit_note", "amplitude_warning", "clipping_warning") if key in info]
-    return notes + [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
+    notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
+    return notes + _lights_note(prepared)
+
+
+def _lights_note(prepared: PreparedInput) -> list[str]:
+    """Where time in bed was taken from, when lights marks bound it."""
+    marks = dict(zip(("off", "on"), prepared.night.lights_s, strict=True))
+    if all(seconds is None for seconds in marks.values()):
+        return []
+    start = prepared.start
+
+    def when(seconds: float) -> str:
+        return f"{start + dt.timedelta(seconds=seconds):%H:%M:%S}" if start else f"{seconds:g} s"
+
+    said = ", ".join(f"lights {mark} at {when(seconds)}" for mark, seconds in marks.items() if seconds is not None)
+    return [f"{said} (marked in the scoring or recording): time in bed, sleep latency, efficiency and the "
+            "indices count only from lights off to lights on"]
 
 
 @verbose
