@@ -111,9 +111,10 @@ def _compiled(preset: str, epochs: int, repeats: int) -> None:
                   flush=True)
 
 
-def _export_onnx(model: SleepClassifier, path: Path) -> float:
-    """Export ``model``'s probabilities for (windows, seq_len, samples) inputs, one per channel;
-    returns the seconds the export took."""
+def _export_onnx(model: SleepClassifier, path: Path, windows: int) -> float:
+    """Export ``model``'s probabilities for (windows, seq_len, samples) inputs, one per channel,
+    traced with ``windows`` windows (the number may vary where the model lets the exporter keep
+    it symbolic; ``tiny``'s frame cutting fixes it); returns the seconds the export took."""
     import contextlib
     import io
 
@@ -130,12 +131,12 @@ def _export_onnx(model: SleepClassifier, path: Path) -> float:
         def forward(self, *signals: torch.Tensor) -> torch.Tensor:
             return torch.softmax(self.model(dict(zip(CHANNELS, signals, strict=True))), -1)
 
-    example = tuple(torch.zeros(2, model.seq_len, PreprocessingConfig().epoch_samples) for _ in CHANNELS)
-    windows = torch.export.Dim("windows", min=1, max=1024)
+    example = tuple(torch.zeros(windows, model.seq_len, PreprocessingConfig().epoch_samples) for _ in CHANNELS)
+    dim = torch.export.Dim("windows", min=1, max=1024)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes
         torch.onnx.export(Probabilities().eval(), example, str(path), dynamo=True, input_names=list(CHANNELS),
-                          output_names=["probabilities"], dynamic_shapes=(({0: windows},) * len(CHANNELS),))  # one entry: the *signals
+                          output_names=["probabilities"], dynamic_shapes=(({0: dim},) * len(CHANNELS),))  # one entry: the *signals
     return time.perf_counter() - start
 
 
@@ -173,15 +174,15 @@ def _onnx(preset: str, epochs: int, repeats: int) -> None:
     from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 
     model, night = _model_and_night(preset, epochs)
-    whole = epochs // model.seq_len * model.seq_len  # whole windows: no epoch is predicted twice
-    night = {c: x[:whole] for c, x in night.items()}
     per_call = 160 // model.seq_len  # windows per call, as scoring's default batch of 160 epochs
+    whole = epochs // (model.seq_len * per_call) * model.seq_len * per_call  # whole calls of whole windows
+    night = {c: x[:whole] for c, x in night.items()}
     with tempfile.TemporaryDirectory() as work:
         spec = ModelSpec("sleep_classifier", get_preset(preset), CHANNELS, 5, "sequence")
         checkpoint = save_checkpoint(Path(work) / "model.safetensors", build_model(spec), CheckpointMeta(
             phase="finetune", spec=spec, task="stage", preprocessing=PreprocessingConfig()))  # unfolded, as saved
         exported = Path(work) / "model.onnx"
-        export_seconds = _export_onnx(model, exported)
+        export_seconds = _export_onnx(model, exported, per_call)
         session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
         windows = {c: x.reshape(-1, model.seq_len, x.shape[-1]) for c, x in night.items()}
 
