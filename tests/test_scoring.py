@@ -227,6 +227,27 @@ def test_lights_marks_bound_the_nights_statistics_and_indices(scored: ScoringRes
     assert any(re.match(r"lights off at \d\d:\d\d:\d\d, lights on at", note) for note in scored.notes), scored.notes
 
 
+
+def test_lights_given_as_clock_times_replace_the_recordings_marks(scorers: list[Path], sim_dir: Path,
+                                                                  scored: ScoringResult,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+
+    start = scored.start  # the recording's clock; it runs 40 minutes
+    clock = [f"{start + dt.timedelta(minutes=m):%H:%M}" for m in (10, 30)]
+    result = score_recording(sim_dir / "sim-0011.edf", scorers, lights=(clock[0], clock[1]))
+    assert (result.lights_off_s, result.lights_on_s) == (600.0, 1800.0)
+    assert result.sleep_statistics()["TIB_min"] == 20.0
+    assert any(f"lights off at {clock[0]}:00, lights on at {clock[1]}:00 (as given)" in n for n in result.notes)
+    with pytest.raises(ValueError, match=r"sim-0011\.edf: lights on at .* is not within the recording"):
+        score_recording(sim_dir / "sim-0011.edf", scorers,
+                        lights=(None, f"{start + dt.timedelta(minutes=50):%H:%M}"))
+    with pytest.raises(SystemExit):
+        main(["score", str(sim_dir / "sim-0011.edf"), "--model", str(scorers[0]), "--out", "unused",
+              "--lights-off", "24:10"])
+    assert "'24:10' is not a time of day" in capsys.readouterr().err
+
+
 def test_mne_annotations(scored: ScoringResult) -> None:
     pytest.importorskip("mne")
     annotations = scored.to_mne_annotations()

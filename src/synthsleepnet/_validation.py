@@ -7,7 +7,9 @@ every message names the parameter or file, the value received and what is accept
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +28,9 @@ __all__ = [
     "ResumeError",
     "SignalQualityError",
     "StoreError",
+    "Lights",
     "check_fname",
+    "clock_time",
     "check_fraction",
     "check_int",
     "check_option",
@@ -99,6 +103,27 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
         limit = "≥ 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {limit}, got {value!r}")
     return float(value)
+
+
+#: Lights off and on as clock times (``"22:45"`` or ``datetime.time``), None where not given.
+Lights = tuple[str | dt.time | None, str | dt.time | None]
+
+
+def clock_time(value: str | dt.time) -> dt.time:
+    """A time of day from ``HH:MM`` or ``HH:MM:SS`` (or a ``datetime.time``), e.g. lights off.
+
+    >>> clock_time("22:45"), clock_time("06:30:15")
+    (datetime.time(22, 45), datetime.time(6, 30, 15))
+    """
+    if isinstance(value, dt.time):
+        return value
+    if not re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", str(value).strip()):
+        raise ValueError(f"a clock time is HH:MM or HH:MM:SS (24-hour), got {value!r}")
+    hour, minute, *second = (int(part) for part in str(value).strip().split(":"))
+    try:
+        return dt.time(hour, minute, second[0] if second else 0)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time of day (hours 0-23, minutes and seconds 0-59)") from None
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:

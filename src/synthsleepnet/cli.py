@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import atexit
+import datetime as dt
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any, NoReturn
 
 from ._config import PRESETS, RunConfig, load_run_config
 from ._logging import log_to_stderr, logger
+from ._validation import clock_time
 from ._version import __version__
 from .io.channels import MODALITIES
 from .tasks import TASKS
@@ -244,6 +246,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --- scoring --------------------------------------------------------------------------------
+def _clock_time(value: str) -> dt.time:
+    """:func:`clock_time` for argparse, which shows an ``ArgumentTypeError``'s own words."""
+    try:
+        return clock_time(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from .respiratory import describe_respiratory
     from .score_files import reuse_freed_memory, score_night, score_nights
@@ -259,12 +269,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
         summary = score_nights(args.recordings if len(args.recordings) > 1 else args.recordings[0], args.model,
                                args.out, channel_file=args.channel_file, overwrite=args.overwrite,
                                threshold=args.threshold, require=args.require, progress=not args.quiet, device=device,
-                               precision=precision, workers=args.workers)
+                               precision=precision, workers=args.workers, lights=(args.lights_off, args.lights_on))
         _print(summary.text())
         return 0 if summary.ok else 1
     scored = score_night(args.recordings[0], args.model, args.out, annotations=args.annotations,
                          channel_file=args.channel_file, overwrite=args.overwrite, threshold=args.threshold,
-                         require=args.require, device=device, precision=precision)
+                         require=args.require, device=device, precision=precision,
+                         lights=(args.lights_off, args.lights_on))
     result = scored.result
     if result.reliability["level"] != "full":
         _print(f"WARNING: reliability {result.reliability['level'].upper()}: "
@@ -496,6 +507,10 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("--workers", type=int, default=1,
                    help="nights scored at a time in a batch, each in its own process with its share of the cores")
     q.add_argument("--quiet", action="store_true", help="no progress bar (batches)")
+    for mark in ("off", "on"):
+        q.add_argument(f"--lights-{mark}", type=_clock_time, metavar="HH:MM[:SS]",
+                       help=f"clock time of lights {mark} (time in bed runs from lights off to lights on; default: "
+                            "the scoring's or the recording's own marks, else the whole recording)")
     _add_runtime_flags(q)
 
     q = _sub(sub, "stats", "stats", "sleep_statistics", _cmd_stats)

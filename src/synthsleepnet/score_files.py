@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ._atomic import atomic_write_text
 from ._logging import log_to_stderr, logger, verbose
-from ._validation import check_int
+from ._validation import Lights, check_int
 from ._workers import fork_is_safe, worker_pool
 from .export import EXPORT_FILES, check_outputs, export_all
 from .io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for
@@ -73,6 +73,7 @@ def score_night(
     timezone: dt.tzinfo = dt.UTC,
     device: str = "auto",
     precision: str = "auto",
+    lights: Lights = (None, None),
     verbose: bool | str | int | None = None,
 ) -> ScoredNight:
     """Score one recording and write ``epochs.csv``, ``summary.json``, the exports and the report.
@@ -90,7 +91,7 @@ def score_night(
         from .scoring.score import NightScorer
 
         scorer = NightScorer.load(checkpoints, channel_file=channel_file, device=device, precision=precision,
-                                  threshold=threshold, require=require, timezone=timezone)
+                                  threshold=threshold, require=require, timezone=timezone, lights=lights)
         prepared = ahead.result() if ahead else None
         result = scorer.score(prepared or scorer.prepare(recording, annotations))
         outputs = _write_outputs(result, out, overwrite, ahead.draw_report(result, out) if ahead else None)
@@ -345,6 +346,7 @@ def score_nights(
     precision: str = "auto",
     workers: int = 1,
     progress: bool = True,
+    lights: Lights = (None, None),
     verbose: bool | str | int | None = None,
 ) -> BatchSummary:
     """Score many recordings (a folder, or files) with the models loaded once.
@@ -354,7 +356,8 @@ def score_nights(
     holds one row per night: TST, SE, SOL, WASO, R latency, stage %, AHI, severity, the accuracy,
     κ and AHI of its own scoring when it has one, modalities used, reliability, notes, or the
     error. A night that fails is reported and the others are
-    scored; nights already scored are kept unless ``overwrite`` (a rerun resumes).
+    scored; nights already scored are kept unless ``overwrite`` (a rerun resumes). ``lights``
+    (clock times, as in :func:`~synthsleepnet.scoring.score_recording`) apply to every night.
 
     With one worker the next recording is read and prepared in a thread while the models score
     the current one. ``workers`` > 1 scores that many nights at a time, each worker a process
@@ -380,7 +383,7 @@ def score_nights(
         else:
             todo.append((night, item))
     options = {"channel_file": channel_file, "device": device, "precision": precision, "threshold": threshold,
-               "require": tuple(require), "timezone": timezone}
+               "require": tuple(require), "timezone": timezone, "lights": lights}
     outcomes = (_score_in_processes(todo, checkpoints, options, out, progress, min(workers, len(todo)))
                 if workers > 1 and len(todo) > 1 else _score_here(todo, checkpoints, options, out, progress))
     for night, item, error in outcomes:

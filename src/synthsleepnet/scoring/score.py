@@ -14,7 +14,13 @@ import numpy as np
 from .._config import EventDecoding, PreprocessingConfig, config_hash
 from .._device import Runtime, resolve_runtime
 from .._logging import logger, verbose
-from .._validation import ChannelNotFoundError, CheckpointError, check_finite_output
+from .._validation import (
+    ChannelNotFoundError,
+    CheckpointError,
+    Lights,
+    check_finite_output,
+    clock_time,
+)
 from ..io.annotations import Scoring
 from ..io.channels import ChannelTable, load_channel_table
 from ..io.montage import stand_in
@@ -112,14 +118,17 @@ class NightScorer:
     threshold: float | None = None
     require: tuple[str, ...] = ()
     timezone: dt.tzinfo = dt.UTC
+    lights: tuple[dt.time | None, dt.time | None] = (None, None)
 
     @classmethod
     def load(cls, models: Sequence[str | Path], *, channel_file: str | Path | None = None, device: str = "auto",
              precision: str = "auto", threshold: float | None = None, require: Sequence[str] = (),
-             timezone: dt.tzinfo = dt.UTC) -> NightScorer:
+             timezone: dt.tzinfo = dt.UTC, lights: Lights = (None, None)) -> NightScorer:
+        off, on = (None if t is None else clock_time(t) for t in lights)
         runtime = resolve_runtime(device, precision)
         scorers, config = load_scorers(models, runtime)
-        return cls(scorers, config, load_channel_table(channel_file), runtime, threshold, tuple(require), timezone)
+        return cls(scorers, config, load_channel_table(channel_file), runtime, threshold, tuple(require), timezone,
+                   (off, on))
 
     def prepare(self, recording: str | Path | Recording, annotations: str | Path | Scoring | None = None
                 ) -> PreparedInput:
@@ -156,6 +165,7 @@ class NightScorer:
             logger.warning("%s: %s", source.name, reason)
         reference, reference_events = _references(prepared)
         start = (prepared.start or dt.datetime(1985, 1, 1)).replace(tzinfo=self.timezone)
+        lights, whence = self._lights(prepared)
         return ScoringResult(stages=stages, stage_proba=runs.stage_proba, event_proba=runs.event_proba,
                              epoch_s=self.config.epoch_s, start=start, source=str(source), models=runs.models,
                              channels_used=runs.used, channels_missing=missing, modalities_used=used_modalities,
@@ -163,9 +173,35 @@ class NightScorer:
                              preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
                              reference=reference, reference_events=reference_events,
                              threshold=0.5 if self.threshold is None else self.threshold, decoding=self._decoding(),
-                             spo2=prepared.spo2, notes=_notes(prepared, runs.substitutions),
-                             second_proba=runs.second_proba, lights_off_s=night.lights_s[0],
-                             lights_on_s=night.lights_s[1])
+                             spo2=prepared.spo2,
+                             notes=_notes(prepared, runs.substitutions) + _lights_note(lights, whence, prepared.start),
+                             second_proba=runs.second_proba, lights_off_s=lights[0], lights_on_s=lights[1])
+
+    def _lights(self, prepared: PreparedInput) -> tuple[tuple[float | None, float | None], str]:
+        """Lights off and on in seconds from the recording start, and whence: the clock times
+        given (placed in the recording, which may run past midnight), else the marks of the
+        scoring or the recording."""
+        marked = prepared.night.lights_s
+        if self.lights == (None, None):
+            return marked, "marked in the scoring or recording"
+        start = prepared.start
+        if start is None:
+            raise ValueError(f"{prepared.source}: the recording states no start time, so lights at clock times "
+                             "cannot be placed in it")
+        length_s = prepared.night.n_epochs * self.config.epoch_s
+        start_s = start.hour * 3600 + start.minute * 60 + start.second + start.microsecond / 1e6
+        placed: list[float | None] = []
+        for mark, clock, fallback in zip(("off", "on"), self.lights, marked, strict=True):
+            seconds = None if clock is None else (clock.hour * 3600 + clock.minute * 60 + clock.second - start_s) % 86400
+            if seconds is not None and seconds > length_s:
+                raise ValueError(f"{prepared.source}: lights {mark} at {clock} is not within the recording "
+                                 f"({start:%H:%M:%S} to {start + dt.timedelta(seconds=length_s):%H:%M:%S})")
+            placed.append(fallback if seconds is None else seconds)
+        off, on = placed
+        if off is not None and on is not None and on <= off:
+            raise ValueError(f"{prepared.source}: lights on ({self.lights[1] or 'marked'}) is not after lights off "
+                             f"({self.lights[0] or 'marked'})")
+        return (off, on), "as given"
 
     def _run_models(self, prepared: PreparedInput, modality_of: Mapping[str, str]) -> _ModelRuns:
         """Each task's model on the channels it knows, or their stand-ins."""
@@ -238,23 +274,21 @@ def _notes(prepared: PreparedInput, substitutions: Mapping[str, str]) -> list[st
     notes += [f"skipped {k}: {v}" for k, v in report.channels_skipped.items()]
     notes += [f"{name}: {info[key]}" for name, info in report.channels_used.items()
               for key in ("band_note", "unit_note", "amplitude_warning", "clipping_warning") if key in info]
-    notes += [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
-    return notes + _lights_note(prepared)
+    return notes + [f"{actual} used in place of {wanted} (same modality)" for wanted, actual in substitutions.items()]
 
 
-def _lights_note(prepared: PreparedInput) -> list[str]:
-    """Where time in bed was taken from, when lights marks bound it."""
-    marks = dict(zip(("off", "on"), prepared.night.lights_s, strict=True))
+def _lights_note(lights: tuple[float | None, float | None], whence: str, start: dt.datetime | None) -> list[str]:
+    """Where time in bed was taken from, when lights bound it."""
+    marks = dict(zip(("off", "on"), lights, strict=True))
     if all(seconds is None for seconds in marks.values()):
         return []
-    start = prepared.start
 
     def when(seconds: float) -> str:
         return f"{start + dt.timedelta(seconds=seconds):%H:%M:%S}" if start else f"{seconds:g} s"
 
     said = ", ".join(f"lights {mark} at {when(seconds)}" for mark, seconds in marks.items() if seconds is not None)
-    return [f"{said} (marked in the scoring or recording): time in bed, sleep latency, efficiency and the "
-            "indices count only from lights off to lights on"]
+    return [f"{said} ({whence}): time in bed, sleep latency, efficiency and the indices count only from lights "
+            "off to lights on"]
 
 
 @verbose
@@ -269,6 +303,7 @@ def score_recording(
     require: Sequence[str] = (),
     device: str = "auto",
     precision: str = "auto",
+    lights: Lights = (None, None),
     verbose: bool | str | int | None = None,
 ) -> ScoringResult:
     """Score one night: stages with probabilities, event flags per epoch, statistics, AHI.
@@ -300,6 +335,10 @@ def score_recording(
     device, precision : str
         Where the models run (``auto``: CUDA when present) and in what precision (``auto``: bf16
         where supported).
+    lights : (off, on)
+        Clock times of lights off and on (``"22:45"``), placed in the recording (it may run past
+        midnight); where given they replace the scoring's or the recording's own marks. Time in
+        bed runs between them (:attr:`ScoringResult.lights_off_s`).
     verbose : bool | str | int | None
         Log level for this call.
 
@@ -312,5 +351,5 @@ def score_recording(
         If a ``require``-d modality or channel cannot be used.
     """
     scorer = NightScorer.load(models, channel_file=channel_file, device=device, precision=precision,
-                              threshold=threshold, require=require, timezone=timezone)
+                              threshold=threshold, require=require, timezone=timezone, lights=lights)
     return scorer.score(scorer.prepare(recording, annotations))
