@@ -220,6 +220,8 @@ def test_lights_marks_bound_the_nights_statistics_and_indices(scored: ScoringRes
     assert (stats["TIB_min"], stats["TST_min"], stats["SOL_min"]) == (7.0, 5.0, 1.0)
     assert stats["SE_pct"] == pytest.approx(100 * 5 / 7)
     assert resp["AHI"] == pytest.approx(1 / (5 / 60))  # the hypopnea in bed, over sleep in bed
+    unstaged = dataclasses.replace(bounded, stage_proba=None, stages=["UNS"] * 20).respiratory()
+    assert unstaged["REI"] == pytest.approx(1 / (7 / 60))  # without stages: events in bed per hour in bed
     reread = ScoringResult.from_json(bounded.to_json()).sleep_statistics()  # result.json keeps the marks
     assert (reread["TIB_min"], reread["SOL_min"]) == (7.0, 1.0)
     # the simulated recording marks lights off at its start and on at its last second (its NSRR scoring does not)

@@ -173,25 +173,31 @@ class ScoringResult:
         return sleep_statistics(self.as_int(), self.epoch_s, lights_off_s=self.lights_off_s,
                                 lights_on_s=self.lights_on_s)
 
-    def _in_bed(self, codes: np.ndarray) -> np.ndarray:
-        """``codes`` with the epochs outside lights off → on unscored: sleep there is not counted."""
-        kept = np.full_like(codes, UNSCORED)
-        bed = in_bed(codes.size, self.epoch_s, self.lights_off_s, self.lights_on_s)
-        kept[bed] = codes[bed]
-        return kept
+    def _bed(self) -> slice:
+        """The epochs of time in bed (all of them without lights marks)."""
+        return in_bed(self.n_epochs, self.epoch_s, self.lights_off_s, self.lights_on_s)
+
+    def _in_bed(self, events: pd.DataFrame) -> pd.DataFrame:
+        """The events starting in bed, timed from its first epoch (as the indices' hypnogram is)."""
+        bed = self._bed()
+        first_s, stop_s = bed.start * self.epoch_s, bed.stop * self.epoch_s
+        inside = events[(events["onset_s"] >= first_s) & (events["onset_s"] < stop_s)].copy()
+        inside["onset_s"] -= first_s
+        return inside
 
     def respiratory(self) -> dict[str, Any]:
         """The respiratory picture: AHI (total, REM, NREM), AI, HI, OAI, CAI, MAI, counts and
         durations per type, severity (:func:`~synthsleepnet.respiratory.respiratory_indices`), and
         with SpO2 the ODI3, ODI4, T90 and mean / minimum SpO2 over sleep
-        (:func:`~synthsleepnet.respiratory.spo2_measures`). Indices are NaN when no apnea /
-        hypopnea model ran or there is no sleep; SpO2 measures span the whole recording when no
-        stage model ran.
+        (:func:`~synthsleepnet.respiratory.spo2_measures`), all over time in bed (lights off to
+        on, where marked). Indices are NaN when no apnea / hypopnea model ran or there is no
+        sleep; without a stage model the REI and the SpO2 measures span the time in bed.
         """
-        codes = self._in_bed(self.as_int())
+        bed = self._bed()
+        codes = self.as_int()[bed]
         out: dict[str, Any]
         if self.scores_respiration:
-            events = self.respiratory_events()
+            events = self._in_bed(self.respiratory_events())
             out = respiratory_indices(events, codes, self.epoch_s)
             hypopneas = events[events["event"] == "hypopnea"]
             out["hypopneas_confirmed"] = int((hypopneas["confirmed_by"] != "").sum())
@@ -200,8 +206,8 @@ class ScoringResult:
                    "note": "no apnea/hypopnea model was given"}
         if self.spo2 is not None:
             has_stages = bool(np.any(codes >= 0))
-            out.update(spo2_measures(np.asarray(self.spo2, dtype=float), codes if has_stages else None,
-                                     self.epoch_s))
+            spo2 = np.asarray(self.spo2, dtype=float)[int(bed.start * self.epoch_s):int(bed.stop * self.epoch_s)]
+            out.update(spo2_measures(spo2, codes if has_stages else None, self.epoch_s))
         return out
 
     def agreement(self) -> dict[str, Any] | None:
@@ -223,9 +229,10 @@ class ScoringResult:
             return None
         predicted = self.respiratory_events()
         reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
-        ref_ahi = respiratory_indices(reference, self._in_bed(np.array([_CODES[s] for s in self.reference])),
+        bed = self._bed()
+        ref_ahi = respiratory_indices(self._in_bed(reference), np.array([_CODES[s] for s in self.reference])[bed],
                                       self.epoch_s)["AHI"]
-        ahi = respiratory_indices(predicted, self._in_bed(self.as_int()), self.epoch_s)["AHI"]
+        ahi = respiratory_indices(self._in_bed(predicted), self.as_int()[bed], self.epoch_s)["AHI"]
         if self.second_proba is not None:  # typed events: agreement by type too
             return {**event_agreement(reference, predicted), "AHI_reference": ref_ahi, "AHI": ahi}
         truth = [(o, d) for o, d, _ in self.reference_events]
