@@ -183,7 +183,7 @@ class NightScorer:
         scoring or the recording."""
         marked = prepared.night.lights_s
         if self.lights == (None, None):
-            return marked, "marked in the scoring or recording"
+            return marked, "marked in the recording or its scoring"
         start = prepared.start
         if start is None:
             raise ValueError(f"{prepared.source}: the recording states no start time, so lights at clock times "
@@ -287,8 +287,7 @@ def _lights_note(lights: tuple[float | None, float | None], whence: str, start: 
         return f"{start + dt.timedelta(seconds=seconds):%H:%M:%S}" if start else f"{seconds:g} s"
 
     said = ", ".join(f"lights {mark} at {when(seconds)}" for mark, seconds in marks.items() if seconds is not None)
-    return [f"{said} ({whence}): time in bed, sleep latency, efficiency and the indices count only from lights "
-            "off to lights on"]
+    return [f"{said} ({whence}): time in bed runs between them"]
 
 
 @verbose
