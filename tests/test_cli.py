@@ -26,6 +26,18 @@ def test_info_maps_sleep_edf_channels_and_reports_1hz(real_data: Path, capsys: p
     assert "not used: temperature: not a model input" in temp
 
 
+
+def test_stats_with_lights_given_as_clock_times(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hypnogram = str(real_data / "sleep-edf" / "hypnograms" / "SC4001EC-Hypnogram.edf")  # 24 h from 16:13
+    assert main(["stats", hypnogram, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["TIB_min"] == 24 * 60
+    assert main(["stats", hypnogram, "--json", "--lights-off", "23:00", "--lights-on", "07:00"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["TIB_min"] == 8 * 60 and stats["TST_min"] == 326.5  # every sleep epoch lies in those 8 h
+    assert main(["stats", hypnogram, "--lights-off", "23:00", "--lights-on", "21:00"]) == 2
+    assert "lights on (21:00:00) is not after lights off (23:00:00)" in capsys.readouterr().err
+
+
 def test_info_json(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--json", str(real_data / "sleep-edf" / "short_psg.edf")]) == 0
     data = json.loads(capsys.readouterr().out)

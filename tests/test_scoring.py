@@ -241,7 +241,7 @@ def test_lights_given_as_clock_times_replace_the_recordings_marks(scorers: list[
     assert (result.lights_off_s, result.lights_on_s) == (600.0, 1800.0)
     assert result.sleep_statistics()["TIB_min"] == 20.0
     assert any(f"lights off at {clock[0]}:00, lights on at {clock[1]}:00 (as given)" in n for n in result.notes)
-    with pytest.raises(ValueError, match=r"sim-0011\.edf: lights on at .* is not within the recording"):
+    with pytest.raises(ValueError, match=r"sim-0011\.edf: lights on at .* is not within the night"):
         score_recording(sim_dir / "sim-0011.edf", scorers,
                         lights=(None, f"{start + dt.timedelta(minutes=50):%H:%M}"))
     with pytest.raises(SystemExit):

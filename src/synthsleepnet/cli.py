@@ -160,6 +160,21 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 where the hardware has it, else fp32")
 
 
+def _add_lights_flags(p: argparse.ArgumentParser) -> None:
+    for mark in ("off", "on"):
+        p.add_argument(f"--lights-{mark}", type=_clock_time, metavar="HH:MM[:SS]",
+                       help=f"clock time of lights {mark} (time in bed runs from lights off to lights on; default: "
+                            "the marks in the files, else the whole night)")
+
+
+def _clock_time(value: str) -> dt.time:
+    """:func:`clock_time` for argparse, which shows an ``ArgumentTypeError``'s own words."""
+    try:
+        return clock_time(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="epoch store folder")
     p.add_argument("--out", required=True, help="output folder (checkpoint, log.csv, tensorboard/)")
@@ -246,14 +261,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --- scoring --------------------------------------------------------------------------------
-def _clock_time(value: str) -> dt.time:
-    """:func:`clock_time` for argparse, which shows an ``ArgumentTypeError``'s own words."""
-    try:
-        return clock_time(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def _cmd_score(args: argparse.Namespace) -> int:
     from .respiratory import describe_respiratory
     from .score_files import reuse_freed_memory, score_night, score_nights
@@ -303,13 +310,19 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_stats(args: argparse.Namespace) -> int:
     from .io import read_scoring
-    from .stats import sleep_statistics
+    from .stats import place_lights, sleep_statistics
 
     scoring = read_scoring(args.hypnogram)
     if scoring.n_epochs == 0:
         raise ValueError(f"{args.hypnogram}: holds no sleep stages, so there are no statistics to compute")
-    stats = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=scoring.lights_off_s,
-                             lights_on_s=scoring.lights_on_s)
+    lights = (scoring.lights_off_s, scoring.lights_on_s)
+    if (args.lights_off, args.lights_on) != (None, None):
+        if scoring.start is None:
+            raise ValueError(f"{args.hypnogram}: the file states no start time (EDF+ scorings do), so lights at "
+                             "clock times cannot be placed in it")
+        lights = place_lights((args.lights_off, args.lights_on), scoring.start, scoring.n_epochs * scoring.epoch_s,
+                              marked=lights, source=str(args.hypnogram))
+    stats = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=lights[0], lights_on_s=lights[1])
     for note in scoring.notes:
         logger.warning("%s: %s", args.hypnogram, note)
     if args.json:
@@ -507,15 +520,13 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("--workers", type=int, default=1,
                    help="nights scored at a time in a batch, each in its own process with its share of the cores")
     q.add_argument("--quiet", action="store_true", help="no progress bar (batches)")
-    for mark in ("off", "on"):
-        q.add_argument(f"--lights-{mark}", type=_clock_time, metavar="HH:MM[:SS]",
-                       help=f"clock time of lights {mark} (time in bed runs from lights off to lights on; default: "
-                            "the scoring's or the recording's own marks, else the whole recording)")
+    _add_lights_flags(q)
     _add_runtime_flags(q)
 
     q = _sub(sub, "stats", "stats", "sleep_statistics", _cmd_stats)
     q.add_argument("hypnogram", help="any scoring file the data layer reads")
     q.add_argument("--json", action="store_true", help="print JSON")
+    _add_lights_flags(q)
 
     q = _sub(sub, "embed", "scoring.embed", "embed_epochs", _cmd_embed)
     q.add_argument("source", help="a recording or an epoch store")

@@ -2,8 +2,8 @@
 
 Definitions (times in minutes, percentages in %; epochs of ``epoch_s`` seconds):
 
-- **TIB** (time in bed): lights off to lights on when both are known, otherwise the whole
-  hypnogram; unscored epochs count in TIB.
+- **TIB** (time in bed): lights off to lights on where known (either bounds its own end),
+  otherwise the whole hypnogram; unscored epochs count in TIB.
 - **SOL** (sleep onset latency): from the start of TIB to the first epoch of any sleep stage
   (AASM: the first epoch scored other than W).
 - **SPT** (sleep period time): first to last sleep epoch, inclusive.
@@ -23,11 +23,47 @@ NaN (undefined), never 0.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from .tasks import STAGES, UNSCORED
 
-__all__ = ["in_bed", "sleep_statistics"]
+__all__ = ["in_bed", "place_lights", "sleep_statistics"]
+
+
+def place_lights(lights: tuple[dt.time | None, dt.time | None], start: dt.datetime, length_s: float, *,
+                 marked: tuple[float | None, float | None] = (None, None), source: str = "recording"
+                 ) -> tuple[float | None, float | None]:
+    """Lights off and on in seconds from ``start``: clock times placed in a night of
+    ``length_s`` seconds (it may run past midnight), a time not given taken from ``marked``.
+
+    Raises
+    ------
+    ValueError
+        If a time falls outside the night, or lights on is not after lights off.
+
+    Examples
+    --------
+    >>> place_lights((dt.time(23, 0), dt.time(6, 30)), dt.datetime(2024, 1, 1, 22, 30), 9 * 3600)
+    (1800.0, 28800.0)
+    """
+    start_s = start.hour * 3600 + start.minute * 60 + start.second + start.microsecond / 1e6
+    placed: list[float | None] = []
+    for mark, clock, fallback in zip(("off", "on"), lights, marked, strict=True):
+        if clock is None:
+            placed.append(fallback)
+            continue
+        seconds = (clock.hour * 3600 + clock.minute * 60 + clock.second - start_s) % 86400
+        if seconds > length_s:
+            raise ValueError(f"{source}: lights {mark} at {clock} is not within the night "
+                             f"({start:%H:%M:%S} to {start + dt.timedelta(seconds=length_s):%H:%M:%S})")
+        placed.append(seconds)
+    off, on = placed
+    if off is not None and on is not None and on <= off:
+        raise ValueError(f"{source}: lights on ({lights[1] or 'as marked'}) is not after lights off "
+                         f"({lights[0] or 'as marked'})")
+    return off, on
 
 
 def in_bed(n_epochs: int, epoch_s: float, lights_off_s: float | None = None,

@@ -29,6 +29,7 @@ from ..models.checkpoint import CheckpointMeta, load_classifier
 from ..models.classifier import SleepClassifier
 from ..models.inference import fuse_for_inference
 from ..preprocessing.labels import NO_SCORING
+from ..stats import place_lights
 from ..tasks import RESPIRATORY_EVENTS, STAGES, get_task
 from .prepare import PreparedInput, prepare_input, shared_preparation
 from .result import ScoringResult
@@ -184,24 +185,12 @@ class NightScorer:
         marked = prepared.night.lights_s
         if self.lights == (None, None):
             return marked, "marked in the recording or its scoring"
-        start = prepared.start
-        if start is None:
+        if prepared.start is None:
             raise ValueError(f"{prepared.source}: the recording states no start time, so lights at clock times "
                              "cannot be placed in it")
         length_s = prepared.night.n_epochs * self.config.epoch_s
-        start_s = start.hour * 3600 + start.minute * 60 + start.second + start.microsecond / 1e6
-        placed: list[float | None] = []
-        for mark, clock, fallback in zip(("off", "on"), self.lights, marked, strict=True):
-            seconds = None if clock is None else (clock.hour * 3600 + clock.minute * 60 + clock.second - start_s) % 86400
-            if seconds is not None and seconds > length_s:
-                raise ValueError(f"{prepared.source}: lights {mark} at {clock} is not within the recording "
-                                 f"({start:%H:%M:%S} to {start + dt.timedelta(seconds=length_s):%H:%M:%S})")
-            placed.append(fallback if seconds is None else seconds)
-        off, on = placed
-        if off is not None and on is not None and on <= off:
-            raise ValueError(f"{prepared.source}: lights on ({self.lights[1] or 'marked'}) is not after lights off "
-                             f"({self.lights[0] or 'marked'})")
-        return (off, on), "as given"
+        return place_lights(self.lights, prepared.start, length_s, marked=marked, source=str(prepared.source)), \
+            "as given"
 
     def _run_models(self, prepared: PreparedInput, modality_of: Mapping[str, str]) -> _ModelRuns:
         """Each task's model on the channels it knows, or their stand-ins."""
