@@ -230,24 +230,25 @@ def main() -> None:
     from _measure import describe_cpu
 
     print(f"{describe_cpu()}; {args.epochs} epochs × 4 channels timed, shown per 8-h night ({NIGHT_EPOCHS} "
-          f"epochs); medians of {args.repeats} calls\n")
-    print(f"| preset | epochs per call | model seconds | speed-up (vs {args.batch_sizes[0]}) | "
-          "largest probability change |")
-    print("|---|---|---|---|---|")
+          f"epochs); medians of {args.repeats} calls")
+    change = "largest probability change"
+    _header("preset", "epochs per call", "model seconds", f"speed-up (vs {args.batch_sizes[0]})", change)
     for preset in args.presets:
         _batch_sizes(preset, args.epochs, args.batch_sizes, args.repeats)
     if args.compile:
-        print("\n| preset | compiler cache | eager | compiled | speed-up | start-up | nights to pay it back | "
-              "largest probability change |")
-        print("|---|---|---|---|---|---|---|---|")
-        for preset in args.compile:
-            _compiled(preset, args.epochs, args.repeats)
+        _header("preset", "compiler cache", "eager", "compiled", "speed-up", "start-up", "nights to pay it back", change)
+    for preset in args.compile:
+        _compiled(preset, args.epochs, args.repeats)
     if args.onnx:
-        print("\n| preset | export (once a model) | start-up: torch | start-up: ONNX Runtime | model seconds: "
-              "torch | model seconds: ONNX Runtime | speed-up | largest probability change |")
-        print("|---|---|---|---|---|---|---|---|")
-        for preset in args.onnx:
-            _onnx(preset, args.epochs, args.repeats)
+        _header("preset", "export (once a model)", "start-up: torch", "start-up: ONNX Runtime", "model seconds: torch",
+                "model seconds: ONNX Runtime", "speed-up", change)
+    for preset in args.onnx:
+        _onnx(preset, args.epochs, args.repeats)
+
+
+def _header(*columns: str) -> None:
+    """A Markdown table's header, after a blank line."""
+    print(f"\n| {' | '.join(columns)} |\n|{'---|' * len(columns)}")
 
 
 if __name__ == "__main__":
