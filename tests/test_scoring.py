@@ -250,6 +250,16 @@ def test_lights_given_as_clock_times_replace_the_recordings_marks(scorers: list[
     assert "'24:10' is not a time of day" in capsys.readouterr().err
 
 
+
+def test_report_greys_the_recording_outside_lights_off_to_on(scored: ScoringResult) -> None:
+    def grey_spans(result: ScoringResult) -> list[str]:
+        return [p.get_label() for p in plot_report(result).axes[0].patches]
+
+    assert grey_spans(scored) == []  # the simulated recording runs from lights off to lights on
+    bounded = dataclasses.replace(scored, lights_off_s=600.0, lights_on_s=1800.0)
+    assert grey_spans(bounded) == ["lights on", None]  # before lights off, after lights on; one legend entry
+
+
 def test_mne_annotations(scored: ScoringResult) -> None:
     pytest.importorskip("mne")
     annotations = scored.to_mne_annotations()

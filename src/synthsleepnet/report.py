@@ -14,6 +14,7 @@ import numpy as np
 from ._atomic import atomic_write_bytes, atomic_write_text
 from .respiratory import describe_respiratory
 from .scoring.result import ScoringResult
+from .stats import in_bed
 from .tasks import STAGES
 
 __all__ = ["REPORT_FILES", "import_drawing", "plot_report", "write_report"]
@@ -65,6 +66,7 @@ def plot_report(result: ScoringResult) -> Any:
     ax.step(t, np.r_[levels, levels[-1]], where="post", color="k", lw=1.0, label="SynthSleepNet")
     rem = np.flatnonzero(np.array(result.stages) == "R")
     ax.hlines(np.full(rem.size, _ORDER["R"]), t[rem], t[rem + 1], color=_COLORS["R"], lw=3)  # R in colour
+    _shade_lights_on(ax, result)
     ax.set_yticks(list(_ORDER.values()), list(_ORDER))
     ax.set_ylim(4.5, -0.5)
     ax.set_ylabel("stage")
@@ -89,6 +91,15 @@ def plot_report(result: ScoringResult) -> Any:
     axes[-1].set_xlabel("hours from recording start")
     axes[-1].set_xlim(0, t[-1])
     return fig
+
+
+def _shade_lights_on(ax: Any, result: ScoringResult) -> None:
+    """Grey before lights off and after lights on: the recording outside time in bed."""
+    bed = in_bed(result.n_epochs, result.epoch_s, result.lights_off_s, result.lights_on_s)
+    spans = [(a, b) for a, b in ((0, bed.start), (bed.stop, result.n_epochs)) if b > a]
+    for i, (first, stop) in enumerate(spans):
+        ax.axvspan(first * result.epoch_s / 3600, stop * result.epoch_s / 3600, color="0.88", lw=0, zorder=0,
+                   label=None if i else "lights on")
 
 
 _EVENT_COLORS = {"apnea": "#c0392b", "hypopnea": "#e67e22"}
