@@ -30,13 +30,13 @@ __all__ = [
     "StoreError",
     "Lights",
     "check_fname",
-    "clock_time",
     "check_fraction",
     "check_int",
     "check_option",
     "check_path_exists",
     "check_positive",
     "check_finite_output",
+    "clock_time",
 ]
 
 T = TypeVar("T")
