@@ -76,6 +76,18 @@ def test_efficiency_and_stage_percentages() -> None:
 def test_lights_marks_bound_time_in_bed() -> None:
     s = sleep_statistics(H, lights_off_s=60, lights_on_s=16 * 30)
     assert s["TIB_min"] == 7.0 and s["SOL_min"] == 0.5
+    assert sleep_statistics(H, lights_off_s=75, lights_on_s=16 * 30)["TIB_min"] == 7.0  # the epoch lights go off in
+
+
+def test_lights_on_must_come_after_lights_off() -> None:
+    import datetime as dt
+
+    from synthsleepnet.stats import place_lights
+
+    start = dt.datetime(2024, 1, 1, 22, 0)
+    assert place_lights((dt.time(22, 30), None), start, 9 * 3600, marked=(None, 30000.0)) == (1800.0, 30000.0)
+    with pytest.raises(ValueError, match=r"night\.edf: lights on \(22:30:00\) is not after lights off"):
+        place_lights((dt.time(22, 30), dt.time(22, 30)), start, 9 * 3600, source="night.edf")
 
 
 def test_all_wake_night_gives_nan_not_zero() -> None:
@@ -210,9 +222,11 @@ def test_lights_marks_bound_the_nights_statistics_and_indices(scored: ScoringRes
     flags = np.zeros(20)
     flags[[0, 6, 17]] = 0.9
     proba = np.eye(5)[[["W", "N1", "N2", "N3", "R"].index(x) for x in stages]]
+    seconds = np.arange(600)
+    spo2 = 97 - np.clip(np.minimum(seconds - 360, 389 - seconds), 0, 12)  # down to 85 % in epoch 12, in bed
     night = dataclasses.replace(scored, stages=stages, stage_proba=proba, event_proba={"hypopnea": flags},
-                                second_proba=None, spo2=None, reference=None, reference_events=None,
-                                lights_off_s=None, lights_on_s=None)
+                                second_proba=None, spo2=spo2.astype(float).tolist(), reference=None,
+                                reference_events=None, lights_off_s=None, lights_on_s=None)
     whole = night.sleep_statistics(), night.respiratory()
     assert whole[0]["TST_min"] == 8.0 and whole[1]["AHI"] == pytest.approx(3 / (8 / 60))
     bounded = dataclasses.replace(night, lights_off_s=60.0, lights_on_s=480.0)
@@ -220,6 +234,10 @@ def test_lights_marks_bound_the_nights_statistics_and_indices(scored: ScoringRes
     assert (stats["TIB_min"], stats["TST_min"], stats["SOL_min"]) == (7.0, 5.0, 1.0)
     assert stats["SE_pct"] == pytest.approx(100 * 5 / 7)
     assert resp["AHI"] == pytest.approx(1 / (5 / 60))  # the hypopnea in bed, over sleep in bed
+    assert resp["spo2_min"] == 85.0  # SpO2 second by second on the in-bed hypnogram
+    scored_too = dataclasses.replace(bounded, reference=stages, reference_events=[
+        (o * 30.0, 30.0, "hypopnea") for o in (0, 6, 17)]).event_agreement()
+    assert scored_too is not None and scored_too["AHI"] == scored_too["AHI_reference"] == pytest.approx(12.0)
     unstaged = dataclasses.replace(bounded, stage_proba=None, stages=["UNS"] * 20).respiratory()
     assert unstaged["REI"] == pytest.approx(1 / (7 / 60))  # without stages: events in bed per hour in bed
     reread = ScoringResult.from_json(bounded.to_json()).sleep_statistics()  # result.json keeps the marks
