@@ -182,6 +182,20 @@ def test_tal_faults_are_said_with_the_file(tmp_path: Path) -> None:
         read_recording(path)
 
 
+
+def test_lights_that_cannot_be_believed_are_said_or_refused(tmp_path: Path) -> None:
+    from synthsleepnet.stats import place_lights
+
+    path = tmp_path / "night.tsv"
+    path.write_text("onset\tduration\tdescription\n0\t0\tLights on\n0\t30\tW\n30\t30\tN2\n60\t0\tLights off\n")
+    scoring = read_scoring(path)
+    assert (scoring.lights_off_s, scoring.lights_on_s) == (None, None)  # the whole night is time in bed
+    assert "lights on at 0 s is not after lights off at 60 s; neither is used" in scoring.notes
+    with pytest.raises(ValueError, match=r"night\.edf: lights off at 12:00:00 is not within the night "
+                                         r"\(22:00:00 to 06:00:00\)"):
+        place_lights((dt.time(12, 0), None), dt.datetime(2024, 1, 1, 22), 8 * 3600, source="night.edf")
+
+
 def test_scorings_are_paired_by_exact_names_never_glob_patterns(tmp_path: Path) -> None:
     for name in ("n[12].edf", "n1.edf", "n1-nsrr.xml", "night*.edf", "nightA-nsrr.xml"):
         (tmp_path / name).write_bytes(b"")
