@@ -301,7 +301,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
               if "ODI3" in resp else ""))
     agreement = result.agreement()
     if agreement:
-        _print(f"  agreement with {args.annotations}: accuracy {agreement['accuracy']:.3f}, "
+        _print(f"  agreement with {args.annotations or 'its own scoring'}: accuracy {agreement['accuracy']:.3f}, "
                f"kappa {agreement['kappa']:.3f}")
     _print(f"  wrote {', '.join(p.name for p in scored.outputs.values())} to {args.out}; "
            f"open {scored.outputs['html']}")
