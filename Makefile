@@ -35,7 +35,8 @@ bench: setup
 	$(PY) benchmarks/store_random_access.py
 	$(PY) benchmarks/encoder_speed.py
 
-## bench-env: a separate environment with the peers YASA and psgscoring (never package dependencies)
+## bench-env: a separate environment with the peers YASA and psgscoring and the runtimes measured
+## against ours (ONNX Runtime) — never package dependencies
 bench-env:
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/python -m pip install --quiet -c constraints.txt -e . -r benchmarks/requirements-peers.txt -r benchmarks/requirements-runtimes.txt

@@ -149,7 +149,7 @@ def test_a_night_without_staging_gets_the_rei_over_the_recording() -> None:
     ix = respiratory_indices(events, np.full(120, -1))  # one hour, no stage model
     assert not ix["staged"] and np.isnan(ix["AHI"]) and ix["REI"] == pytest.approx(3.0)
     assert ix["severity"] == "normal" and ix["n_events"] == 3 and ix["counts"]["hypopnea"] == 2
-    assert describe_respiratory(ix) == "REI 3.0/h (normal) over the recording time"
+    assert describe_respiratory(ix) == "REI 3.0/h (normal) over the time in bed"
     staged = respiratory_indices(events, np.full(120, 2))  # the same hour staged N2: the AHI, no REI
     assert staged["staged"] and np.isnan(staged["REI"]) and describe_respiratory(staged) == "AHI 3.0/h (normal)"
 

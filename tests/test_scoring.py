@@ -262,6 +262,8 @@ def test_lights_given_as_clock_times_replace_the_recordings_marks(scorers: list[
     with pytest.raises(ValueError, match=r"sim-0011\.edf: lights on at .* is not within the night"):
         score_recording(sim_dir / "sim-0011.edf", scorers,
                         lights=(None, f"{start + dt.timedelta(minutes=50):%H:%M}"))
+    with pytest.raises(ValueError, match=r"lights on must be HH:MM or HH:MM:SS \(24-hour\), got '7pm'"):
+        score_recording(sim_dir / "sim-0011.edf", scorers, lights=("22:00", "7pm"))
     with pytest.raises(SystemExit):
         main(["score", str(sim_dir / "sim-0011.edf"), "--model", str(scorers[0]), "--out", "unused",
               "--lights-off", "24:10"])

@@ -109,8 +109,9 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
 Lights = tuple[str | dt.time | None, str | dt.time | None]
 
 
-def clock_time(value: str | dt.time) -> dt.time:
-    """A time of day from ``HH:MM`` or ``HH:MM:SS`` (or a ``datetime.time``), e.g. lights off.
+def clock_time(value: str | dt.time, name: str = "clock time") -> dt.time:
+    """A time of day from ``HH:MM`` or ``HH:MM:SS`` (or a ``datetime.time``), e.g. lights off;
+    ``name`` says which in an error.
 
     >>> clock_time("22:45"), clock_time("06:30:15")
     (datetime.time(22, 45), datetime.time(6, 30, 15))
@@ -118,12 +119,12 @@ def clock_time(value: str | dt.time) -> dt.time:
     if isinstance(value, dt.time):
         return value
     if not re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", str(value).strip()):
-        raise ValueError(f"a clock time is HH:MM or HH:MM:SS (24-hour), got {value!r}")
+        raise ValueError(f"{name} must be HH:MM or HH:MM:SS (24-hour), got {value!r}")
     hour, minute, *second = (int(part) for part in str(value).strip().split(":"))
     try:
         return dt.time(hour, minute, second[0] if second else 0)
     except ValueError:
-        raise ValueError(f"{value!r} is not a time of day (hours 0-23, minutes and seconds 0-59)") from None
+        raise ValueError(f"{name} {value!r} is not a time of day (hours 0-23, minutes and seconds 0-59)") from None
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:

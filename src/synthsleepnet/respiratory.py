@@ -26,7 +26,8 @@ start; hypnogram codes 0 W, 1 N1, 2 N2, 3 N3, 4 R, −1 unscored):
   typed apneas (an apnea of unspecified type counts in AI and AHI only); counts and mean / max
   duration per type; severity bands < 5, 5–15, 15–30, ≥ 30 /h. Without sleep staging (every
   epoch unscored: no stage model ran) there is no TST, so the night gets the **REI** instead, as
-  home sleep apnea tests do: every event per hour of recording, with the same bands.
+  home sleep apnea tests do: every event per hour of the hypnogram given (scoring gives it time
+  in bed: the whole recording where lights are not marked), with the same bands.
 """
 
 from __future__ import annotations
@@ -72,12 +73,12 @@ def describe_respiratory(indices: Mapping[str, Any]) -> str:
     staging.
 
     >>> describe_respiratory({"AHI": float("nan"), "REI": 7.96, "staged": False})
-    'REI 8.0/h (mild) over the recording time'
+    'REI 8.0/h (mild) over the time in bed'
     """
     rei = float(indices.get("REI", float("nan")))
     if indices.get("staged", True) or rei != rei:
         return describe_ahi(float(indices.get("AHI", float("nan"))))
-    return f"REI {rei:.1f}/h ({severity_band(rei)}) over the recording time"
+    return f"REI {rei:.1f}/h ({severity_band(rei)}) over the time in bed"
 
 
 def _events_table(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:

@@ -87,15 +87,20 @@ def parse_stage_label(text: str, *, source: str = "scoring") -> int | None:
     return None
 
 
+def _letters(text: str) -> str:
+    """The letters of a label's name (before NSRR's ``|``), lower case: how names are compared."""
+    return re.sub(r"[^a-z]", "", text.split("|")[0].lower())
+
+
 def _event_type(text: str) -> str | None:
-    letters = re.sub(r"[^a-z]", "", text.split("|")[0].lower()).replace("pnoea", "pnea")
+    letters = _letters(text).replace("pnoea", "pnea")
     return next((kind for pattern, kind in _EVENT_PATTERNS if pattern in letters), None)
 
 
 def _lights_mark(text: str) -> str | None:
     """``"off"`` or ``"on"`` for a lights mark (``Lights off``, ``LightsOff``, ``Lights out``,
     ``LIGHTS ON``), else None."""
-    letters = re.sub(r"[^a-z]", "", text.split("|")[0].lower())
+    letters = _letters(text)
     return next((mark for word, mark in (("lightsoff", "off"), ("lightsout", "off"), ("lightson", "on"))
                  if letters.startswith(word)), None)
 

@@ -125,7 +125,8 @@ class NightScorer:
     def load(cls, models: Sequence[str | Path], *, channel_file: str | Path | None = None, device: str = "auto",
              precision: str = "auto", threshold: float | None = None, require: Sequence[str] = (),
              timezone: dt.tzinfo = dt.UTC, lights: Lights = (None, None)) -> NightScorer:
-        off, on = (None if t is None else clock_time(t) for t in lights)
+        off, on = (None if t is None else clock_time(t, f"lights {mark}") for t, mark in zip(lights, ("off", "on"),
+                                                                                              strict=True))
         runtime = resolve_runtime(device, precision)
         scorers, config = load_scorers(models, runtime)
         return cls(scorers, config, load_channel_table(channel_file), runtime, threshold, tuple(require), timezone,
