@@ -96,6 +96,17 @@ def test_odi_and_t90_count_sleep_only(night_spo2: tuple) -> None:
     assert 95 < m["spo2_mean"] < 96.1 and m["spo2_min"] == pytest.approx(88.0, abs=0.6)
 
 
+def test_a_desaturation_just_after_lights_off_is_measured_from_the_baseline_before() -> None:
+    x = np.full(1800, 97.0)  # half an hour at 1 Hz, lights off at 300 s (epoch 10)
+    _dip(x, 320, 5.0, fall_s=5, hold_s=15, rise_s=5)  # 20 s after lights off
+    _dip(x, 200, 5.0, fall_s=5, hold_s=15, rise_s=5)  # and one before: not counted
+    m = spo2_measures(x, np.full(60, 2), 30.0, in_bed=slice(10, 60))
+    assert m["n_desaturations_3"] == 1 and m["spo2_valid_sleep_h"] == pytest.approx(1500 / 3600)
+    assert m["spo2_min"] == pytest.approx(92.0)
+    awake = spo2_measures(x, None, 30.0, in_bed=slice(10, 60))  # without stages: the time in bed
+    assert awake["n_desaturations_3"] == 1 and awake["spo2_valid_sleep_h"] == pytest.approx(1500 / 3600)
+
+
 def test_no_valid_spo2_gives_undefined_measures() -> None:
     m = spo2_measures(np.zeros(600), np.full(20, 2))
     assert np.isnan(m["ODI3"]) and np.isnan(m["T90_min"]) and np.isnan(m["spo2_mean"])

@@ -224,6 +224,7 @@ def test_lights_marks_bound_the_nights_statistics_and_indices(scored: ScoringRes
     proba = np.eye(5)[[["W", "N1", "N2", "N3", "R"].index(x) for x in stages]]
     seconds = np.arange(600)
     spo2 = 97 - np.clip(np.minimum(seconds - 360, 389 - seconds), 0, 12)  # down to 85 % in epoch 12, in bed
+    spo2 = spo2 - np.clip(np.minimum(seconds - 65, 85 - seconds), 0, 5)  # and to 92 % just after lights off
     night = dataclasses.replace(scored, stages=stages, stage_proba=proba, event_proba={"hypopnea": flags},
                                 second_proba=None, spo2=spo2.astype(float).tolist(), reference=None,
                                 reference_events=None, lights_off_s=None, lights_on_s=None)
@@ -240,6 +241,7 @@ def test_lights_marks_bound_the_nights_statistics_and_indices(scored: ScoringRes
     assert scored_too is not None and scored_too["AHI"] == scored_too["AHI_reference"] == pytest.approx(12.0)
     unstaged = dataclasses.replace(bounded, stage_proba=None, stages=["UNS"] * 20).respiratory()
     assert unstaged["REI"] == pytest.approx(1 / (7 / 60))  # without stages: events in bed per hour in bed
+    assert unstaged["n_desaturations_3"] == 2  # the dip after lights off, measured from the baseline before it
     reread = ScoringResult.from_json(bounded.to_json()).sleep_statistics()  # result.json keeps the marks
     assert (reread["TIB_min"], reread["SOL_min"]) == (7.0, 1.0)
     # the simulated recording marks lights off at its start and on at its last second (its NSRR scoring does not)

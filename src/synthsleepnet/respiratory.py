@@ -165,14 +165,20 @@ def _sleep_mask(stages: np.ndarray | None, n_seconds: int, epoch_s: float) -> np
     return codes[epoch] > 0
 
 
-def spo2_measures(spo2: np.ndarray, stages: np.ndarray | None = None, epoch_s: float = 30.0) -> dict[str, Any]:
+def spo2_measures(spo2: np.ndarray, stages: np.ndarray | None = None, epoch_s: float = 30.0, *,
+                  in_bed: slice | None = None) -> dict[str, Any]:
     """ODI3, ODI4, T90 (min, % of valid sleep), mean and minimum SpO2, valid sleep hours.
 
     Over sleep when a hypnogram is given, else over the whole recording; NaN when no valid
-    SpO2 sample falls in sleep.
+    SpO2 sample falls in sleep. ``in_bed`` (epochs, lights off to on) bounds what is counted,
+    while the desaturations are found over the whole trace, so one in the first minutes after
+    lights off is measured from the baseline before it.
     """
     x = clean_spo2(spo2)
     sleep = _sleep_mask(stages, x.size, epoch_s)
+    if in_bed is not None:
+        epoch = np.arange(x.size) // epoch_s
+        sleep &= (epoch >= in_bed.start) & (epoch < in_bed.stop)
     valid = sleep & np.isfinite(x)
     hours = float(valid.sum()) / 3600
     out: dict[str, Any] = {"spo2_valid_sleep_h": hours}

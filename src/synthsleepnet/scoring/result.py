@@ -206,8 +206,8 @@ class ScoringResult:
                    "note": "no apnea/hypopnea model was given"}
         if self.spo2 is not None:
             has_stages = bool(np.any(codes >= 0))
-            spo2 = np.asarray(self.spo2, dtype=float)[int(bed.start * self.epoch_s):int(bed.stop * self.epoch_s)]
-            out.update(spo2_measures(spo2, codes if has_stages else None, self.epoch_s))
+            out.update(spo2_measures(np.asarray(self.spo2, dtype=float), self.as_int() if has_stages else None,
+                                     self.epoch_s, in_bed=bed))
         return out
 
     def agreement(self) -> dict[str, Any] | None:
