@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import embed_stages
 
 from synthsleepnet import CheckpointError, PreprocessingConfig
 from synthsleepnet._config import get_preset
@@ -285,20 +286,12 @@ def test_report_greys_the_recording_outside_lights_off_to_on(scored: ScoringResu
 
 def test_an_edf_that_embeds_its_scoring_is_compared_with_it(scorers: list[Path], sim_dir: Path,
                                                               scored: ScoringResult, tmp_path: Path) -> None:
-    import edfio
-
-    from synthsleepnet.io import read_scoring
-
-    edf = edfio.read_edf(sim_dir / "sim-0011.edf")  # the same night, its NSRR scoring's stages written into it
-    stages = read_scoring(sim_dir / "sim-0011-nsrr.xml").stages
-    names = ["W", "N1", "N2", "N3", "R"]
-    edf.set_annotations([*edf.annotations, *(edfio.EdfAnnotation(i * 30.0, 30.0, f"Sleep stage {names[code]}")
-                                             for i, code in enumerate(stages) if code >= 0)])
-    edf.write(tmp_path / "embedded.edf")
-    own = score_recording(tmp_path / "embedded.edf", scorers)
+    # the same night, its NSRR scoring's stages written into it
+    embedded = embed_stages(sim_dir / "sim-0011.edf", sim_dir / "sim-0011-nsrr.xml", tmp_path / "embedded.edf")
+    own = score_recording(embedded, scorers)
     assert own.reference == scored.reference and scored.reference is not None
     assert own.agreement() == scored.agreement()
-    assert "the recording's own stage annotations are the reference scoring" in own.notes
+    assert "the recording's own stage annotations are its scoring" in own.notes
 
 
 def test_mne_annotations(scored: ScoringResult) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import embed_stages
 
 from synthsleepnet import EpochStore, PreprocessingConfig, prepare_recording, prepare_store
 from synthsleepnet.io import RecordingFiles, find_recordings
@@ -60,6 +61,19 @@ def test_random_reads_equal_the_prepared_night(store: Path, sim_dir: Path) -> No
     np.testing.assert_array_equal(st.night("sim-0012").labels, night.labels)
     window = st.night("sim-0012").read_window(10, 20)
     np.testing.assert_array_equal(window, st.night("sim-0012").read(np.arange(10, 30)))
+
+
+def test_a_recording_that_embeds_its_scoring_is_labelled_from_it(store: Path, sim_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    own = tmp_path / "own"
+    own.mkdir()  # sim-0012 exported with its NSRR scoring's stages inside, no scoring file beside it
+    embedded = embed_stages(sim_dir / "sim-0012.edf", sim_dir / "sim-0012-nsrr.xml", own / "sim-0012.edf")
+    summary = prepare_store(own, tmp_path / "store", progress=False)
+    assert summary.ok and "the recording's own stage annotations are its scoring" in summary.reports["sim-0012"]
+    night, paired = EpochStore(tmp_path / "store").night("sim-0012"), EpochStore(store).night("sim-0012")
+    stage = EpochStore(store).label_column("stage")
+    np.testing.assert_array_equal(night.labels[:, stage], paired.labels[:, stage])
+    assert (night.labels[:, stage] >= 0).all() and night.meta["scoring"] == str(embedded)
 
 
 def test_random_epochs_cover_nights_and_return_labels(store: Path) -> None:

@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._logging import logger
 from .._validation import AnnotationError, check_path_exists
 from ..tasks import RESPIRATORY_EVENTS, STAGES, UNSCORED
 from .edf import MAX_RECORDING_S
-from .recording import Annotation
+from .recording import Annotation, Recording
 
 __all__ = [
     "Scoring",
+    "embedded_scoring",
     "lights_marks",
     "parse_stage_label",
     "read_scoring",
@@ -279,6 +281,27 @@ def scoring_from_annotations(
     respiratory = bool(table["event"].isin(RESPIRATORY_EVENTS).any())
     stages = _stages_from_intervals(intervals, epoch_s, kept_notes)
     return Scoring(stages, epoch_s, table, source, start, lights_off, lights_on, respiratory, notes=kept_notes)
+
+
+def embedded_scoring(recording: Recording, epoch_s: float) -> Scoring | None:
+    """The scoring a recording embeds in its own EDF+ annotations (stages, and events with them),
+    or None when it holds no stage annotation (or one it cannot read: said in the log).
+
+    Clinical systems export EDF+ files with the technologist's stages inside; scoring compares
+    with them and ``prepare`` takes its labels from them when no scoring file is paired.
+    """
+    if not recording.annotations:
+        return None
+    try:
+        scoring = scoring_from_annotations(recording.annotations, epoch_s=epoch_s, source=recording.path,
+                                           start=recording.start)
+    except AnnotationError as err:
+        logger.warning("%s: its own annotations are not used as a reference scoring: %s", recording.path, err)
+        return None
+    if not np.any(scoring.stages >= 0):
+        return None
+    scoring.notes.append("the recording's own stage annotations are its scoring")
+    return scoring
 
 
 def _clock_time(text: str) -> dt.time | None:

@@ -17,16 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from .._config import PreprocessingConfig
-from .._logging import logger
-from .._validation import AnnotationError, CheckpointError
-from ..io.annotations import Scoring, read_scoring, scoring_from_annotations
+from .._validation import CheckpointError
+from ..io.annotations import Scoring, embedded_scoring, read_scoring
 from ..io.channels import ChannelTable, load_channel_table, map_channels
 from ..io.recording import Recording, read_recording
 from ..models.meta import CheckpointMeta, read_checkpoint_meta
 from ..preprocessing.pipeline import PreparedNight, prepare_recording
 from ..preprocessing.signal import resample
 
-__all__ = ["PreparedInput", "own_scoring", "prepare_for_checkpoints", "prepare_input", "shared_preparation"]
+__all__ = ["PreparedInput", "prepare_for_checkpoints", "prepare_input", "shared_preparation"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,23 +39,6 @@ class PreparedInput:
     has_reference: bool
     spo2: list[float] | None
     reference_respiratory: bool = False  # the reference scoring covers respiratory events
-
-
-def own_scoring(recording: Recording, epoch_s: float) -> Scoring | None:
-    """The scoring a recording embeds in its own EDF+ annotations (stages, and events with them),
-    or None when it holds no stage annotation (or one it cannot read: said in the log)."""
-    if not recording.annotations:
-        return None
-    try:
-        scoring = scoring_from_annotations(recording.annotations, epoch_s=epoch_s, source=recording.path,
-                                           start=recording.start)
-    except AnnotationError as err:
-        logger.warning("%s: its own annotations are not used as a reference scoring: %s", recording.path, err)
-        return None
-    if not np.any(scoring.stages >= 0):
-        return None
-    scoring.notes.append("the recording's own stage annotations are the reference scoring")
-    return scoring
 
 
 def _spo2_1hz(recording: Recording, channel_table: ChannelTable) -> list[float] | None:
@@ -73,12 +55,13 @@ def prepare_input(recording: str | Path | Recording, annotations: str | Path | S
                   ) -> PreparedInput:
     """Read ``recording`` and condition the ``channels`` the models need (and their stand-ins).
     Without ``annotations``, stage annotations the recording holds itself (an EDF+ export that
-    embeds the technologist's scoring) are the reference (:func:`own_scoring`)."""
+    embeds the technologist's scoring) are the reference
+    (:func:`~synthsleepnet.io.annotations.embedded_scoring`)."""
     if not isinstance(recording, Recording):
         recording = read_recording(recording)
     if isinstance(annotations, str | Path):
         annotations = read_scoring(annotations, epoch_s=config.epoch_s)
-    annotations = annotations if annotations is not None else own_scoring(recording, config.epoch_s)
+    annotations = annotations if annotations is not None else embedded_scoring(recording, config.epoch_s)
     night = prepare_recording(recording, annotations, config=config, channel_table=channel_table, only=channels)
     return PreparedInput(recording.path, tuple(recording.labels), recording.start, night, annotations is not None,
                          _spo2_1hz(recording, channel_table),

@@ -23,8 +23,10 @@ from .._config import PreprocessingConfig, config_hash
 from .._logging import logger, verbose
 from .._validation import check_option
 from .._workers import worker_pool
+from ..io.annotations import embedded_scoring, read_scoring
 from ..io.channels import load_channel_table
 from ..io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for, subject_id
+from ..io.recording import read_recording
 from ..preprocessing.pipeline import prepare_recording
 from .epoch_store import create_store, rebuild_manifest
 from .lock import store_lock
@@ -63,11 +65,14 @@ def _prepare_one(item: RecordingFiles, store: Path, night_id: str, config: Prepr
     named, and the other nights go on.
     """
     try:
-        night = prepare_recording(item.recording, item.scoring, config=config,
+        recording = read_recording(item.recording)
+        scoring = read_scoring(item.scoring, epoch_s=config.epoch_s) if item.scoring \
+            else embedded_scoring(recording, config.epoch_s)  # an EDF+ export's own stages
+        night = prepare_recording(recording, scoring, config=config,
                                   channel_table=load_channel_table(channel_file), required=required)
         meta = night.metadata()
         meta.update(subject=subject, cohort=cohort, source=str(item.recording),
-                    scoring=str(item.scoring) if item.scoring else None)
+                    scoring=str(scoring.source) if scoring else None)
         write_night_files(store / "nights" / night_id, night.signals, night.labels, night.events, meta,
                           config.store_dtype)
     except Exception as err:  # one bad night must not stop the others; the reason is reported
