@@ -154,6 +154,24 @@ def test_indices_of_a_hand_built_night() -> None:
     assert "unspecified type" in ix["note"]
 
 
+def test_the_aasm_hypopnea_rules_count_hypopneas_by_their_desaturation() -> None:
+    # one hour of N2: an apnea without a desaturation, hypopneas followed by 5 %, 4 %, 3.5 % and
+    # 2 % drops, one with an arousal only, and one in wake (not counted)
+    events = pd.DataFrame({"onset_s": [100.0, 500.0, 900.0, 1300.0, 1700.0, 2100.0, 3650.0],
+                           "duration_s": [20.0] * 7,
+                           "event": ["apnea_obstructive"] + ["hypopnea"] * 6})
+    desaturations = pd.DataFrame({"onset_s": [525.0, 925.0, 1325.0, 1725.0, 3660.0], "duration_s": [30.0] * 5,
+                                  "drop_pct": [5.0, 4.0, 3.5, 2.0, 6.0]})
+    arousals = pd.DataFrame({"onset_s": [2110.0], "duration_s": [5.0]})
+    confirmed = confirm_hypopneas(events, desaturations, arousals)
+    stages = np.r_[np.full(120, 2), np.zeros(10)]
+    ix = respiratory_indices(confirmed, stages, desaturations_measured=True)
+    assert ix["AHI"] == pytest.approx(6.0)  # every hypopnea in sleep
+    assert ix["AHI_3pct"] == pytest.approx(5.0)  # the 2 % drop confirms nothing; the arousal does
+    assert ix["AHI_4pct"] == pytest.approx(3.0)  # the apnea, the 5 % and the 4 % drops
+    assert "AHI_4pct" not in respiratory_indices(confirmed, stages)  # no SpO2: no rule can be applied
+
+
 def test_a_night_without_staging_gets_the_rei_over_the_recording() -> None:
     events = pd.DataFrame({"onset_s": [100.0, 1000.0, 2000.0, 3000.0], "duration_s": [20.0, 15.0, 12.0, 10.0],
                            "event": ["apnea_obstructive", "hypopnea", "hypopnea", "arousal"]})

@@ -141,6 +141,8 @@ def test_scoring_result_is_consistent(scored: ScoringResult) -> None:
     tst_h = np.count_nonzero(scored.as_int() > 0) * 30 / 3600
     assert resp["AHI"] == pytest.approx(resp["n_events"] / tst_h) if tst_h else math.isnan(resp["AHI"])
     assert {"ODI3", "ODI4", "T90_min", "spo2_min"} <= set(resp)  # the simulated night has SpO2
+    if tst_h:  # so its hypopneas are also counted by the AASM rules, fewer as the rule asks more
+        assert resp["AHI_4pct"] <= resp["AHI_3pct"] <= resp["AHI"]
     assert scored.agreement()["n_epochs"] == 80
     gaps = dataclasses.replace(scored, stages=["UNS"] * 5 + scored.stages[5:])  # epochs without data
     assert gaps.agreement()["n_epochs"] == 75  # not counted as Wake
@@ -432,7 +434,7 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
     table = pd.read_csv(out / "nights.csv")
     assert list(table["night"]) == ["broken", "sim-0011", "sim-0012"]
     assert table.loc[0, "error"].startswith("PSGReadError") and (table["TST_min"].iloc[1:] >= 0).all()
-    assert {"TIB_min", "SE_pct", "R_latency_min", "AHI", "AHI_REM", "ODI3", "T90_min", "severity", "modalities_used",
+    assert {"TIB_min", "SE_pct", "R_latency_min", "AHI", "AHI_3pct", "AHI_4pct", "AHI_REM", "ODI3", "T90_min", "severity", "modalities_used",
             "reliability"} <= set(table.columns)
     with_scoring = json.loads((out / "sim-0011" / "summary.json").read_text())
     assert table.loc[1, "reference_kappa"] == pytest.approx(with_scoring["agreement_with_reference"]["kappa"], abs=0.005)

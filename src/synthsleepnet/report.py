@@ -174,6 +174,9 @@ def _respiratory_rows(resp: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("AHI", _fmt(resp["AHI"], " /h")), ("Severity", resp["severity"])]
     if resp.get("staged") is False:  # no stage model: the index is over the recording, as in home tests
         rows.insert(1, ("REI (no sleep staging)", _fmt(resp["REI"], " /h")))
+    if "AHI_4pct" in resp:
+        rows.insert(1, ("AHI, hypopneas with ≥ 3 % desat. or arousal / ≥ 4 % desat.",
+                        f"{_fmt(resp['AHI_3pct'])} / {_fmt(resp['AHI_4pct'])} /h"))
     if "AHI_REM" in resp:
         rows += [("AHI in REM / NREM", f"{_fmt(resp['AHI_REM'])} / {_fmt(resp['AHI_NREM'])} /h"),
                  ("Apnea index (AI)", _fmt(resp["AI"], " /h")), ("Hypopnea index (HI)", _fmt(resp["HI"], " /h")),

@@ -22,7 +22,9 @@ start; hypnogram codes 0 W, 1 N1, 2 N2, 3 N3, 4 R, −1 unscored):
   circulation delays the finger's SpO2) after it ends, or by an arousal starting during it or
   within 5 s after.
 - **Indices** (:func:`respiratory_indices`): events count where they start, and only in sleep;
-  AHI = (apneas + hypopneas) / TST hours, also in REM and NREM sleep; AI, HI; OAI, CAI, MAI from
+  AHI = (apneas + hypopneas) / TST hours, also in REM and NREM sleep; with SpO2 also by the
+  AASM hypopnea rules, AHI_3pct (≥ 3 % desaturation or arousal) and AHI_4pct (≥ 4 %, the CMS
+  rule and SHHS's headline AHI); AI, HI; OAI, CAI, MAI from
   typed apneas (an apnea of unspecified type counts in AI and AHI only); counts and mean / max
   duration per type; severity bands < 5, 5–15, 15–30, ≥ 30 /h. Without sleep staging (every
   epoch unscored: no stage model ran) there is no TST, so the night gets the **REI** instead, as
@@ -74,10 +76,15 @@ def describe_respiratory(indices: Mapping[str, Any]) -> str:
 
     >>> describe_respiratory({"AHI": float("nan"), "REI": 7.96, "staged": False})
     'REI 8.0/h (mild) over the time in bed'
+    >>> describe_respiratory({"AHI": 17.2, "AHI_3pct": 14.0, "AHI_4pct": 9.06, "staged": True})
+    'AHI 17.2/h (moderate); hypopneas by the 3 % / 4 % rule: 14.0 / 9.1/h'
     """
     rei = float(indices.get("REI", float("nan")))
     if indices.get("staged", True) or rei != rei:
-        return describe_ahi(float(indices.get("AHI", float("nan"))))
+        ahi = describe_ahi(float(indices.get("AHI", float("nan"))))
+        if "AHI_4pct" not in indices or indices["AHI_4pct"] != indices["AHI_4pct"]:
+            return ahi
+        return f"{ahi}; hypopneas by the 3 % / 4 % rule: {indices['AHI_3pct']:.1f} / {indices['AHI_4pct']:.1f}/h"
     return f"REI {rei:.1f}/h ({severity_band(rei)}) over the time in bed"
 
 
@@ -240,7 +247,8 @@ def _sleep_time(stages: np.ndarray, epoch_s: float) -> _SleepTime:
     return _SleepTime(rem + nrem, rem, nrem)
 
 
-def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30.0) -> dict[str, Any]:
+def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30.0, *,
+                        desaturations_measured: bool = False) -> dict[str, Any]:
     """The respiratory indices of a night from its events and hypnogram (see the definitions).
 
     Parameters
@@ -250,6 +258,14 @@ def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float
         other types are ignored).
     stages : array of int
         The hypnogram, one code per epoch from the recording start.
+    epoch_s : float
+        Epoch length of the hypnogram.
+    desaturations_measured : bool
+        The events carry :func:`confirm_hypopneas`' columns, measured on the night's SpO2: then
+        also ``AHI_3pct`` (AASM rule 1A: hypopneas confirmed by a ≥ 3 % desaturation or an
+        arousal; NSRR's ``ahi_a0h3a``) and ``AHI_4pct`` (rule 1B, the CMS rule: hypopneas with a
+        ≥ 4 % desaturation; NSRR's ``ahi_a0h4``, SHHS's headline AHI). Apneas count in both
+        without a desaturation; ``AHI`` counts every hypopnea.
 
     Examples
     --------
@@ -274,6 +290,10 @@ def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float
 
     out: dict[str, Any] = {name: rate(int(in_sleep["event"].isin(kinds).sum()), time.total_h)
                            for name, kinds in _INDICES.items()}
+    if desaturations_measured:
+        apnea = in_sleep["event"] != "hypopnea"
+        out["AHI_3pct"] = rate(int((apnea | (in_sleep["confirmed_by"] != "")).sum()), time.total_h)
+        out["AHI_4pct"] = rate(int((apnea | (in_sleep["desaturation_pct"] >= 4.0)).sum()), time.total_h)
     out["AHI_REM"] = rate(int(rem.sum()), time.rem_h)
     out["AHI_NREM"] = rate(int((~rem).sum()), time.nrem_h)
     staged = bool((codes >= 0).any())

@@ -199,8 +199,8 @@ class BatchSummary:
 
 
 #: Respiratory columns of the cohort table (``nights.csv``); empty where not measured.
-_RESPIRATORY_COLUMNS = ("AHI", "REI", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI", "ODI3", "ODI4", "T90_min",
-                        "spo2_mean", "spo2_min")
+_RESPIRATORY_COLUMNS = ("AHI", "AHI_3pct", "AHI_4pct", "REI", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI",
+                        "ODI3", "ODI4", "T90_min", "spo2_mean", "spo2_min")
 
 
 def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:

@@ -186,7 +186,8 @@ class ScoringResult:
         return inside
 
     def respiratory(self) -> dict[str, Any]:
-        """The respiratory picture: AHI (total, REM, NREM), AI, HI, OAI, CAI, MAI, counts and
+        """The respiratory picture: AHI (total, REM, NREM; with SpO2 also by the AASM 3 % and 4 %
+        hypopnea rules), AI, HI, OAI, CAI, MAI, counts and
         durations per type, severity (:func:`~synthsleepnet.respiratory.respiratory_indices`), and
         with SpO2 the ODI3, ODI4, T90 and mean / minimum SpO2 over sleep
         (:func:`~synthsleepnet.respiratory.spo2_measures`), all over time in bed (lights off to
@@ -198,7 +199,7 @@ class ScoringResult:
         out: dict[str, Any]
         if self.scores_respiration:
             events = self._in_bed(self.respiratory_events())
-            out = respiratory_indices(events, codes, self.epoch_s)
+            out = respiratory_indices(events, codes, self.epoch_s, desaturations_measured=self.spo2 is not None)
             hypopneas = events[events["event"] == "hypopnea"]
             out["hypopneas_confirmed"] = int((hypopneas["confirmed_by"] != "").sum())
         else:
