@@ -29,7 +29,10 @@ from synthsleepnet import (
 from synthsleepnet._config import PreprocessingConfig, get_preset
 from synthsleepnet.cli import main
 from synthsleepnet.io import find_recordings, find_scoring
+from synthsleepnet.io.channels import load_channel_table
+from synthsleepnet.io.recording import Recording, Signal
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
+from synthsleepnet.scoring.prepare import prepare_input
 from synthsleepnet.stats import sleep_statistics
 from synthsleepnet.store.lock import store_lock
 
@@ -145,6 +148,29 @@ def test_clipped_channels_are_flagged(tmp_path: Path) -> None:
     path = write_edf(tmp_path / "rail.edf", {"EEG C4-M1": (x, FS)})
     night = prepare_recording(path)
     assert "clipped" in night.report.channels_used["C4-M1"]["clipping_warning"]
+
+
+def test_spo2_as_a_fraction_is_converted_and_no_saturation_is_left_out(tmp_path: Path) -> None:
+    spo2 = 96 + np.sin(np.arange(120) / 10)  # two minutes at 1 Hz, 95–97 %
+
+    def night(saturation: np.ndarray) -> Recording:
+        return Recording(tmp_path / "night.edf", [Signal.from_array("EEG C4-M1", _eeg(120), FS, "uV"),
+                                                  Signal.from_array("SaO2", saturation, 1.0, "%")], START, [])
+
+    prepared = prepare_recording(night(spo2 / 100))  # an export that stores saturation as 0–1
+    assert prepared.report.channels_used["SpO2"]["unit_note"] == ("channel 'SaO2' holds SpO2 as a fraction "
+                                                                   "(median 0.96): read as % (× 100)")
+    np.testing.assert_allclose(prepared.signals[:, 1].mean(), (spo2.mean() - 90) / 10, atol=0.05)  # as % is
+    skipped = prepare_recording(night(spo2 * 10)).report.channels_skipped  # a unit of 0.1 %
+    assert skipped["SpO2"].startswith("SpO2 channel 'SaO2' has a median of 960") and "check its unit" in skipped["SpO2"]
+    # scoring reads SpO2 for its measures even when no model takes it: the same rules, said once
+    table = load_channel_table(None)
+    scoring = prepare_input(night(spo2 / 100), None, config=PreprocessingConfig(), channel_table=table,
+                            channels=["C4-M1"])
+    assert scoring.spo2 is not None and np.allclose(scoring.spo2, spo2, atol=0.01)
+    assert scoring.night.report.notes.count("channel 'SaO2' holds SpO2 as a fraction (median 0.96): read as % (× 100)") == 1
+    refused = prepare_input(night(spo2 * 10), None, config=PreprocessingConfig(), channel_table=table, channels=["C4-M1"])
+    assert refused.spo2 is None and "not a saturation in %" in refused.night.report.channels_skipped["SpO2"]
 
 
 def test_edf_plus_d_gaps_do_not_shift_the_labels(tmp_path: Path) -> None:
@@ -413,5 +439,5 @@ def test_the_fault_matrix_document_lists_every_case() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "bad-input.md").read_text(encoding="utf-8")
     for case in ("BDF", "EDF+D", "glob", "1e10", "samples per record", "physical minimum", "digital minimum",
                  "start date", "duplicate", "clipped", "overlapping", "negative", "NaN", "onset column",
-                 "another night", "kill -9", "two `prepare`", "full disk", "report.html", "YAML"):
+                 "another night", "kill -9", "two `prepare`", "full disk", "report.html", "YAML", "SpO2"):
         assert case in doc, case

@@ -23,6 +23,7 @@ from synthsleepnet.preprocessing import (
     fit_band,
     resample,
     robust_scale,
+    spo2_percent,
 )
 from synthsleepnet.preprocessing.labels import NO_SCORING, align_scoring
 from synthsleepnet.tasks import event_epoch_labels
@@ -140,6 +141,19 @@ def test_recording_shorter_than_an_epoch(tmp_path: Path) -> None:
 def test_implausible_microvolts_are_flagged(tmp_path: Path) -> None:
     night = prepare_recording(_recording(tmp_path, {"EEG": (_noise(60, 100, scale=1e-5), 100)}))
     assert "check its physical unit" in night.report.channels_used["C4-M1"]["amplitude_warning"]
+
+
+def test_spo2_stored_as_a_fraction_is_read_as_percent_and_no_saturation_is_refused() -> None:
+    spo2 = 96 + np.sin(np.arange(120) / 10)  # two minutes at 1 Hz, 95–97 %
+    percent, note = spo2_percent(spo2, "SaO2", "night.edf")
+    assert note is None and percent is spo2
+    fraction, note = spo2_percent(np.r_[0.0, spo2[1:] / 100], "SaO2", "night.edf")  # a probe-off 0 kept
+    np.testing.assert_allclose(fraction[1:], spo2[1:])
+    assert fraction[0] == 0
+    assert note == "channel 'SaO2' holds SpO2 as a fraction (median 0.96): read as % (× 100)"
+    with pytest.raises(SignalQualityError, match=r"night\.edf: SpO2 channel 'SaO2' has a median of 960\.\d*, not a "
+                                                 r"saturation in % \(50–100\.5\); check its unit"):
+        spo2_percent(spo2 * 10, "SaO2", "night.edf")  # a unit of 0.1 %
 
 
 def test_hypnogram_trimmed_and_padded_are_said(tmp_path: Path) -> None:

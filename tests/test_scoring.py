@@ -296,6 +296,21 @@ def test_an_edf_that_embeds_its_scoring_is_compared_with_it(scorers: list[Path],
     assert "the recording's own stage annotations are its scoring" in own.notes
 
 
+def test_spo2_stored_as_a_fraction_gives_the_same_measures(scorers: list[Path], sim_dir: Path,
+                                                             scored: ScoringResult, tmp_path: Path) -> None:
+    import edfio
+
+    edf = edfio.read_edf(sim_dir / "sim-0011.edf")
+    spo2 = edf.get_signal("SpO2")
+    edf.drop_signals(["SpO2"])  # written again as an export that stores saturation as 0–1
+    edf.append_signals(edfio.EdfSignal(spo2.data / 100, spo2.sampling_frequency, label="SpO2", physical_range=(0, 1)))
+    edf.write(tmp_path / "fraction.edf")
+    fraction = score_recording(tmp_path / "fraction.edf", scorers, annotations=sim_dir / "sim-0011-nsrr.xml")
+    ours, theirs = fraction.respiratory(), scored.respiratory()
+    assert ours["ODI3"] == theirs["ODI3"] and ours["spo2_min"] == pytest.approx(theirs["spo2_min"], abs=0.05)
+    assert "channel 'SpO2' holds SpO2 as a fraction (median 0.95): read as % (× 100)" in fraction.notes
+
+
 def test_mne_annotations(scored: ScoringResult) -> None:
     pytest.importorskip("mne")
     annotations = scored.to_mne_annotations()

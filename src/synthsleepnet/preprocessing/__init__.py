@@ -8,7 +8,7 @@ from .pipeline import (
     prepare_recording,
     suggest_channel_file,
 )
-from .signal import bandpass, fit_band, resample, robust_scale
+from .signal import bandpass, fit_band, resample, robust_scale, spo2_percent
 
 __all__ = [
     "EpochLabels",
@@ -21,5 +21,6 @@ __all__ = [
     "prepare_recording",
     "resample",
     "robust_scale",
+    "spo2_percent",
     "suggest_channel_file",
 ]

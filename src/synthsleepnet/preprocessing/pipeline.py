@@ -25,7 +25,7 @@ from ..io.channels import (
 from ..io.recording import Recording, read_recording
 from ..tasks import UNSCORED
 from .labels import align_scoring
-from .signal import bandpass, check_signal_quality, fit_band, resample, robust_scale
+from .signal import bandpass, check_signal_quality, fit_band, resample, robust_scale, spo2_percent
 
 __all__ = ["NightReport", "PreparedNight", "describe_recording", "prepare_recording"]
 
@@ -187,6 +187,10 @@ def _condition(data: np.ndarray, sfreq: float, unit: str, clipped: float, channe
         info["clipping_warning"] = (f"{100 * clipped:.1f} % of the samples of {label!r} sit at the recorder's "
                                     "limits: the signal is clipped (saturated or railing amplifier)")
         logger.warning("%s: %s", source, info["clipping_warning"])
+    if channel.modality == "spo2":
+        data, converted = spo2_percent(data, label, source)
+        if converted:
+            info["unit_note"] = converted
     if channel.modality in _BIOPOTENTIAL:
         if unit != "uV":
             info["unit_note"] = f"unit {unit!r} is not a voltage; assumed µV"

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._validation import SignalQualityError
 
-__all__ = ["bandpass", "check_signal_quality", "fit_band", "resample", "robust_scale"]
+__all__ = ["bandpass", "check_signal_quality", "fit_band", "resample", "robust_scale", "spo2_percent"]
 
 #: Fraction of the native Nyquist frequency a filter edge may reach (the recorder's own
 #: anti-alias filter leaves little above it).
@@ -97,6 +97,36 @@ def check_signal_quality(data: np.ndarray, label: str, source: str) -> None:
     if data.size == 0 or np.ptp(data) == 0:
         value = float(data[0]) if data.size else float("nan")
         raise SignalQualityError(f"{source}: channel {label!r} is flat (every sample is {value:g})")
+
+
+#: Where the typical reading of a night's SpO2 in % lies (a probe off reads 0 and is left out).
+SPO2_PLAUSIBLE_PCT = (50.0, 100.5)
+
+
+def spo2_percent(data: np.ndarray, label: str, source: str) -> tuple[np.ndarray, str | None]:
+    """SpO2 in %, with a note when it had to be converted.
+
+    A trace stored as a fraction (every valid reading within 0–1, typically 0.9–1.0: some
+    exports write it so) is scaled by 100 and said. A trace whose median is no saturation in %
+    (a unit of 0.1 %, a mislabelled channel) is refused rather than read as a desaturated night.
+
+    Raises
+    ------
+    SignalQualityError
+        Naming the file, the channel and its median.
+    """
+    valid = data[np.isfinite(data) & (data > 0)]
+    if valid.size == 0:
+        return data, None  # no reading at all: the respiratory measures say so
+    sample = valid[::max(valid.size // 1_000_000, 1)]  # a million readings suffice
+    median, top = (float(v) for v in np.percentile(sample, [50, 99]))
+    if 0.5 <= median <= 1.0 and top <= 1.0:
+        return data * 100.0, f"channel {label!r} holds SpO2 as a fraction (median {median:.2f}): read as % (× 100)"
+    lo, hi = SPO2_PLAUSIBLE_PCT
+    if not lo <= median <= hi:
+        raise SignalQualityError(f"{source}: SpO2 channel {label!r} has a median of {median:.4g}, not a "
+                                 f"saturation in % ({lo:g}–{hi:g}); check its unit")
+    return data, None
 
 
 def robust_scale(data: np.ndarray, clip: float, label: str = "channel", source: str = "recording"

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from .._config import PreprocessingConfig
-from .._validation import CheckpointError
+from .._validation import CheckpointError, SignalQualityError
 from ..io.annotations import Scoring, embedded_scoring, read_scoring
 from ..io.channels import ChannelTable, load_channel_table, map_channels
 from ..io.recording import Recording, read_recording
 from ..models.meta import CheckpointMeta, read_checkpoint_meta
-from ..preprocessing.pipeline import PreparedNight, prepare_recording
-from ..preprocessing.signal import resample
+from ..preprocessing.pipeline import NightReport, PreparedNight, prepare_recording
+from ..preprocessing.signal import resample, spo2_percent
 
 __all__ = ["PreparedInput", "prepare_for_checkpoints", "prepare_input", "shared_preparation"]
 
@@ -41,12 +41,22 @@ class PreparedInput:
     reference_respiratory: bool = False  # the reference scoring covers respiratory events
 
 
-def _spo2_1hz(recording: Recording, channel_table: ChannelTable) -> list[float] | None:
-    mapping = map_channels(recording.labels, channel_table)
-    for ch in mapping.channels:
+def _spo2_1hz(recording: Recording, channel_table: ChannelTable, report: NightReport) -> list[float] | None:
+    """The night's SpO2 in % at 1 Hz for the respiratory measures; None without one, or when it
+    reads as no saturation (said in ``report``, unless conditioning it for a model said so)."""
+    for ch in map_channels(recording.labels, channel_table).channels:
         if ch.modality == "spo2" and not ch.derived:
             sig = recording.signal(ch.sources[0])
-            return [float(v) for v in np.round(resample(sig.data, sig.sfreq, 1.0), 2)]
+            said = ch.name in report.channels_used or ch.name in report.channels_skipped
+            try:
+                data, converted = spo2_percent(sig.data, sig.label, str(recording.path))
+            except SignalQualityError as err:
+                if not said:
+                    report.channels_skipped[ch.name] = str(err).removeprefix(f"{recording.path}: ")
+                return None
+            if converted and not said:
+                report.notes.append(converted)
+            return [float(v) for v in np.round(resample(data, sig.sfreq, 1.0), 2)]
     return None
 
 
@@ -64,7 +74,7 @@ def prepare_input(recording: str | Path | Recording, annotations: str | Path | S
     annotations = annotations if annotations is not None else embedded_scoring(recording, config.epoch_s)
     night = prepare_recording(recording, annotations, config=config, channel_table=channel_table, only=channels)
     return PreparedInput(recording.path, tuple(recording.labels), recording.start, night, annotations is not None,
-                         _spo2_1hz(recording, channel_table),
+                         _spo2_1hz(recording, channel_table, night.report),
                          annotations is not None and annotations.respiratory_scored)
 
 
