@@ -235,6 +235,19 @@ def test_bids_events_tsv(tmp_path: Path) -> None:
     assert list(scoring.events["event"]) == ["hypopnea"]
 
 
+def test_a_scoring_in_20_s_epochs_is_resampled_to_30_s_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "mass.csv"  # 20-s epochs: W W N1 N2 N2 N2 R R R (three minutes)
+    rows = "".join(f"{20 * i},20,{stage}\n" for i, stage in enumerate("W W N1 N2 N2 N2 R R R".split()))
+    path.write_text("onset,duration,stage\n" + rows)
+    scoring = read_scoring(path)
+    np.testing.assert_array_equal(scoring.stages, [0, 1, 2, 2, 4, 4])  # the stage at each epoch's midpoint
+    assert ("9 stage annotation(s) do not span whole 30-s epochs (the first lasts 20 s): each epoch takes the "
+            "stage scored at its midpoint") in scoring.notes
+    whole = tmp_path / "whole.csv"  # 30-s epochs, and runs of them, are nothing to say
+    whole.write_text("onset,duration,stage\n0,30,W\n30,90,N2\n")
+    assert not any("whole 30-s epochs" in note for note in read_scoring(whole).notes)
+
+
 def test_csv_events_need_a_label_column(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text("onset,duration,foo\n0,30,W\n")

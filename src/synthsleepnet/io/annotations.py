@@ -200,6 +200,11 @@ def _stages_from_intervals(intervals: Sequence[tuple[float, float, int]], epoch_
         first = overlaps[0][1][0]
         notes.append(f"{len(overlaps)} stage annotation(s) overlap the one before (the first at {first:g} s); "
                      "where they overlap the later one is used")
+    partial = [duration for _, duration, _ in intervals if abs(duration / epoch_s - round(duration / epoch_s)) > 1e-6
+               or duration < epoch_s - 1e-6]
+    if partial:  # 20-s scorings (MASS, older R&K studies) or a different epoch setting
+        notes.append(f"{len(partial)} stage annotation(s) do not span whole {epoch_s:g}-s epochs (the first lasts "
+                     f"{partial[0]:g} s): each epoch takes the stage scored at its midpoint")
     end_s = max(onset + duration for onset, duration, _ in intervals)
     n_epochs = int(np.floor(end_s / epoch_s + 1e-6))
     stages = np.full(n_epochs, UNSCORED, dtype=np.int8)
