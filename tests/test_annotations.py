@@ -248,6 +248,15 @@ def test_a_scoring_in_20_s_epochs_is_resampled_to_30_s_and_said(tmp_path: Path) 
     assert not any("whole 30-s epochs" in note for note in read_scoring(whole).notes)
 
 
+def test_respiratory_events_without_a_duration_are_kept_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "sub-01_task-sleep_events.tsv"  # BIDS writes n/a where a duration is unknown
+    path.write_text("onset\tduration\ttrial_type\n0\t60\tN2\n45\tn/a\thypopnea\n50\t12\tobstructive apnea\n")
+    scoring = read_scoring(path)
+    assert list(scoring.events["duration_s"]) == [0.0, 12.0]
+    assert ("1 respiratory event(s) have no duration: each flags the epoch it starts in, covers no second of the "
+            "per-second labels and has no duration in the indices") in scoring.notes
+
+
 def test_csv_events_need_a_label_column(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text("onset,duration,foo\n0,30,W\n")

@@ -197,6 +197,9 @@ def test_event_overlap_rule() -> None:
     # "more than" the minimum: exactly 5 s of overlap is not enough for a 5-s minimum
     np.testing.assert_array_equal(event_epoch_labels(events, ("apnea_obstructive",), 4, 30.0, 5.0), [0, 0, 0, 0])
     np.testing.assert_array_equal(event_epoch_labels(events, ("hypopnea",), 4, 30.0), [0, 0, 0, 1])
+    # events marked without a duration flag the epoch they fall in, also one on an epoch boundary
+    points = pd.DataFrame({"onset_s": [45.0, 90.0], "duration_s": [0.0, 0.0], "event": ["hypopnea"] * 2})
+    np.testing.assert_array_equal(event_epoch_labels(points, ("hypopnea",), 4, 30.0), [0, 1, 0, 1])
 
 
 def test_sleep_edf_night_with_its_hypnogram(real_data: Path) -> None:

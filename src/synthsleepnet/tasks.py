@@ -158,7 +158,7 @@ def event_epoch_labels(events: pd.DataFrame, kinds: tuple[str, ...], n_epochs: i
     for onset, duration in zip(chosen["onset_s"], chosen["duration_s"], strict=True):
         end = onset + max(float(duration), 0.0)
         first = max(int(np.floor(onset / epoch_s)), 0)
-        last = min(int(np.ceil(end / epoch_s)), n_epochs)
+        last = min(max(int(np.ceil(end / epoch_s)), first + 1), n_epochs)  # a point event on a boundary too
         for k in range(first, last):
             overlap = min(end, (k + 1) * epoch_s) - max(onset, k * epoch_s)
             if overlap > min_overlap_s or (duration == 0 and overlap == 0 and k == first):

@@ -284,6 +284,10 @@ def scoring_from_annotations(
     table = (pd.DataFrame(events, columns=["onset_s", "duration_s", "event"])
              .sort_values("onset_s", kind="stable").reset_index(drop=True)) if events else _empty_events()
     respiratory = bool(table["event"].isin(RESPIRATORY_EVENTS).any())
+    points = int((table["event"].isin(RESPIRATORY_EVENTS) & (table["duration_s"] <= 0)).sum())
+    if points:  # marked without a duration (some exports): where, but not how long
+        kept_notes.append(f"{points} respiratory event(s) have no duration: each flags the epoch it starts in, "
+                          "covers no second of the per-second labels and has no duration in the indices")
     stages = _stages_from_intervals(intervals, epoch_s, kept_notes)
     return Scoring(stages, epoch_s, table, source, start, lights_off, lights_on, respiratory, notes=kept_notes)
 
