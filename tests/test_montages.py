@@ -133,6 +133,16 @@ def test_the_clinic_montage_maps_every_physiological_channel(tmp_path: Path,
         assert "not used:" in next(line for line in out.splitlines() if line.strip().startswith(label + " "))
 
 
+@pytest.mark.parametrize(("label", "canonical"), [
+    ("SpO2 %", "SpO2"), ("SpO2(%)", "SpO2"), ("SaO2 %", "SpO2"), ("Sp02", "SpO2"), ("Sat O2", "SpO2"),
+    ("SpO2 B-B", "SpO2"),  # Nox: beat-to-beat saturation
+    ("Nasal Press", "Airflow"), ("PFlow", "Airflow"), ("Oral Thermistor", "Airflow"), ("Flow Th", "Airflow"),
+    ("Therm Flow", "Airflow"), ("Thermi", "Airflow"),
+    ("Pleth", None), ("SpO2 Status", None), ("CPAP Flow", None)])  # a waveform, a status, the PAP device's own
+def test_vendor_spellings_of_oximetry_and_airflow(label: str, canonical: str | None) -> None:
+    assert parse_label(label).canonical == canonical
+
+
 def test_explicit_aliases_win_and_ambiguous_labels_are_not_guessed(tmp_path: Path) -> None:
     table_file = tmp_path / "aliases.toml"
     table_file.write_text('[aliases]\n"Thor" = ["NAF1"]\n', encoding="utf-8")  # a clinic's own wiring

@@ -110,15 +110,16 @@ _SENSORS: tuple[tuple[str, str | None, str | None, str], ...] = (
      "Chin", "emg", "chin EMG"),
     (r"emg\d*(emg\d*)?$", "Chin", "emg", "EMG without a site: chin EMG, as in polysomnography montages"),
     (r"(ecg|ekg)\w*$", "ECG", "ecg", "ECG"),
-    (r"(resp)?(nasalpressure|nasalpres|pres|pressure|ptaf|naf\d*p?|nasal|cannula|cannulaflow|cflow|flow|airflow|"
-     r"newair|air|oronasal|therm|thermistor|termistore|nasaltherm|oralnasal)\d*$", "Airflow", "resp",
-     "airflow (nasal pressure or thermistor)"),
+    (r"(resp)?(nasalpressure|nasalpress?|pres|pressure|ptaf|naf\d*p?|nasal|cannula|cannulaflow|cflow|p?flow|airflow|"
+     r"newair|air|oronasal|therm|thermi|thermistor|termistore|nasaltherm|oralnasal|oraltherm\w*|flowth\w*|"
+     r"therm\w*flow)\d*$", "Airflow", "resp", "airflow (nasal pressure or thermistor)"),
     (r"(resp)?(thor\w*|thorax|thoracic|chest|vth|torace|tho|ripthor\w*|beltthor\w*|effortthor?)$", "Thor", "resp",
      "thoracic effort belt"),
     (r"(resp)?(abd\w*|abdomen|abdominal|vab|addome|ripabd\w*|beltabd\w*|effortabd)$", "Abdo", "resp",
      "abdominal effort belt"),
     (r"(ox|o2)?stat(us)?$|oxstatus|spo2status", None, None, "an oximeter status channel, not a signal"),
-    (r"(spo2|sao2|osat|o2sat|sat|oxygensaturation|oxygen|spo2\d*)$", "SpO2", "spo2", "oxygen saturation"),
+    (r"(s[pa][o0]2|osat|o2sat|sat|sato2|oxygensaturation|oxygen)\d*(%|pct|percent|bb|beattobeat)?$", "SpO2", "spo2",
+     "oxygen saturation"),
     (r"(pos|position|bodyposition|body)$", None, None, "body position: not a model input"),
     (r"(snore|snoring|phono|mic|sound|microphone)\w*$", None, None, "snore sensor: not a model input"),
     (r"(pr|pulse|pulserate|hr|dhr|heartrate|pleth\w*|ppg)$", None, None, "pulse / heart rate: not a model input"),
