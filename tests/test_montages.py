@@ -137,8 +137,10 @@ def test_the_clinic_montage_maps_every_physiological_channel(tmp_path: Path,
     ("SpO2 %", "SpO2"), ("SpO2(%)", "SpO2"), ("SaO2 %", "SpO2"), ("Sp02", "SpO2"), ("Sat O2", "SpO2"),
     ("SpO2 B-B", "SpO2"),  # Nox: beat-to-beat saturation
     ("Nasal Press", "Airflow"), ("PFlow", "Airflow"), ("Oral Thermistor", "Airflow"), ("Flow Th", "Airflow"),
-    ("Therm Flow", "Airflow"), ("Thermi", "Airflow"),
-    ("Pleth", None), ("SpO2 Status", None), ("CPAP Flow", None)])  # a waveform, a status, the PAP device's own
+    ("Therm Flow", "Airflow"), ("Thermi", "Airflow"), ("Oro-Nasal Therm", "Airflow"), ("Nasal Cannula", "Airflow"),
+    ("Flow Pressure", "Airflow"), ("Chest Belt", "Thor"), ("Effort Thorax", "Thor"), ("Effort Abdomen", "Abdo"),
+    ("EMG Ment", "Chin"),  # read word by word
+    ("Pleth", None), ("SpO2 Status", None), ("CPAP Flow", None), ("Pressure Patient", None), ("RIP Sum", None)])
 def test_vendor_spellings_of_oximetry_and_airflow(label: str, canonical: str | None) -> None:
     assert parse_label(label).canonical == canonical
 

@@ -128,6 +128,21 @@ _SENSORS: tuple[tuple[str, str | None, str | None, str], ...] = (
     (r"(eventmarker|marker|event|annotations?|status|trigger|dc\d+|aux\d*|cpap\w*)$", None, None,
      "a marker or auxiliary channel: not a model input"),
 )
+#: Sensors read word by word where no pattern above matched (``Chest Belt``, ``Effort Thorax``,
+#: ``Oro-Nasal Therm``, ``EMG Ment``): (canonical, modality, rule, words one of which must be
+#: there, words that may come with them). Any other word (``CPAP``, ``Patient``, ``Sum``) leaves
+#: the label not understood.
+_WORD_RULES: tuple[tuple[str, str, str, frozenset[str], frozenset[str]], ...] = (
+    ("Airflow", "resp", "airflow (nasal pressure or thermistor)",
+     frozenset({"flow", "airflow", "pressure", "press", "pres", "cannula", "therm", "thermi", "thermistor", "ptaf"}),
+     frozenset({"nasal", "oral", "oro", "oronasal", "naso", "resp", "signal"})),
+    ("Thor", "resp", "thoracic effort belt", frozenset({"thor", "thorax", "thoracic", "chest", "tho", "vth"}),
+     frozenset({"effort", "belt", "rip", "resp", "inductance", "movement", "signal"})),
+    ("Abdo", "resp", "abdominal effort belt", frozenset({"abd", "abdo", "abdomen", "abdominal", "vab"}),
+     frozenset({"effort", "belt", "rip", "resp", "inductance", "movement", "signal"})),
+    ("Chin", "emg", "chin EMG", frozenset({"chin", "ment", "mentalis", "submental", "submentalis"}),
+     frozenset({"emg", "l", "r", "left", "right"})),
+)
 _AMBIGUOUS = ((r"eog\d{2,}|eog", "an EOG without a side (left/right) cannot be placed; give it an alias"),
               (r"resp|effort|belt|rip", "a respiratory channel without its kind (flow, thorax, abdomen); give it an "
                                         "alias"),
@@ -180,6 +195,10 @@ def parse_label(label: str) -> ParsedLabel:
     for pattern, canonical, modality, rule in _SENSORS:
         if re.fullmatch(pattern, key):
             return ParsedLabel(label, canonical, modality, rule, None if canonical else rule)
+    words = set(re.findall(r"[a-z]+", label.lower()))
+    for canonical, modality, rule, core, extra in _WORD_RULES:
+        if words & core and words <= core | extra:
+            return ParsedLabel(label, canonical, modality, rule)
     for pattern, reason in _AMBIGUOUS:
         if re.fullmatch(pattern, key):
             return ParsedLabel(label, None, None, "ambiguous", reason, ambiguous=True)
