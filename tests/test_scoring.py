@@ -276,6 +276,24 @@ def test_lights_given_as_clock_times_replace_the_recordings_marks(scorers: list[
 
 
 
+def test_the_reference_ahi_is_given_by_the_hypopnea_rules_too(scored: ScoringResult) -> None:
+    # ten minutes of N2, three hypopneas each side: followed by a 5 % drop, a 3.5 % drop, none
+    seconds = np.arange(600)
+    spo2 = 97.0 - np.clip(np.minimum(seconds - 95, 125 - seconds), 0, 5) \
+        - np.clip(np.minimum(seconds - 275, 305 - seconds), 0, 3.5)
+    flags = np.zeros(20)
+    flags[[2, 8, 14]] = 0.9
+    night = dataclasses.replace(scored, stages=["N2"] * 20, stage_proba=np.eye(5)[[2] * 20], reference=["N2"] * 20,
+                                event_proba={"hypopnea": flags}, second_proba=None, spo2=spo2.tolist(),
+                                reference_events=[(62.0, 20.0, "hypopnea"), (245.0, 15.0, "hypopnea"),
+                                                  (425.0, 15.0, "hypopnea")], lights_off_s=None, lights_on_s=None)
+    events = night.event_agreement()
+    assert events is not None
+    assert (events["AHI_reference"], events["AHI_3pct_reference"], events["AHI_4pct_reference"]) == (18.0, 12.0, 6.0)
+    assert (events["AHI"], events["AHI_3pct"], events["AHI_4pct"]) == (18.0, 12.0, 6.0)
+    assert "AHI_4pct_reference" not in dataclasses.replace(night, spo2=None).event_agreement()  # no SpO2, no rule
+
+
 def test_report_greys_the_recording_outside_lights_off_to_on(scored: ScoringResult) -> None:
     def grey_spans(result: ScoringResult) -> list[str]:
         return [p.get_label() for p in plot_report(result).axes[0].patches]
@@ -454,6 +472,8 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
     with_scoring = json.loads((out / "sim-0011" / "summary.json").read_text())
     assert table.loc[1, "reference_kappa"] == pytest.approx(with_scoring["agreement_with_reference"]["kappa"], abs=0.005)
     assert table.loc[1, "reference_AHI"] == pytest.approx(with_scoring["event_agreement"]["AHI_reference"], abs=0.005)
+    assert table.loc[1, "reference_AHI_4pct"] == pytest.approx(with_scoring["event_agreement"]["AHI_4pct_reference"],
+                                                               abs=0.005)  # its SpO2 applies the rules to both
     assert table[["reference_accuracy", "reference_AHI"]].iloc[2].isna().all()  # no scoring beside it
     assert (out / "sim-0011" / "report.html").exists() and (out / "sim-0012" / "summary.json").exists()
     # two nights at a time, each worker process with its own models: the same outputs and table

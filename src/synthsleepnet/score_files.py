@@ -213,7 +213,8 @@ def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
     agreement, events = summary.get("agreement_with_reference") or {}, summary.get("event_agreement") or {}
     row.update(severity=resp.get("severity"),  # then, where the night came with a scoring, how we agree with it
                reference_accuracy=agreement.get("accuracy"), reference_kappa=agreement.get("kappa"),
-               reference_AHI=events.get("AHI_reference"),
+               reference_AHI=events.get("AHI_reference"), reference_AHI_3pct=events.get("AHI_3pct_reference"),
+               reference_AHI_4pct=events.get("AHI_4pct_reference"),
                modalities_used=";".join(summary["modalities_used"]),
                reliability=summary.get("reliability", {}).get("level"), notes=" | ".join(summary["notes"])[:500],
                error="")

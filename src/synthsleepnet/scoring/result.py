@@ -222,23 +222,32 @@ class ScoringResult:
         metrics = classification_metrics(ref[both], pred[both], len(STAGES), STAGES)
         return {k: metrics[k] for k in ("n_epochs", "accuracy", "kappa", "macro_f1", "f1", "confusion")}
 
+    def _ahis(self, events: pd.DataFrame, stages: np.ndarray, suffix: str = "") -> dict[str, float]:
+        """AHI of ``events`` in bed over ``stages`` (the whole night's codes), and with SpO2 by
+        the AASM hypopnea rules, each key ending in ``suffix``."""
+        measured = self.spo2 is not None
+        bed = self._bed()
+        indices = respiratory_indices(self._in_bed(confirm_hypopneas(events, self.desaturations())), stages[bed],
+                                      self.epoch_s, desaturations_measured=measured)
+        return {f"{key}{suffix}": indices[key] for key in ("AHI", "AHI_3pct", "AHI_4pct") if key in indices}
+
     def event_agreement(self) -> dict[str, Any] | None:
         """Respiratory events against the reference's (any overlap; type ignored, as the epoch
-        models tell apnea from hypopnea only), and the reference's AHI over the reference
-        hypnogram; None without a respiratory reference or an apnea/hypopnea model."""
+        models tell apnea from hypopnea only), and the AHI of both over their own hypnograms —
+        with SpO2 also by the AASM hypopnea rules, the reference's hypopneas confirmed on this
+        night's SpO2 as ours are (a scoring such as SHHS's marks every hypopnea, whatever it
+        desaturated) — None without a respiratory reference or an apnea/hypopnea model."""
         if self.reference_events is None or self.reference is None or not self.scores_respiration:
             return None
         predicted = self.respiratory_events()
         reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
-        bed = self._bed()
-        ref_ahi = respiratory_indices(self._in_bed(reference), np.array([_CODES[s] for s in self.reference])[bed],
-                                      self.epoch_s)["AHI"]
-        ahi = respiratory_indices(self._in_bed(predicted), self.as_int()[bed], self.epoch_s)["AHI"]
+        ahis = {**self._ahis(reference, np.array([_CODES[s] for s in self.reference]), "_reference"),
+                **self._ahis(predicted, self.as_int())}
         if self.second_proba is not None:  # typed events: agreement by type too
-            return {**event_agreement(reference, predicted), "AHI_reference": ref_ahi, "AHI": ahi}
+            return {**event_agreement(reference, predicted), **ahis}
         truth = [(o, d) for o, d, _ in self.reference_events]
         pred = list(zip(predicted["onset_s"], predicted["duration_s"], strict=True))
-        return {**event_f1(truth, pred), "AHI_reference": ref_ahi, "AHI": ahi}
+        return {**event_f1(truth, pred), **ahis}
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per epoch: onset, clock time, stage, probabilities, confidence, events."""
