@@ -124,7 +124,26 @@ def test_nsrr_xml_stages_and_events(tmp_path: Path) -> None:
     assert list(events["event"]) == ["apnea_obstructive", "arousal", "apnea_central", "apnea_mixed",
                                      "hypopnea", "desaturation"]
     assert events.loc[0, "onset_s"] == 95.5 and events.loc[0, "duration_s"] == 12.5
-    assert scoring.respiratory_scored
+    assert scoring.respiratory_scored and scoring.desaturations is None  # its desaturation states no depth
+
+
+def test_nsrr_desaturations_keep_their_depth(tmp_path: Path) -> None:
+    def desaturation(start: float, baseline: str | None, nadir: str | None) -> str:
+        depth = "".join(f"<{tag}>{value}</{tag}>" for tag, value in (("SpO2Baseline", baseline), ("SpO2Nadir", nadir))
+                        if value is not None)
+        return (f"<ScoredEvent><EventType>Respiratory|Respiratory</EventType><EventConcept>SpO2 desaturation|SpO2 "
+                f"desaturation</EventConcept><Start>{start}</Start><Duration>20</Duration>{depth}</ScoredEvent>")
+
+    events = [desaturation(100, "95.3", "91.3"), desaturation(200, "96", "93"), desaturation(300, "96", None),
+              desaturation(400, "abc", "90"), desaturation(500, "90", "95")]  # 4 %, 3 %, then no depth to trust
+    path = tmp_path / "night-nsrr.xml"
+    path.write_text(NSRR.replace("</ScoredEvents>", "".join(events) + "</ScoredEvents>"))
+    scoring = read_scoring(path)
+    assert scoring.desaturations is not None
+    assert scoring.desaturations.to_dict("list") == {"onset_s": [100.0, 200.0], "duration_s": [20.0, 20.0],
+                                                     "drop_pct": [4.0, 3.0]}  # 95.3 − 91.3 is 4, not 3.99999
+    assert "4 of 6 SpO2 desaturation(s) state no usable SpO2Baseline and SpO2Nadir; the hypopnea rules do not count them" \
+        in scoring.notes
 
 
 

@@ -38,6 +38,24 @@ def test_stats_with_lights_given_as_clock_times(real_data: Path, capsys: pytest.
     assert "lights on (21:00:00) is not after lights off (23:00:00)" in capsys.readouterr().err
 
 
+def test_stats_gives_a_scorings_own_ahi_by_the_hypopnea_rules(sim_dir: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from synthsleepnet.simulate import simulate_night
+
+    assert main(["stats", str(sim_dir / "sim-0013-nsrr.xml"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    night = simulate_night(13, hours=40 / 60, ahi=30.0)  # the same night: its events as designed
+    truth = night.respiratory_truth
+    asleep = night.hypnogram[(truth["onset_s"] // night.epoch_s).astype(int)] > 0
+    hours = stats["TST_min"] / 60
+    deep = truth["desaturation_pct"].round(1) >= 4  # the XML states each desaturation's depth
+    assert stats["AHI"] == pytest.approx(asleep.sum() / hours) and stats["n_events"] == asleep.sum()
+    assert stats["AHI_4pct"] == pytest.approx(np.sum(asleep & ((truth["event"] != "hypopnea") | deep)) / hours)
+    assert stats["AHI_4pct"] <= stats["AHI_3pct"] <= stats["AHI"] and stats["AHI_4pct"] < stats["AHI"]
+
+
 def test_info_json(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--json", str(real_data / "sleep-edf" / "short_psg.edf")]) == 0
     data = json.loads(capsys.readouterr().out)

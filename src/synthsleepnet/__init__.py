@@ -47,6 +47,7 @@ _API: dict[str, str] = {
     "respiratory_indices": ".respiratory",
     "find_desaturations": ".respiratory",
     "spo2_measures": ".respiratory",
+    "scored_indices": ".respiratory",
     "pretrain_unimodal": ".training",
     "pretrain_multimodal": ".training",
     "probe": ".training",
@@ -110,6 +111,7 @@ __all__ = [
     "respiratory_indices",
     "run_demo",
     "run_recipe",
+    "scored_indices",
     "score_night",
     "score_nights",
     "score_recording",
@@ -151,7 +153,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .models import load_classifier, load_encoder
     from .preprocessing import PreparedNight, describe_recording, prepare_recording
     from .recipes import load_recipe, run_recipe
-    from .respiratory import find_desaturations, respiratory_indices, spo2_measures
+    from .respiratory import find_desaturations, respiratory_indices, scored_indices, spo2_measures
     from .score_files import score_night, score_nights
     from .scoring import ScoringResult, embed_epochs, score_recording
     from .simulate import simulate_cohort

@@ -308,9 +308,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The respiratory indices ``stats`` adds for a scoring with respiratory events.
+_SCORED_INDICES = ("AHI", "AHI_3pct", "AHI_4pct", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI", "n_events")
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from .io import read_scoring
-    from .stats import place_lights, sleep_statistics
+    from .respiratory import scored_indices
+    from .stats import in_bed, place_lights, sleep_statistics
 
     scoring = read_scoring(args.hypnogram)
     if scoring.n_epochs == 0:
@@ -323,6 +328,11 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         lights = place_lights((args.lights_off, args.lights_on), scoring.start, scoring.n_epochs * scoring.epoch_s,
                               marked=lights, source=str(args.hypnogram))
     stats = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=lights[0], lights_on_s=lights[1])
+    if scoring.respiratory_scored:  # the scorer's own respiratory events: its AHI, by its own desaturations too
+        indices = scored_indices(scoring.events, scoring.stages, scoring.epoch_s,
+                                 bed=in_bed(scoring.n_epochs, scoring.epoch_s, *lights),
+                                 desaturations=scoring.desaturations)
+        stats.update({key: indices[key] for key in _SCORED_INDICES if key in indices})
     for note in scoring.notes:
         logger.warning("%s: %s", args.hypnogram, note)
     if args.json:

@@ -43,8 +43,8 @@ import pandas as pd
 
 from .tasks import APNEA_EVENTS, RESPIRATORY_EVENTS, STAGES
 
-__all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "describe_ahi", "describe_respiratory", "find_desaturations",
-           "respiratory_indices", "severity_band", "spo2_measures"]
+__all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "describe_ahi", "describe_respiratory", "events_in_bed",
+           "find_desaturations", "respiratory_indices", "scored_indices", "severity_band", "spo2_measures"]
 
 #: AHI severity bands (events per hour): AASM / ICSD-3.
 SEVERITY = ((5.0, "normal"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
@@ -311,3 +311,37 @@ def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float
         out["note"] = (f"{out['counts']['apnea']} apnea(s) of unspecified type count in AHI and AI, "
                        "not in OAI, CAI or MAI")
     return out
+
+
+def events_in_bed(events: pd.DataFrame, bed: slice, epoch_s: float) -> pd.DataFrame:
+    """The events starting in the epochs ``bed`` (time in bed, :func:`synthsleepnet.stats.in_bed`),
+    timed from its first epoch, as the hypnogram cut to ``bed`` is."""
+    first_s, stop_s = bed.start * epoch_s, bed.stop * epoch_s
+    inside = events[(events["onset_s"] >= first_s) & (events["onset_s"] < stop_s)].copy()
+    inside["onset_s"] -= first_s
+    return inside
+
+
+def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30.0, *, bed: slice | None = None,
+                   desaturations: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The respiratory indices of a scoring's own events (:func:`respiratory_indices`) over the
+    epochs ``bed`` (all without): its hypopneas are confirmed by its own arousals and, where
+    the scoring states their depth (``desaturations``: ``onset_s``, ``duration_s``, ``drop_pct``;
+    NSRR XML does), its own desaturations, which gives the AHI by the AASM 3 % and 4 % rules
+    as well.
+
+    Examples
+    --------
+    >>> ev = pd.DataFrame({"onset_s": [100.0, 400.0, 700.0], "duration_s": [20.0, 20.0, 20.0],
+    ...                    "event": ["hypopnea", "hypopnea", "arousal"]})
+    >>> drops = pd.DataFrame({"onset_s": [125.0], "duration_s": [30.0], "drop_pct": [4.5]})
+    >>> ix = scored_indices(ev, np.full(120, 2), desaturations=drops)
+    >>> ix["AHI"], ix["AHI_3pct"], ix["AHI_4pct"]
+    (2.0, 1.0, 1.0)
+    """
+    codes = np.asarray(stages)
+    bed = bed or slice(0, codes.size)
+    respiratory = events[events["event"].isin(RESPIRATORY_EVENTS)]
+    confirmed = confirm_hypopneas(respiratory, desaturations, events[events["event"] == "arousal"])
+    return respiratory_indices(events_in_bed(confirmed, bed, epoch_s), codes[bed], epoch_s,
+                               desaturations_measured=desaturations is not None)

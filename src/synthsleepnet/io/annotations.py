@@ -153,6 +153,10 @@ class Scoring:
     clock_start : time | None
         Clock time of the scoring's onset 0 when the file gives only a time of day (NSRR XML's
         ``Recording Start Time``); compared with the recording's start time of day.
+    desaturations : DataFrame | None
+        The scorer's SpO2 desaturations with their depth, ``onset_s``, ``duration_s``,
+        ``drop_pct`` (baseline − nadir), where the file states it (NSRR XML's ``SpO2Baseline`` and
+        ``SpO2Nadir``): what the AASM hypopnea rules confirm the scored hypopneas with.
     notes : list of str
         What reading changed or left out: dropped annotations (NaN, negative or absurd times),
         overlapping stages, unreadable annotation bytes.
@@ -168,6 +172,7 @@ class Scoring:
     respiratory_scored: bool = False
     clock_start: dt.time | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    desaturations: pd.DataFrame | None = None
 
     @property
     def n_epochs(self) -> int:
@@ -372,6 +377,7 @@ def _read_nsrr_xml(path: Path, epoch_s: float) -> Scoring:
     if not scored and root.find(".//ScoredEvents") is None:
         raise AnnotationError(f"{path}: no ScoredEvents/ScoredEvent elements; is this an NSRR XML file?")
     annotations = []
+    depths: list[tuple[float, float, float]] = []
     clock_start = None
     for i, event in enumerate(scored):
         concept = (event.findtext("EventConcept") or "").strip()
@@ -390,10 +396,28 @@ def _read_nsrr_xml(path: Path, epoch_s: float) -> Scoring:
         if kind.startswith("stages") or kind.startswith("respiratory") or "arousal" in kind \
                 or _event_type(concept) is not None:
             annotations.append(Annotation(onset, duration, concept))
+        if _event_type(concept) == "desaturation":
+            depths.append((onset, duration, _drop_pct(event)))
     scoring = scoring_from_annotations(annotations, epoch_s=epoch_s, source=path)
     scoring.respiratory_scored = True  # NSRR scorings always cover respiratory events
     scoring.clock_start = clock_start
+    known = [row for row in depths if all(math.isfinite(v) for v in row)]
+    if known:
+        scoring.desaturations = pd.DataFrame(known, columns=["onset_s", "duration_s", "drop_pct"])
+        if len(known) < len(depths):
+            scoring.notes.append(f"{len(depths) - len(known)} of {len(depths)} SpO2 desaturation(s) state no usable "
+                                 "SpO2Baseline and SpO2Nadir; the hypopnea rules do not count them")
     return scoring
+
+
+def _drop_pct(event: ET.Element) -> float:
+    """Baseline − nadir of an NSRR desaturation (NaN when either is missing or no saturation)."""
+    try:
+        baseline, nadir = float(event.findtext("SpO2Baseline") or "nan"), float(event.findtext("SpO2Nadir") or "nan")
+    except ValueError:
+        return float("nan")
+    plausible = 0 < nadir <= baseline <= 100
+    return round(baseline - nadir, 6) if plausible else float("nan")  # 95.3 − 91.3 is 4, not 3.99999
 
 
 def _read_edf_annotations(path: Path, epoch_s: float) -> Scoring:

@@ -17,6 +17,7 @@ from ..events import decode_events, event_agreement
 from ..metrics import classification_metrics, event_f1
 from ..respiratory import (
     confirm_hypopneas,
+    events_in_bed,
     find_desaturations,
     respiratory_indices,
     severity_band,
@@ -179,11 +180,7 @@ class ScoringResult:
 
     def _in_bed(self, events: pd.DataFrame) -> pd.DataFrame:
         """The events starting in bed, timed from its first epoch (as the indices' hypnogram is)."""
-        bed = self._bed()
-        first_s, stop_s = bed.start * self.epoch_s, bed.stop * self.epoch_s
-        inside = events[(events["onset_s"] >= first_s) & (events["onset_s"] < stop_s)].copy()
-        inside["onset_s"] -= first_s
-        return inside
+        return events_in_bed(events, self._bed(), self.epoch_s)
 
     def respiratory(self) -> dict[str, Any]:
         """The respiratory picture: AHI (total, REM, NREM; with SpO2 also by the AASM 3 % and 4 %

@@ -194,13 +194,29 @@ def nsrr_xml(night: SimulatedNight) -> bytes:
     change = np.flatnonzero(np.diff(hyp)) + 1
     for a, b in zip(np.r_[0, change], np.r_[change, hyp.size], strict=True):
         add("Stages|Stages", NSRR_STAGES[int(hyp[a])], a * night.epoch_s, (b - a) * night.epoch_s)
+    depths = _desaturation_depths(night)
     for onset, duration, kind in zip(night.events["onset_s"], night.events["duration_s"],
                                      night.events["event"], strict=True):
         event_type = "Arousals|Arousals" if kind == "arousal" else "Respiratory|Respiratory"
         location = {"arousal": "EEG C4-M1", "desaturation": "SpO2"}.get(kind, "Airflow")
-        add(event_type, NSRR_EVENTS[kind], float(onset), float(duration), SignalLocation=location)
+        extra = depths.get(round(float(onset), 1), {}) if kind == "desaturation" else {}
+        add(event_type, NSRR_EVENTS[kind], float(onset), float(duration), SignalLocation=location, **extra)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _desaturation_depths(night: SimulatedNight) -> dict[float, dict[str, str]]:
+    """``SpO2Baseline`` and ``SpO2Nadir`` of each desaturation (by its onset, 20 s after the event
+    that caused it), as NSRR writes them: the SpO2 at the event's onset and that less its
+    designed fall."""
+    spo2, sfreq, _ = night.signals["SpO2"]
+    depths = {}
+    for onset, desaturation in zip(night.respiratory_truth["onset_s"], night.respiratory_truth["desaturation_pct"],
+                                   strict=True):
+        baseline = round(float(spo2[min(int(onset * sfreq), len(spo2) - 1)]), 1)
+        depths[round(float(onset) + 20, 1)] = {"SpO2Baseline": f"{baseline:.1f}",
+                                               "SpO2Nadir": f"{baseline - float(desaturation):.1f}"}
+    return depths
 
 
 def edf_bytes(night: SimulatedNight, *, record_s: float = 1.0, annotations: bool = True) -> bytes:
