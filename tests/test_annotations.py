@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthsleepnet import AnnotationError, read_scoring
+from synthsleepnet import AnnotationError, read_scoring, scored_indices
 from synthsleepnet.io.annotations import UNSCORED, parse_stage_label
 
 # R&K / AASM description -> our stage name, for the independent count through MNE
@@ -203,6 +203,10 @@ def test_profusion_xml_reads_like_the_nsrr_xml_of_the_same_night(tmp_path: Path)
     np.testing.assert_array_equal(profusion.stages, nsrr.stages)
     assert profusion.events.equals(nsrr.events)  # same names mapped the same way; artefacts not events
     assert profusion.respiratory_scored and not profusion.notes
+    assert profusion.desaturations is not None  # Profusion states each desaturation's fall
+    assert profusion.desaturations.to_dict("list") == {"onset_s": [240.0], "duration_s": [25.0], "drop_pct": [3.0]}
+    indices = scored_indices(profusion.events, profusion.stages, desaturations=profusion.desaturations)
+    assert indices["AHI_3pct"] == indices["AHI"] and indices["AHI_4pct"] < indices["AHI"]  # its hypopnea fell 3 %
 
 
 def test_profusion_quirks_and_errors(tmp_path: Path) -> None:

@@ -156,7 +156,8 @@ class Scoring:
     desaturations : DataFrame | None
         The scorer's SpO2 desaturations with their depth, ``onset_s``, ``duration_s``,
         ``drop_pct`` (baseline − nadir), where the file states it (NSRR XML's ``SpO2Baseline`` and
-        ``SpO2Nadir``): what the AASM hypopnea rules confirm the scored hypopneas with.
+        ``SpO2Nadir``, Profusion's ``Desaturation``): what the AASM hypopnea rules confirm the
+        scored hypopneas with.
     notes : list of str
         What reading changed or left out: dropped annotations (NaN, negative or absurd times),
         overlapping stages, unreadable annotation bytes.
@@ -342,6 +343,7 @@ def _read_profusion_xml(root: ET.Element, path: Path, epoch_s: float) -> Scoring
     if not 1 <= length <= 120:
         raise AnnotationError(f"{path}: EpochLength {length:g} s is not a scoring epoch (1-120 s)")
     annotations = []
+    depths: list[tuple[float, float, float]] = []
     other: set[str] = set()
     for i, stage in enumerate(root.iterfind(".//SleepStages/SleepStage")):
         code = (stage.text or "").strip()
@@ -357,12 +359,16 @@ def _read_profusion_xml(root: ET.Element, path: Path, epoch_s: float) -> Scoring
                                   f"({err})") from err
         if _event_type(name) is not None:
             annotations.append(Annotation(onset, duration, name))
+        if _event_type(name) == "desaturation":
+            drop = _number(event, "Desaturation")  # Profusion states the fall itself (and LowestSpO2)
+            depths.append((onset, duration, drop if 0 < drop <= 100 else float("nan")))
     if not annotations:
         raise AnnotationError(f"{path}: a Profusion XML file without SleepStage or ScoredEvent elements")
     notes = [f"stage code(s) {sorted(other)} (Profusion: 9 is 'active', others undefined) scored as unscored"] \
         if other else []
     scoring = scoring_from_annotations(annotations, epoch_s=epoch_s, source=path, notes=notes)
     scoring.respiratory_scored = True  # NSRR's Profusion scorings cover respiratory events
+    _add_desaturations(scoring, depths, "Desaturation")
     return scoring
 
 
@@ -401,21 +407,32 @@ def _read_nsrr_xml(path: Path, epoch_s: float) -> Scoring:
     scoring = scoring_from_annotations(annotations, epoch_s=epoch_s, source=path)
     scoring.respiratory_scored = True  # NSRR scorings always cover respiratory events
     scoring.clock_start = clock_start
-    known = [row for row in depths if all(math.isfinite(v) for v in row)]
-    if known:
-        scoring.desaturations = pd.DataFrame(known, columns=["onset_s", "duration_s", "drop_pct"])
-        if len(known) < len(depths):
-            scoring.notes.append(f"{len(depths) - len(known)} of {len(depths)} SpO2 desaturation(s) state no usable "
-                                 "SpO2Baseline and SpO2Nadir; the hypopnea rules do not count them")
+    _add_desaturations(scoring, depths, "SpO2Baseline and SpO2Nadir")
     return scoring
+
+
+def _add_desaturations(scoring: Scoring, depths: list[tuple[float, float, float]], fields: str) -> None:
+    """Keep the desaturations whose depth the file states (``scoring.desaturations``); say how
+    many state none, when some do."""
+    known = [row for row in depths if all(math.isfinite(v) for v in row)]
+    if not known:
+        return
+    scoring.desaturations = pd.DataFrame(known, columns=["onset_s", "duration_s", "drop_pct"])
+    if len(known) < len(depths):
+        scoring.notes.append(f"{len(depths) - len(known)} of {len(depths)} SpO2 desaturation(s) state no usable "
+                             f"{fields}; the hypopnea rules do not count them")
+
+
+def _number(event: ET.Element, tag: str) -> float:
+    try:
+        return float(event.findtext(tag) or "nan")
+    except ValueError:
+        return float("nan")
 
 
 def _drop_pct(event: ET.Element) -> float:
     """Baseline − nadir of an NSRR desaturation (NaN when either is missing or no saturation)."""
-    try:
-        baseline, nadir = float(event.findtext("SpO2Baseline") or "nan"), float(event.findtext("SpO2Nadir") or "nan")
-    except ValueError:
-        return float("nan")
+    baseline, nadir = _number(event, "SpO2Baseline"), _number(event, "SpO2Nadir")
     plausible = 0 < nadir <= baseline <= 100
     return round(baseline - nadir, 6) if plausible else float("nan")  # 95.3 − 91.3 is 4, not 3.99999
 
