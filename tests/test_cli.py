@@ -56,6 +56,26 @@ def test_stats_gives_a_scorings_own_ahi_by_the_hypopnea_rules(sim_dir: Path,
     assert stats["AHI_4pct"] <= stats["AHI_3pct"] <= stats["AHI"] and stats["AHI_4pct"] < stats["AHI"]
 
 
+def test_stats_of_many_scorings_make_one_table(sim_dir: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    broken = tmp_path / "broken-nsrr.xml"
+    broken.write_text("<PSGAnnotation><ScoredEvents>")
+    scorings = [str(sim_dir / f"sim-00{n}-nsrr.xml") for n in (11, 12, 13)]
+    assert main(["stats", *scorings, str(broken), "--out", str(tmp_path / "cohort.csv")]) == 1  # one failed
+    table = pd.read_csv(tmp_path / "cohort.csv")
+    assert list(table["scoring"]) == [*scorings, str(broken)]
+    assert table["error"].iloc[:3].isna().all() and "not well-formed XML" in table["error"].iloc[3]
+    capsys.readouterr()
+    main(["stats", scorings[2], "--json"])
+    one = json.loads(capsys.readouterr().out)
+    assert table.iloc[2][["TST_min", "SE_pct", "AHI", "AHI_4pct"]].tolist() == pytest.approx(
+        [one["TST_min"], one["SE_pct"], one["AHI"], one["AHI_4pct"]])  # the same numbers as one at a time
+    assert main(["stats", *scorings[:2], "--json"]) == 0
+    assert [row["scoring"] for row in json.loads(capsys.readouterr().out)] == scorings[:2]
+
+
 def test_info_json(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--json", str(real_data / "sleep-edf" / "short_psg.edf")]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -48,6 +48,7 @@ _API: dict[str, str] = {
     "find_desaturations": ".respiratory",
     "spo2_measures": ".respiratory",
     "scored_indices": ".respiratory",
+    "scoring_statistics": ".stats",
     "pretrain_unimodal": ".training",
     "pretrain_multimodal": ".training",
     "probe": ".training",
@@ -112,6 +113,7 @@ __all__ = [
     "run_demo",
     "run_recipe",
     "scored_indices",
+    "scoring_statistics",
     "score_night",
     "score_nights",
     "score_recording",
@@ -157,7 +159,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .score_files import score_night, score_nights
     from .scoring import ScoringResult, embed_epochs, score_recording
     from .simulate import simulate_cohort
-    from .stats import sleep_statistics
+    from .stats import scoring_statistics, sleep_statistics
     from .store import EpochStore, prepare_store
     from .tasks import TASKS, Task
     from .training import evaluate, finetune, pretrain_multimodal, pretrain_unimodal, probe

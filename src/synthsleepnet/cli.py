@@ -308,40 +308,39 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The respiratory indices ``stats`` adds for a scoring with respiratory events.
-_SCORED_INDICES = ("AHI", "AHI_3pct", "AHI_4pct", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI", "n_events")
-
-
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from .io import read_scoring
-    from .respiratory import scored_indices
-    from .stats import in_bed, place_lights, sleep_statistics
+    from .stats import scoring_statistics
 
-    scoring = read_scoring(args.hypnogram)
-    if scoring.n_epochs == 0:
-        raise ValueError(f"{args.hypnogram}: holds no sleep stages, so there are no statistics to compute")
-    lights = (scoring.lights_off_s, scoring.lights_on_s)
-    if (args.lights_off, args.lights_on) != (None, None):
-        if scoring.start is None:
-            raise ValueError(f"{args.hypnogram}: the file states no start time (EDF+ scorings do), so lights at "
-                             "clock times cannot be placed in it")
-        lights = place_lights((args.lights_off, args.lights_on), scoring.start, scoring.n_epochs * scoring.epoch_s,
-                              marked=lights, source=str(args.hypnogram))
-    stats = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=lights[0], lights_on_s=lights[1])
-    if scoring.respiratory_scored:  # the scorer's own respiratory events: its AHI, by its own desaturations too
-        indices = scored_indices(scoring.events, scoring.stages, scoring.epoch_s,
-                                 bed=in_bed(scoring.n_epochs, scoring.epoch_s, *lights),
-                                 desaturations=scoring.desaturations)
-        stats.update({key: indices[key] for key in _SCORED_INDICES if key in indices})
-    for note in scoring.notes:
-        logger.warning("%s: %s", args.hypnogram, note)
-    if args.json:
-        _print(json.dumps(stats, indent=1))
+    lights = (args.lights_off, args.lights_on)
+    if len(args.hypnogram) == 1 and not args.out:
+        stats = scoring_statistics(args.hypnogram[0], lights=lights)
+        if args.json:
+            _print(json.dumps(stats, indent=1))
+            return 0
+        _print(f"{args.hypnogram[0]}:")
+        for key, value in stats.items():
+            _print(f"  {key:<16} {value:9.2f}")
         return 0
-    _print(f"{args.hypnogram}: {scoring.n_epochs} epochs of {scoring.epoch_s:g} s")
-    for key, value in stats.items():
-        _print(f"  {key:<16} {value:9.2f}")
-    return 0
+    import pandas as pd
+
+    rows, failed = [], {}
+    for path in args.hypnogram:  # one unreadable scoring never stops the others
+        try:
+            rows.append({"scoring": path, **scoring_statistics(path, lights=lights)})
+        except (ValueError, OSError) as err:
+            failed[path] = str(err) if path in str(err) else f"{path}: {err}"
+            rows.append({"scoring": path, "error": f"{type(err).__name__}: {failed[path]}"})
+    table = pd.DataFrame(rows)
+    if args.out:
+        from ._atomic import atomic_write_text
+
+        atomic_write_text(Path(args.out), table.to_csv(index=False))
+        _print(f"{len(rows) - len(failed)} scoring(s) → {args.out}")
+    else:
+        _print(table.to_json(orient="records", indent=1) if args.json else table.to_csv(index=False).rstrip())
+    for why in failed.values():
+        logger.error("FAILED %s", why)
+    return 1 if failed else 0
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -533,9 +532,10 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_lights_flags(q)
     _add_runtime_flags(q)
 
-    q = _sub(sub, "stats", "stats", "sleep_statistics", _cmd_stats)
-    q.add_argument("hypnogram", help="any scoring file the data layer reads")
+    q = _sub(sub, "stats", "stats", "scoring_statistics", _cmd_stats)
+    q.add_argument("hypnogram", nargs="+", help="scoring files the data layer reads; several give a table")
     q.add_argument("--json", action="store_true", help="print JSON")
+    q.add_argument("--out", metavar="TABLE.csv", help="write the table (one row per scoring) to this file")
     _add_lights_flags(q)
 
     q = _sub(sub, "embed", "scoring.embed", "embed_epochs", _cmd_embed)

@@ -24,12 +24,21 @@ NaN (undefined), never 0.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._logging import logger
 from .tasks import STAGES, UNSCORED
 
-__all__ = ["in_bed", "place_lights", "sleep_statistics"]
+if TYPE_CHECKING:
+    from .io.annotations import Scoring
+
+__all__ = ["in_bed", "place_lights", "scoring_statistics", "sleep_statistics"]
+
+#: The respiratory indices :func:`scoring_statistics` adds for a scoring with respiratory events.
+SCORED_INDICES = ("AHI", "AHI_3pct", "AHI_4pct", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI", "n_events")
 
 
 def place_lights(lights: tuple[dt.time | None, dt.time | None], start: dt.datetime, length_s: float, *,
@@ -132,4 +141,43 @@ def sleep_statistics(stages: np.ndarray, epoch_s: float = 30.0, *, lights_off_s:
         stats[f"{name}_min"] = float(np.count_nonzero(tib == code)) * minutes
         stats[f"{name}_pct"] = 100 * stats[f"{name}_min"] / tst if tst else float("nan")
     stats["unscored_min"] = float(np.count_nonzero(tib < 0)) * minutes
+    return stats
+
+
+def scoring_statistics(scoring: str | Path | Scoring, *,
+                       lights: tuple[dt.time | None, dt.time | None] = (None, None)) -> dict[str, Any]:
+    """The statistics of a scoring file: :func:`sleep_statistics` of its hypnogram within its
+    lights marks (or ``lights`` given as clock times, :func:`place_lights`), and, when it scores
+    respiratory events, the scorer's own indices
+    (:func:`~synthsleepnet.respiratory.scored_indices`: AHI, AI, HI, OAI, CAI, MAI and, where the
+    file states each desaturation's depth, the AHI by the AASM 3 % and 4 % rules). What reading
+    changed is logged as warnings.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: it cannot be read, holds no stages, or the lights cannot be placed.
+    """
+    from .io.annotations import Scoring, read_scoring
+    from .respiratory import scored_indices
+
+    scoring = scoring if isinstance(scoring, Scoring) else read_scoring(scoring)
+    source = str(scoring.source or "scoring")
+    if scoring.n_epochs == 0:
+        raise ValueError(f"{source}: holds no sleep stages, so there are no statistics to compute")
+    marks = (scoring.lights_off_s, scoring.lights_on_s)
+    if lights != (None, None):
+        if scoring.start is None:
+            raise ValueError(f"{source}: the file states no start time (EDF+ scorings do), so lights at clock "
+                             "times cannot be placed in it")
+        marks = place_lights(lights, scoring.start, scoring.n_epochs * scoring.epoch_s, marked=marks, source=source)
+    stats: dict[str, Any] = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=marks[0],
+                                             lights_on_s=marks[1])
+    if scoring.respiratory_scored:
+        indices = scored_indices(scoring.events, scoring.stages, scoring.epoch_s,
+                                 bed=in_bed(scoring.n_epochs, scoring.epoch_s, *marks),
+                                 desaturations=scoring.desaturations)
+        stats.update({key: indices[key] for key in SCORED_INDICES if key in indices})
+    for note in scoring.notes:
+        logger.warning("%s: %s", source, note)
     return stats
