@@ -54,6 +54,8 @@ def test_stats_gives_a_scorings_own_ahi_by_the_hypopnea_rules(sim_dir: Path,
     assert stats["AHI"] == pytest.approx(asleep.sum() / hours) and stats["n_events"] == asleep.sum()
     assert stats["AHI_4pct"] == pytest.approx(np.sum(asleep & ((truth["event"] != "hypopnea") | deep)) / hours)
     assert stats["AHI_4pct"] <= stats["AHI_3pct"] <= stats["AHI"] and stats["AHI_4pct"] < stats["AHI"]
+    falls = night.hypnogram[((truth["onset_s"] + 20) // night.epoch_s).astype(int)] > 0  # each 20 s after its event
+    assert stats["ODI4"] == pytest.approx(np.sum(falls & deep) / hours)  # the scorer's own, from its stated depths
 
 
 def test_stats_of_many_scorings_make_one_table(sim_dir: Path, tmp_path: Path,

@@ -328,7 +328,7 @@ def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30
     epochs ``bed`` (all without): its hypopneas are confirmed by its own arousals and, where
     the scoring states their depth (``desaturations``: ``onset_s``, ``duration_s``, ``drop_pct``;
     NSRR XML does), its own desaturations, which gives the AHI by the AASM 3 % and 4 % rules
-    as well.
+    and the scorer's ODI3 and ODI4 as well.
 
     Examples
     --------
@@ -343,5 +343,14 @@ def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30
     bed = bed or slice(0, codes.size)
     respiratory = events[events["event"].isin(RESPIRATORY_EVENTS)]
     confirmed = confirm_hypopneas(respiratory, desaturations, events[events["event"] == "arousal"])
-    return respiratory_indices(events_in_bed(confirmed, bed, epoch_s), codes[bed], epoch_s,
-                               desaturations_measured=desaturations is not None)
+    out = respiratory_indices(events_in_bed(confirmed, bed, epoch_s), codes[bed], epoch_s,
+                              desaturations_measured=desaturations is not None)
+    if desaturations is not None:  # the scorer's own ODIs: desaturations starting in sleep per hour of it
+        inside = events_in_bed(desaturations, bed, epoch_s)
+        in_bed_codes = codes[bed]
+        epoch = np.minimum((inside["onset_s"].to_numpy(dtype=float) // epoch_s).astype(int), in_bed_codes.size - 1)
+        asleep = in_bed_codes[epoch] > 0
+        for drop in (3, 4):
+            n = int(np.count_nonzero(asleep & (inside["drop_pct"].to_numpy(dtype=float) >= drop)))
+            out[f"ODI{drop}"] = n / out["tst_hours"] if out["tst_hours"] else float("nan")
+    return out

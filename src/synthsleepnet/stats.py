@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["in_bed", "place_lights", "scoring_statistics", "sleep_statistics"]
 
 #: The respiratory indices :func:`scoring_statistics` adds for a scoring with respiratory events.
-SCORED_INDICES = ("AHI", "AHI_3pct", "AHI_4pct", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI", "n_events")
+SCORED_INDICES = ("AHI", "AHI_3pct", "AHI_4pct", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI", "ODI3",
+                  "ODI4", "n_events")
 
 
 def place_lights(lights: tuple[dt.time | None, dt.time | None], start: dt.datetime, length_s: float, *,
