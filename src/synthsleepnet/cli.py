@@ -327,7 +327,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     for path in args.hypnogram:  # one unreadable scoring never stops the others
         try:
             rows.append({"scoring": path, **scoring_statistics(path, lights=lights)})
-        except (ValueError, OSError) as err:
+        except Exception as err:  # reported in its row and the exit status, as a batch's nights are
             failed[path] = str(err) if path in str(err) else f"{path}: {err}"
             rows.append({"scoring": path, "error": f"{type(err).__name__}: {failed[path]}"})
     table = pd.DataFrame(rows)
@@ -436,7 +436,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _sub(sub: Any, name: str, module: str, qualname: str, func: Callable[[argparse.Namespace], int]
          ) -> argparse.ArgumentParser:
     text = _doc(module, qualname)
-    p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+    # argparse %-formats a help string (never a description without "%(prog)"): "3 %" must read "3 %%"
+    p: argparse.ArgumentParser = sub.add_parser(name, help=text.replace("%", "%%"), description=text)
     p.add_argument("--config", help="TOML/YAML/JSON file with [preprocessing], [model], [adapt], [train] sections")
     p.set_defaults(func=func)
     return p

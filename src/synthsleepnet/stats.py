@@ -147,17 +147,20 @@ def sleep_statistics(stages: np.ndarray, epoch_s: float = 30.0, *, lights_off_s:
 
 def scoring_statistics(scoring: str | Path | Scoring, *,
                        lights: tuple[dt.time | None, dt.time | None] = (None, None)) -> dict[str, Any]:
-    """The statistics of a scoring file: :func:`sleep_statistics` of its hypnogram within its
-    lights marks (or ``lights`` given as clock times, :func:`place_lights`), and, when it scores
-    respiratory events, the scorer's own indices
-    (:func:`~synthsleepnet.respiratory.scored_indices`: AHI, AI, HI, OAI, CAI, MAI and, where the
-    file states each desaturation's depth, the AHI by the AASM 3 % and 4 % rules). What reading
-    changed is logged as warnings.
+    """AASM sleep statistics of a scoring file, with the scorer's own AHI when it scores breathing.
+
+    :func:`sleep_statistics` of its hypnogram within its lights marks (or ``lights`` given as
+    clock times, :func:`place_lights`), and, when it scores respiratory events, the scorer's own
+    indices (:func:`~synthsleepnet.respiratory.scored_indices`: AHI, AI, HI, OAI, CAI, MAI and,
+    where the file states each desaturation's depth, the AHI by the AASM 3 % and 4 % rules and
+    the ODI3 and ODI4). What reading changed is logged as warnings.
 
     Raises
     ------
     ValueError
         Naming the file: it cannot be read, holds no stages, or the lights cannot be placed.
+    FileNotFoundError
+        If the file does not exist.
     """
     from .io.annotations import Scoring, read_scoring
     from .respiratory import scored_indices
