@@ -134,14 +134,14 @@ def test_nsrr_desaturations_keep_their_depth(tmp_path: Path) -> None:
         return (f"<ScoredEvent><EventType>Respiratory|Respiratory</EventType><EventConcept>SpO2 desaturation|SpO2 "
                 f"desaturation</EventConcept><Start>{start}</Start><Duration>20</Duration>{depth}</ScoredEvent>")
 
-    events = [desaturation(100, "95.3", "91.3"), desaturation(200, "96", "93"), desaturation(300, "96", None),
+    events = [desaturation(100, "64.1", "60.1"), desaturation(200, "96", "93"), desaturation(300, "96", None),
               desaturation(400, "abc", "90"), desaturation(500, "90", "95")]  # 4 %, 3 %, then no depth to trust
     path = tmp_path / "night-nsrr.xml"
     path.write_text(NSRR.replace("</ScoredEvents>", "".join(events) + "</ScoredEvents>"))
     scoring = read_scoring(path)
     assert scoring.desaturations is not None
     assert scoring.desaturations.to_dict("list") == {"onset_s": [100.0, 200.0], "duration_s": [20.0, 20.0],
-                                                     "drop_pct": [4.0, 3.0]}  # 95.3 − 91.3 is 4, not 3.99999
+                                                     "drop_pct": [4.0, 3.0]}  # 64.1 − 60.1 is 4, not 3.99999
     assert "4 of 6 SpO2 desaturation(s) state no usable SpO2Baseline and SpO2Nadir; the hypopnea rules do not count them" \
         in scoring.notes
 

@@ -332,12 +332,14 @@ def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30
 
     Examples
     --------
-    >>> ev = pd.DataFrame({"onset_s": [100.0, 400.0, 700.0], "duration_s": [20.0, 20.0, 20.0],
-    ...                    "event": ["hypopnea", "hypopnea", "arousal"]})
+    One hour of N2: a hypopnea followed by a 4.5 % fall, one ending in an arousal, one with neither.
+
+    >>> ev = pd.DataFrame({"onset_s": [100.0, 400.0, 422.0, 700.0], "duration_s": [20.0, 20.0, 5.0, 20.0],
+    ...                    "event": ["hypopnea", "hypopnea", "arousal", "hypopnea"]})
     >>> drops = pd.DataFrame({"onset_s": [125.0], "duration_s": [30.0], "drop_pct": [4.5]})
     >>> ix = scored_indices(ev, np.full(120, 2), desaturations=drops)
-    >>> ix["AHI"], ix["AHI_3pct"], ix["AHI_4pct"]
-    (2.0, 1.0, 1.0)
+    >>> ix["AHI"], ix["AHI_3pct"], ix["AHI_4pct"], ix["ODI4"]
+    (3.0, 2.0, 1.0, 1.0)
     """
     codes = np.asarray(stages)
     bed = bed or slice(0, codes.size)

@@ -434,7 +434,7 @@ def _drop_pct(event: ET.Element) -> float:
     """Baseline − nadir of an NSRR desaturation (NaN when either is missing or no saturation)."""
     baseline, nadir = _number(event, "SpO2Baseline"), _number(event, "SpO2Nadir")
     plausible = 0 < nadir <= baseline <= 100
-    return round(baseline - nadir, 6) if plausible else float("nan")  # 95.3 − 91.3 is 4, not 3.99999
+    return round(baseline - nadir, 6) if plausible else float("nan")  # 64.1 − 60.1 is 4, not 3.99999
 
 
 def _read_edf_annotations(path: Path, epoch_s: float) -> Scoring:
