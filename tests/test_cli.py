@@ -78,6 +78,17 @@ def test_stats_of_many_scorings_make_one_table(sim_dir: Path, tmp_path: Path,
     assert [row["scoring"] for row in json.loads(capsys.readouterr().out)] == scorings[:2]
 
 
+def test_info_says_when_a_recording_embeds_its_scoring(sim_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import embed_stages
+
+    embedded = embed_stages(sim_dir / "sim-0011.edf", sim_dir / "sim-0011-nsrr.xml", tmp_path / "own.edf")
+    assert main(["info", str(embedded)]) == 0
+    assert "its own scoring: 80 epochs staged in its annotations" in capsys.readouterr().out
+    assert main(["info", "--json", str(sim_dir / "sim-0011.edf")]) == 0  # lights marks only: no scoring
+    assert json.loads(capsys.readouterr().out)["own_scoring_epochs"] == 0
+
+
 def test_info_json(real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--json", str(real_data / "sleep-edf" / "short_psg.edf")]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -69,26 +69,33 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from ._atomic import atomic_write_text
     from ._validation import check_fname
     from .io import load_channel_table, read_recording
+    from .io.annotations import embedded_scoring
     from .preprocessing import describe_recording, suggest_channel_file
 
     if args.suggest:
         check_fname(args.suggest, overwrite=args.overwrite, what="channel file")
     recording = read_recording(args.file)
-    rows = describe_recording(recording, config=_run_config(args).preprocessing,
-                              channel_table=load_channel_table(args.channel_file))
+    config = _run_config(args).preprocessing
+    rows = describe_recording(recording, config=config, channel_table=load_channel_table(args.channel_file))
+    own = embedded_scoring(recording, config.epoch_s)
+    staged = int((own.stages >= 0).sum()) if own is not None else 0
     if args.suggest:
         atomic_write_text(args.suggest, suggest_channel_file(rows, str(recording.path)))
         logger.warning("wrote %s: complete it and pass it with --channel-file", args.suggest)
     if args.json:
         _print(json.dumps({"file": str(recording.path), "start": str(recording.start),
                            "duration_s": recording.duration_s, "channels": rows,
-                           "annotations": len(recording.annotations), "notes": recording.notes},
+                           "annotations": len(recording.annotations), "own_scoring_epochs": staged,
+                           "notes": recording.notes},
                           indent=1))
         return 0
     _print(f"{recording.path}  start {recording.start or 'anonymised'}  "
            f"duration {recording.duration_s:.1f} s  annotations {len(recording.annotations)}")
     for note in recording.notes:
         _print(f"  note: {note}")
+    if staged:
+        _print(f"  its own scoring: {staged} epochs staged in its annotations (score compares with it, and "
+               "prepare takes its labels from it, when no scoring file is given)")
     width = max((len(r["label"]) for r in rows), default=5)
     _print(f"  {'label':<{width}}  {'Hz':>7}  {'seconds':>9}  {'unit':<6}  use")
     for r in rows:
@@ -319,7 +326,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             return 0
         _print(f"{args.hypnogram[0]}:")
         for key, value in stats.items():
-            _print(f"  {key:<16} {value:9.2f}")
+            _print(f"  {key:<16} {value:9.2f}" if isinstance(value, float) else f"  {key:<16} {value:>9}")
         return 0
     import pandas as pd
 
