@@ -151,9 +151,12 @@ def test_spo2_stored_as_a_fraction_is_read_as_percent_and_no_saturation_is_refus
     np.testing.assert_allclose(fraction[1:], spo2[1:])
     assert fraction[0] == 0
     assert note == "channel 'SaO2' holds SpO2 as a fraction (median 0.96): read as % (× 100)"
-    with pytest.raises(SignalQualityError, match=r"night\.edf: SpO2 channel 'SaO2' has a median of 960\.\d*, not a "
-                                                 r"saturation in % \(50–100\.5\); check its unit"):
+    with pytest.raises(SignalQualityError, match=r"night\.edf: SpO2 channel 'SaO2' has a median of 960\.\d* and 0 % "
+                                                 r"of its readings within 50–100\.5: not a saturation in %; check"):
         spo2_percent(spo2 * 10, "SaO2", "night.edf")  # a unit of 0.1 %
+    probe_off = np.r_[np.full(300, 127.0), spo2]  # an oximeter's "no reading" code for most of the night
+    kept, note = spo2_percent(probe_off, "SaO2", "night.edf")
+    assert kept is probe_off and note is None  # its valid stretch is kept; clean_spo2 drops the code
 
 
 def test_hypnogram_trimmed_and_padded_are_said(tmp_path: Path) -> None:

@@ -99,16 +99,20 @@ def check_signal_quality(data: np.ndarray, label: str, source: str) -> None:
         raise SignalQualityError(f"{source}: channel {label!r} is flat (every sample is {value:g})")
 
 
-#: Where the typical reading of a night's SpO2 in % lies (a probe off reads 0 and is left out).
+#: Where the readings of a night's SpO2 in % lie (a probe off reads 0 and is left out) ...
 SPO2_PLAUSIBLE_PCT = (50.0, 100.5)
+#: ... and the least share of them there for the channel to be a saturation in % at all.
+_SPO2_MIN_SHARE = 0.1
 
 
 def spo2_percent(data: np.ndarray, label: str, source: str) -> tuple[np.ndarray, str | None]:
     """SpO2 in %, with a note when it had to be converted.
 
     A trace stored as a fraction (every valid reading within 0–1, typically 0.9–1.0: some
-    exports write it so) is scaled by 100 and said. A trace whose median is no saturation in %
-    (a unit of 0.1 %, a mislabelled channel) is refused rather than read as a desaturated night.
+    exports write it so) is scaled by 100 and said. A trace with hardly a reading that is a
+    saturation in % (a unit of 0.1 %, a mislabelled channel) is refused rather than read as a
+    desaturated night; one whose probe was off for most of the night (0, or a code such as 127)
+    keeps its valid stretches (:func:`~synthsleepnet.respiratory.clean_spo2` drops the rest).
 
     Raises
     ------
@@ -123,9 +127,11 @@ def spo2_percent(data: np.ndarray, label: str, source: str) -> tuple[np.ndarray,
     if 0.5 <= median <= 1.0 and top <= 1.0:
         return data * 100.0, f"channel {label!r} holds SpO2 as a fraction (median {median:.2f}): read as % (× 100)"
     lo, hi = SPO2_PLAUSIBLE_PCT
-    if not lo <= median <= hi:
-        raise SignalQualityError(f"{source}: SpO2 channel {label!r} has a median of {median:.4g}, not a "
-                                 f"saturation in % ({lo:g}–{hi:g}); check its unit")
+    share = float(np.mean((sample >= lo) & (sample <= hi)))
+    if share < _SPO2_MIN_SHARE:
+        raise SignalQualityError(f"{source}: SpO2 channel {label!r} has a median of {median:.4g} and "
+                                 f"{100 * share:.0f} % of its readings within {lo:g}–{hi:g}: not a saturation "
+                                 "in %; check its unit")
     return data, None
 
 
