@@ -58,6 +58,19 @@ def test_stats_gives_a_scorings_own_ahi_by_the_hypopnea_rules(sim_dir: Path,
     assert stats["ODI4"] == pytest.approx(np.sum(falls & deep) / hours)  # the scorer's own, from its stated depths
 
 
+def test_json_outputs_are_strict_json_with_null_for_undefined_numbers(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    hypnogram = tmp_path / "no-rem.csv"  # no REM: its R latency is undefined
+    hypnogram.write_text("onset,duration,stage\n0,30,W\n30,60,N2\n")
+    assert main(["stats", str(hypnogram), "--json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")  # what jq and JavaScript do with NaN
+
+    stats = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert stats["R_latency_min"] is None and stats["TST_min"] == 1.0
+
+
 def test_stats_of_many_scorings_make_one_table(sim_dir: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     import pandas as pd

@@ -11,7 +11,6 @@ import argparse
 import ast
 import atexit
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._config import PRESETS, RunConfig, load_run_config
+from ._json import strict_json
 from ._logging import log_to_stderr, logger
 from ._validation import clock_time
 from ._version import __version__
@@ -83,11 +83,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         atomic_write_text(args.suggest, suggest_channel_file(rows, str(recording.path)))
         logger.warning("wrote %s: complete it and pass it with --channel-file", args.suggest)
     if args.json:
-        _print(json.dumps({"file": str(recording.path), "start": str(recording.start),
-                           "duration_s": recording.duration_s, "channels": rows,
-                           "annotations": len(recording.annotations), "own_scoring_epochs": staged,
-                           "notes": recording.notes},
-                          indent=1))
+        _print(strict_json({"file": str(recording.path), "start": str(recording.start),
+                            "duration_s": recording.duration_s, "channels": rows,
+                            "annotations": len(recording.annotations), "own_scoring_epochs": staged,
+                            "notes": recording.notes}))
         return 0
     _print(f"{recording.path}  start {recording.start or 'anonymised'}  "
            f"duration {recording.duration_s:.1f} s  annotations {len(recording.annotations)}")
@@ -137,7 +136,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     summary = EpochStore(args.store).summary()
     if args.json:
-        _print(json.dumps(summary, indent=1))
+        _print(strict_json(summary))
         return 0
     _print(f"{summary['path']}: {summary['nights']} nights, {summary.get('subjects', 0)} subjects, "
            f"{summary['epochs']} epochs ({summary.get('hours', 0)} h)")
@@ -254,7 +253,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(args.checkpoint, args.store, split=args.split, device=args.device or "auto",
                        precision=args.precision or "auto")
     if args.json:
-        _print(json.dumps(metrics, indent=1, default=float))
+        _print(strict_json(metrics))
         return 0
     _print(f"{metrics['task']} on {metrics['nights']} {metrics['split']} nights ({metrics['n_epochs']} epochs): "
            f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, kappa {metrics['kappa']:.3f}")
@@ -322,7 +321,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     if len(args.hypnogram) == 1 and not args.out:
         stats = scoring_statistics(args.hypnogram[0], lights=lights)
         if args.json:
-            _print(json.dumps(stats, indent=1))
+            _print(strict_json(stats))
             return 0
         _print(f"{args.hypnogram[0]}:")
         for key, value in stats.items():
@@ -384,7 +383,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
     rows = describe_presets()
     if args.json:
-        _print(json.dumps(rows, indent=1))
+        _print(strict_json(rows))
         return 0
     _print(f"{'preset':<7} {'NeuroNet':>10} {'SynthSleepNet (4 ch)':>22} {'trainable':>10} "
            f"{'temporal':>9}  GFLOP/epoch/modality (conv + frame MLP + transformer)")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import io
-import json
-import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from ._atomic import atomic_write_bytes as _atomic
+from ._json import strict_json
 from .scoring.result import ScoringResult
 
 __all__ = ["EXPORT_FILES", "check_outputs", "export_all", "write_bids_events", "write_edf_annotations",
@@ -19,16 +17,6 @@ __all__ = ["EXPORT_FILES", "check_outputs", "export_all", "write_bids_events", "
 EXPORT_FILES: dict[str, str] = {"epochs": "epochs.csv", "summary": "summary.json", "edf": "annotations.edf",
                                 "bids": "events.tsv", "edfbrowser": "annotations_edfbrowser.txt",
                                 "respiratory": "respiratory_events.csv", "result": "result.json"}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def write_epochs_csv(result: ScoringResult, path: str | Path) -> Path:
@@ -50,7 +38,7 @@ def write_respiratory_events_csv(result: ScoringResult, path: str | Path) -> Pat
 
 def write_summary_json(result: ScoringResult, path: str | Path) -> Path:
     """Statistics, AHI, agreement, channels and model identity (strict JSON: NaN becomes null)."""
-    return _atomic(Path(path), json.dumps(_jsonable(result.summary()), indent=1).encode())
+    return _atomic(Path(path), strict_json(result.summary()).encode())
 
 
 def write_bids_events(result: ScoringResult, path: str | Path) -> Path:
