@@ -209,7 +209,8 @@ def test_tal_faults_are_said_with_the_file(tmp_path: Path) -> None:
 
 
 
-def test_lights_that_cannot_be_believed_are_said_or_refused(tmp_path: Path) -> None:
+def test_lights_that_cannot_be_believed_are_said_or_refused(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     from synthsleepnet.stats import place_lights
 
     path = tmp_path / "night.tsv"
@@ -220,6 +221,10 @@ def test_lights_that_cannot_be_believed_are_said_or_refused(tmp_path: Path) -> N
     with pytest.raises(ValueError, match=r"night\.edf: lights off at 12:00:00 is not within the night "
                                          r"\(22:00:00 to 06:00:00\)"):
         place_lights((dt.time(12, 0), None), dt.datetime(2024, 1, 1, 22), 8 * 3600, source="night.edf")
+    # a table states no start time: its lights cannot be given as clock times, with the file named
+    assert main(["stats", str(path), "--lights-off", "23:00"]) == 2
+    assert f"{path}: its start time is unknown" in capsys.readouterr().err
+    assert place_lights((None, None), None, 90.0, marked=(30.0, None)) == (30.0, None)  # nothing to place
 
 
 def test_scorings_are_paired_by_exact_names_never_glob_patterns(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "check_int",
     "check_option",
     "check_path_exists",
+    "failure_text",
     "check_positive",
     "check_finite_output",
     "clock_time",
@@ -125,6 +126,20 @@ def clock_time(value: str | dt.time, name: str = "clock time") -> dt.time:
         return dt.time(hour, minute, second[0] if second else 0)
     except ValueError:
         raise ValueError(f"{name} {value!r} is not a time of day (hours 0-23, minutes and seconds 0-59)") from None
+
+
+def failure_text(error: BaseException, *files: str | Path | None) -> str:
+    """``Type: message`` for one night's or file's failure in a batch, naming the file: the
+    message as it is when it names one of ``files`` already, else after the first of them.
+
+    >>> failure_text(ValueError("night.edf: channel 'EEG' is flat"), "night.edf", "night.xml")
+    "ValueError: night.edf: channel 'EEG' is flat"
+    >>> failure_text(OSError("No space left on device"), "night.edf")
+    'OSError: night.edf: No space left on device'
+    """
+    text = str(error)
+    named = text if any(f is not None and str(f) in text for f in files) else f"{files[0]}: {text}"
+    return f"{type(error).__name__}: {named}"
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from ._config import PRESETS, RunConfig, load_run_config
 from ._json import strict_json
 from ._logging import log_to_stderr, logger
-from ._validation import clock_time
+from ._validation import clock_time, failure_text
 from ._version import __version__
 from .io.channels import MODALITIES
 from .tasks import TASKS
@@ -334,8 +334,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         try:
             rows.append({"scoring": path, **scoring_statistics(path, lights=lights)})
         except Exception as err:  # reported in its row and the exit status, as a batch's nights are
-            failed[path] = str(err) if path in str(err) else f"{path}: {err}"
-            rows.append({"scoring": path, "error": f"{type(err).__name__}: {failed[path]}"})
+            failed[path] = failure_text(err, path)
+            rows.append({"scoring": path, "error": failed[path]})
     table = pd.DataFrame(rows)
     if args.out:
         from ._atomic import atomic_write_text

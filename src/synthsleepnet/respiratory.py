@@ -163,13 +163,17 @@ def find_desaturations(spo2: np.ndarray, drop: float = 3.0, *, baseline_s: int =
     return _events_table(rows, columns)
 
 
+def _stage_at(times_s: np.ndarray, codes: np.ndarray, epoch_s: float) -> np.ndarray:
+    """The stage code of the epoch holding each time (the last epoch's beyond the hypnogram)."""
+    epoch = np.minimum((np.asarray(times_s, dtype=float) // epoch_s).astype(int), codes.size - 1)
+    return codes[epoch]
+
+
 def _sleep_mask(stages: np.ndarray | None, n_seconds: int, epoch_s: float) -> np.ndarray:
     """Per second: in a sleep epoch (everything, without a hypnogram)."""
     if stages is None:
         return np.ones(n_seconds, dtype=bool)
-    codes = np.asarray(stages)
-    epoch = np.minimum((np.arange(n_seconds) // epoch_s).astype(int), codes.size - 1)
-    return codes[epoch] > 0
+    return _stage_at(np.arange(n_seconds), np.asarray(stages), epoch_s) > 0
 
 
 def spo2_measures(spo2: np.ndarray, stages: np.ndarray | None = None, epoch_s: float = 30.0, *,
@@ -280,8 +284,7 @@ def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float
         raise ValueError("the hypnogram holds no epochs: respiratory indices need sleep stages")
     time = _sleep_time(codes, epoch_s)
     resp = events[events["event"].isin(RESPIRATORY_EVENTS)]
-    epoch = np.minimum((resp["onset_s"].to_numpy(dtype=float) // epoch_s).astype(int), codes.size - 1)
-    stage_at = codes[epoch]
+    stage_at = _stage_at(resp["onset_s"].to_numpy(), codes, epoch_s)
     in_sleep = resp[stage_at > 0]
     rem = (stage_at[stage_at > 0] == _REM)
 
@@ -349,9 +352,7 @@ def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30
                               desaturations_measured=desaturations is not None)
     if desaturations is not None:  # the scorer's own ODIs: desaturations starting in sleep per hour of it
         inside = events_in_bed(desaturations, bed, epoch_s)
-        in_bed_codes = codes[bed]
-        epoch = np.minimum((inside["onset_s"].to_numpy(dtype=float) // epoch_s).astype(int), in_bed_codes.size - 1)
-        asleep = in_bed_codes[epoch] > 0
+        asleep = _stage_at(inside["onset_s"].to_numpy(), codes[bed], epoch_s) > 0
         for drop in (3, 4):
             n = int(np.count_nonzero(asleep & (inside["drop_pct"].to_numpy(dtype=float) >= drop)))
             out[f"ODI{drop}"] = n / out["tst_hours"] if out["tst_hours"] else float("nan")

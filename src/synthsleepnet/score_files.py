@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ._atomic import atomic_write_text
 from ._logging import log_to_stderr, logger, verbose
-from ._validation import Lights, check_int
+from ._validation import Lights, check_int, failure_text
 from ._workers import fork_is_safe, worker_pool
 from .export import EXPORT_FILES, check_outputs, export_all
 from .io.discover import RecordingFiles, find_recordings, find_scoring, night_id_for
@@ -392,8 +392,7 @@ def score_nights(
             summary.scored.append(night)
             rows.append(_row(night, str(item.recording), json.loads((out / night / "summary.json").read_text())))
             continue
-        text = str(error) if str(item.recording) in str(error) else f"{item.recording}: {error}"
-        summary.failed[night] = f"{type(error).__name__}: {text}"
+        summary.failed[night] = failure_text(error, item.recording)
         logger.error("%s failed: %s", night, summary.failed[night])
         rows.append({"night": night, "source": str(item.recording), "error": summary.failed[night]})
     table = pd.DataFrame(rows).sort_values("night", kind="stable")

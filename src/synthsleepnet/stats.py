@@ -42,7 +42,7 @@ SCORED_INDICES = ("AHI", "AHI_3pct", "AHI_4pct", "AHI_REM", "AHI_NREM", "AI", "H
                   "ODI4", "n_events")
 
 
-def place_lights(lights: tuple[dt.time | None, dt.time | None], start: dt.datetime, length_s: float, *,
+def place_lights(lights: tuple[dt.time | None, dt.time | None], start: dt.datetime | None, length_s: float, *,
                  marked: tuple[float | None, float | None] = (None, None), source: str = "recording"
                  ) -> tuple[float | None, float | None]:
     """Lights off and on in seconds from ``start``: clock times placed in a night of
@@ -51,13 +51,19 @@ def place_lights(lights: tuple[dt.time | None, dt.time | None], start: dt.dateti
     Raises
     ------
     ValueError
-        If a time falls outside the night, or lights on is not after lights off.
+        Naming ``source``: a clock time is given but the night's start time is unknown, a time
+        falls outside the night, or lights on is not after lights off.
 
     Examples
     --------
     >>> place_lights((dt.time(23, 0), dt.time(6, 30)), dt.datetime(2024, 1, 1, 22, 30), 9 * 3600)
     (1800.0, 28800.0)
     """
+    if lights == (None, None):
+        return marked
+    if start is None:
+        raise ValueError(f"{source}: its start time is unknown (anonymised, or a scoring file that states none), "
+                         "so lights at clock times cannot be placed in it")
     start_s = start.hour * 3600 + start.minute * 60 + start.second + start.microsecond / 1e6
     placed: list[float | None] = []
     for mark, clock, fallback in zip(("off", "on"), lights, marked, strict=True):
@@ -169,12 +175,8 @@ def scoring_statistics(scoring: str | Path | Scoring, *,
     source = str(scoring.source or "scoring")
     if scoring.n_epochs == 0:
         raise ValueError(f"{source}: holds no sleep stages, so there are no statistics to compute")
-    marks = (scoring.lights_off_s, scoring.lights_on_s)
-    if lights != (None, None):
-        if scoring.start is None:
-            raise ValueError(f"{source}: the file states no start time (EDF+ scorings do), so lights at clock "
-                             "times cannot be placed in it")
-        marks = place_lights(lights, scoring.start, scoring.n_epochs * scoring.epoch_s, marked=marks, source=source)
+    marks = place_lights(lights, scoring.start, scoring.n_epochs * scoring.epoch_s,
+                         marked=(scoring.lights_off_s, scoring.lights_on_s), source=source)
     stats: dict[str, Any] = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=marks[0],
                                              lights_on_s=marks[1])
     if scoring.respiratory_scored:

@@ -219,13 +219,12 @@ class ScoringResult:
         metrics = classification_metrics(ref[both], pred[both], len(STAGES), STAGES)
         return {k: metrics[k] for k in ("n_epochs", "accuracy", "kappa", "macro_f1", "f1", "confusion")}
 
-    def _ahis(self, events: pd.DataFrame, stages: np.ndarray, suffix: str = "") -> dict[str, float]:
-        """AHI of ``events`` in bed over ``stages`` (the whole night's codes), and with SpO2 by
-        the AASM hypopnea rules, each key ending in ``suffix``."""
-        measured = self.spo2 is not None
+    def _ahis(self, confirmed: pd.DataFrame, stages: np.ndarray, suffix: str = "") -> dict[str, float]:
+        """AHI of events in bed (with :func:`confirm_hypopneas`' columns) over ``stages`` (the
+        whole night's codes), and with SpO2 by the AASM hypopnea rules, each key ending in ``suffix``."""
         bed = self._bed()
-        indices = respiratory_indices(self._in_bed(confirm_hypopneas(events, self.desaturations())), stages[bed],
-                                      self.epoch_s, desaturations_measured=measured)
+        indices = respiratory_indices(self._in_bed(confirmed), stages[bed], self.epoch_s,
+                                      desaturations_measured=self.spo2 is not None)
         return {f"{key}{suffix}": indices[key] for key in ("AHI", "AHI_3pct", "AHI_4pct") if key in indices}
 
     def event_agreement(self) -> dict[str, Any] | None:
@@ -236,9 +235,10 @@ class ScoringResult:
         desaturated) — None without a respiratory reference or an apnea/hypopnea model."""
         if self.reference_events is None or self.reference is None or not self.scores_respiration:
             return None
-        predicted = self.respiratory_events()
+        predicted = self.respiratory_events()  # confirmed already
         reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
-        ahis = {**self._ahis(reference, np.array([_CODES[s] for s in self.reference]), "_reference"),
+        ahis = {**self._ahis(confirm_hypopneas(reference, self.desaturations()),
+                             np.array([_CODES[s] for s in self.reference]), "_reference"),
                 **self._ahis(predicted, self.as_int())}
         if self.second_proba is not None:  # typed events: agreement by type too
             return {**event_agreement(reference, predicted), **ahis}

@@ -183,15 +183,10 @@ class NightScorer:
         """Lights off and on in seconds from the recording start, and whence: the clock times
         given (placed in the recording, which may run past midnight), else the marks of the
         scoring or the recording."""
-        marked = prepared.night.lights_s
-        if self.lights == (None, None):
-            return marked, "marked in the recording or its scoring"
-        if prepared.start is None:
-            raise ValueError(f"{prepared.source}: the recording states no start time, so lights at clock times "
-                             "cannot be placed in it")
         length_s = prepared.night.n_epochs * self.config.epoch_s
-        return place_lights(self.lights, prepared.start, length_s, marked=marked, source=str(prepared.source)), \
-            "as given"
+        placed = place_lights(self.lights, prepared.start, length_s, marked=prepared.night.lights_s,
+                              source=str(prepared.source))
+        return placed, "marked in the recording or its scoring" if self.lights == (None, None) else "as given"
 
     def _run_models(self, prepared: PreparedInput, modality_of: Mapping[str, str]) -> _ModelRuns:
         """Each task's model on the channels it knows, or their stand-ins."""

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .._config import PreprocessingConfig, config_hash
 from .._logging import logger, verbose
-from .._validation import check_option
+from .._validation import check_option, failure_text
 from .._workers import worker_pool
 from ..io.annotations import embedded_scoring, read_scoring
 from ..io.channels import load_channel_table
@@ -76,10 +76,7 @@ def _prepare_one(item: RecordingFiles, store: Path, night_id: str, config: Prepr
         write_night_files(store / "nights" / night_id, night.signals, night.labels, night.events, meta,
                           config.store_dtype)
     except Exception as err:  # one bad night must not stop the others; the reason is reported
-        text = str(err)
-        named = text if str(item.recording) in text or (item.scoring and str(item.scoring) in text) \
-            else f"{item.recording}: {text}"
-        return night_id, f"{type(err).__name__}: {named}", ""
+        return night_id, failure_text(err, item.recording, item.scoring), ""
     return night_id, None, night.report.summary()
 
 
