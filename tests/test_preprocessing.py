@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -177,6 +178,20 @@ def test_a_scoring_starting_between_epochs_is_shifted_to_the_nearest() -> None:
     aligned = align_scoring(scoring, recording_start, 5, 30.0)  # its first epoch covers 20-50 s: mostly epoch 1
     np.testing.assert_array_equal(aligned.labels[:, 0], [-1, 1, 2, 3, -1])
     assert "scoring starts +20.0 s from the recording; shifted by 1 epochs" in aligned.notes
+
+
+def test_the_scorers_desaturation_depths_move_with_its_events() -> None:
+    recording_start = dt.datetime(2020, 1, 1, 22)
+    events = pd.DataFrame({"onset_s": [40.0, 100.0], "duration_s": [20.0, 15.0], "event": ["hypopnea", "desaturation"]})
+    depths = pd.DataFrame({"onset_s": [100.0, 400.0], "duration_s": [15.0, 20.0], "drop_pct": [4.5, 3.0]})
+    scoring = Scoring(np.full(10, 2, dtype=np.int8), events=events, desaturations=depths,
+                      start=recording_start + dt.timedelta(seconds=20))
+    aligned = align_scoring(scoring, recording_start, 10, 30.0)  # 300 s: the second depth lies beyond
+    assert aligned.events["onset_s"].tolist() == [60.0, 120.0]
+    assert aligned.desaturations is not None
+    assert aligned.desaturations.to_numpy().tolist() == [[120.0, 15.0, 4.5]]
+    assert align_scoring(dataclasses.replace(scoring, desaturations=None), recording_start, 10, 30.0
+                         ).desaturations is None  # a scoring stating no depths
 
 
 def test_scoring_of_another_recording_is_refused() -> None:

@@ -22,11 +22,11 @@ from synthsleepnet._config import get_preset
 from synthsleepnet.cli import main
 from synthsleepnet.export import export_all
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
-from synthsleepnet.report import plot_report, write_report
+from synthsleepnet.report import _html, plot_report, write_report
 from synthsleepnet.respiratory import severity_band
 from synthsleepnet.score_files import score_night, score_nights
 from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording
-from synthsleepnet.stats import sleep_statistics
+from synthsleepnet.stats import scoring_statistics, sleep_statistics
 from synthsleepnet.tasks import RESPIRATORY_EVENTS
 
 CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
@@ -132,7 +132,7 @@ def scored(scorers: list[Path], sim_dir: Path) -> ScoringResult:
     return score_recording(sim_dir / "sim-0011.edf", scorers, annotations=sim_dir / "sim-0011-nsrr.xml")
 
 
-def test_scoring_result_is_consistent(scored: ScoringResult) -> None:
+def test_scoring_result_is_consistent(scored: ScoringResult, sim_dir: Path) -> None:
     assert scored.n_epochs == 80  # 40 min × 2 epochs per minute: epochs × 30 s = recording length
     np.testing.assert_allclose(scored.stage_proba.sum(1), 1.0, rtol=1e-5)
     assert set(scored.stages) <= {"W", "N1", "N2", "N3", "R"}
@@ -152,6 +152,13 @@ def test_scoring_result_is_consistent(scored: ScoringResult) -> None:
     # the NSRR scoring covers respiratory events: they are the reference for the predicted ones
     assert scored.reference_events and {e[2] for e in scored.reference_events} <= set(RESPIRATORY_EVENTS)
     assert scored.event_agreement()["n_true_events"] == len(scored.reference_events)
+    # its arousals and the depths of its desaturations came with it: the reference's rule AHIs are its scorer's
+    assert scored.reference_arousals and scored.reference_desaturations
+    agreement = scored.event_agreement()
+    assert agreement["reference_desaturations_from"] == "the scoring"
+    scorers_own = scoring_statistics(sim_dir / "sim-0011-nsrr.xml")  # what `stats` says of that file
+    assert [agreement[f"{key}_reference"] for key in ("AHI", "AHI_3pct", "AHI_4pct")] == pytest.approx(
+        [scorers_own[key] for key in ("AHI", "AHI_3pct", "AHI_4pct")])
 
 
 def test_json_round_trip_keeps_everything(scored: ScoringResult) -> None:
@@ -160,6 +167,8 @@ def test_json_round_trip_keeps_everything(scored: ScoringResult) -> None:
     assert again.models == scored.models and again.stages == scored.stages and again.notes == scored.notes
     np.testing.assert_array_equal(again.stage_proba, scored.stage_proba)
     np.testing.assert_array_equal(again.event_proba["apnea"], scored.event_proba["apnea"])
+    assert (again.reference_events, again.reference_arousals, again.reference_desaturations) == (
+        scored.reference_events, scored.reference_arousals, scored.reference_desaturations)
     assert json.dumps(again.summary()) == json.dumps(scored.summary())  # NaN (undefined indices) included
 
 
@@ -286,12 +295,29 @@ def test_the_reference_ahi_is_given_by_the_hypopnea_rules_too(scored: ScoringRes
     night = dataclasses.replace(scored, stages=["N2"] * 20, stage_proba=np.eye(5)[[2] * 20], reference=["N2"] * 20,
                                 event_proba={"hypopnea": flags}, second_proba=None, spo2=spo2.tolist(),
                                 reference_events=[(62.0, 20.0, "hypopnea"), (245.0, 15.0, "hypopnea"),
-                                                  (425.0, 15.0, "hypopnea")], lights_off_s=None, lights_on_s=None)
+                                                  (425.0, 15.0, "hypopnea")], lights_off_s=None, lights_on_s=None,
+                                reference_arousals=None, reference_desaturations=None)
     events = night.event_agreement()
     assert events is not None
     assert (events["AHI_reference"], events["AHI_3pct_reference"], events["AHI_4pct_reference"]) == (18.0, 12.0, 6.0)
+    assert events["reference_desaturations_from"] == "this night's SpO2"
     assert (events["AHI"], events["AHI_3pct"], events["AHI_4pct"]) == (18.0, 12.0, 6.0)
     assert "AHI_4pct_reference" not in dataclasses.replace(night, spo2=None).event_agreement()  # no SpO2, no rule
+    # A scoring that states its desaturations (NSRR XML) is counted as its scorer linked them:
+    # 4.2 % after the first hypopnea, 4.4 % after the third (our SpO2 fell 3.5 % after the second
+    # and not after the third); an arousal of its own confirms the second by the 3 % rule.
+    scorers = dataclasses.replace(night, reference_desaturations=[(90.0, 20.0, 4.2), (440.0, 15.0, 4.4)])
+    events = scorers.event_agreement()
+    assert (events["AHI_reference"], events["AHI_3pct_reference"], events["AHI_4pct_reference"]) == (18.0, 12.0, 12.0)
+    assert events["reference_desaturations_from"] == "the scoring"
+    assert (events["AHI"], events["AHI_3pct"], events["AHI_4pct"]) == (18.0, 12.0, 6.0)  # ours: this night's SpO2
+    aroused = dataclasses.replace(scorers, reference_arousals=[(262.0, 5.0)]).event_agreement()
+    assert (aroused["AHI_3pct_reference"], aroused["AHI_4pct_reference"]) == (18.0, 12.0)
+    no_spo2 = dataclasses.replace(scorers, spo2=None).event_agreement()  # the scoring's rules need no SpO2
+    assert no_spo2["AHI_4pct_reference"] == 12.0 and "AHI_4pct" not in no_spo2
+    html = _html(dataclasses.replace(scorers, spo2=None), b"")
+    assert ("n/a vs 12.0 /h (the reference's hypopneas confirmed by desaturations from the scoring)"
+            in html.replace("&#x27;", "'"))
 
 
 def test_report_greys_the_recording_outside_lights_off_to_on(scored: ScoringResult) -> None:

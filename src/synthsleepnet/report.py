@@ -221,8 +221,9 @@ def _html(result: ScoringResult, png: bytes) -> str:
         setup.append(("Respiratory events vs reference", f"F1 {events['event_f1']:.2f} (any overlap), AHI "
                                                          f"{_fmt(events['AHI'])} vs {_fmt(events['AHI_reference'])} /h"))
         if "AHI_4pct_reference" in events:
-            setup.append(("AHI by the 4 % rule vs reference", f"{_fmt(events['AHI_4pct'])} vs "
-                                                               f"{_fmt(events['AHI_4pct_reference'])} /h"))
+            rule = (f"{_fmt(events.get('AHI_4pct', float('nan')))} vs {_fmt(events['AHI_4pct_reference'])} /h (the "
+                    f"reference's hypopneas confirmed by desaturations from {events['reference_desaturations_from']})")
+            setup.append(("AHI by the 4 % rule vs reference", rule))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     level = result.reliability.get("level", "full")
     banner = "" if level == "full" else (

@@ -23,9 +23,10 @@ class EpochLabels:
     """Labels of a recording's epochs and what aligning the scoring changed.
 
     ``labels`` has shape (E, n_tasks), one column per registered task in ``names`` (stage 0–4;
-    an event task 1 when an event overlaps the epoch, 0 when not; −1 unknown). ``events`` and the
-    scoring's lights marks ``lights_s`` (off, on; None where unmarked) are in seconds from the
-    recording start.
+    an event task 1 when an event overlaps the epoch, 0 when not; −1 unknown). ``events``, the
+    scorer's desaturation depths ``desaturations`` (:attr:`Scoring.desaturations`, None where the
+    file states none) and the scoring's lights marks ``lights_s`` (off, on; None where unmarked)
+    are in seconds from the recording start.
     """
 
     labels: np.ndarray
@@ -33,6 +34,7 @@ class EpochLabels:
     events: pd.DataFrame
     notes: list[str]
     lights_s: tuple[float | None, float | None] = (None, None)
+    desaturations: pd.DataFrame | None = None
 
 
 #: The note of a night prepared without a scoring (a training store wants to know; scoring does not).
@@ -87,15 +89,22 @@ def align_scoring(scoring: Scoring | None, recording_start: dt.datetime | None, 
     if np.any(src != UNSCORED) and not np.any(stages != UNSCORED):
         raise AnnotationError(f"{scoring.source}: none of its scored epochs falls inside {source} "
                               f"({n_epochs} epochs); this scoring belongs to another recording")
-    events = scoring.events.copy()
-    events["onset_s"] = events["onset_s"] + offset_s
-    end_s = n_epochs * epoch_s
-    outside = (events["onset_s"] >= end_s) | (events["onset_s"] + events["duration_s"] <= 0)
-    if outside.any():
-        notes.append(f"{int(outside.sum())} events outside the recording dropped from the labels")
-    events = events[~outside].reset_index(drop=True)
+    events, dropped = _placed(scoring.events, offset_s, n_epochs * epoch_s)
+    if dropped:
+        notes.append(f"{dropped} events outside the recording dropped from the labels")
     if not scoring.respiratory_scored:
         notes.append("no respiratory scoring: apnea and hypopnea labels unknown (-1)")
     context = LabelContext(stages, events, epoch_s, min_overlap_s, scoring.respiratory_scored)
     off, on = (None if mark is None else mark + offset_s for mark in (scoring.lights_off_s, scoring.lights_on_s))
-    return EpochLabels(epoch_labels(context, names), names, events, notes, (off, on))
+    desaturations = (None if scoring.desaturations is None
+                     else _placed(scoring.desaturations, offset_s, n_epochs * epoch_s)[0])
+    return EpochLabels(epoch_labels(context, names), names, events, notes, (off, on), desaturations)
+
+
+def _placed(table: pd.DataFrame, offset_s: float, end_s: float) -> tuple[pd.DataFrame, int]:
+    """``table``'s rows (``onset_s``, ``duration_s``, ...) moved by ``offset_s`` into a recording
+    ending at ``end_s``, without those wholly outside it, and how many those were."""
+    placed = table.copy()
+    placed["onset_s"] = placed["onset_s"] + offset_s
+    outside = (placed["onset_s"] >= end_s) | (placed["onset_s"] + placed["duration_s"] <= 0)
+    return placed[~outside].reset_index(drop=True), int(outside.sum())

@@ -95,6 +95,10 @@ class PreparedNight:
         Lights off and on in seconds from the recording start: the scoring's marks, else the
         recording's own annotations' (:func:`~synthsleepnet.io.annotations.lights_marks`); None
         where unmarked. Scoring counts time in bed between them.
+    scored_desaturations : DataFrame | None
+        The scorer's SpO2 desaturations with their depth (``onset_s``, ``duration_s``,
+        ``drop_pct``) from the recording start, where the scoring states it (NSRR XML, Profusion):
+        what the reference's AHI by the AASM hypopnea rules is counted with when scoring.
     """
 
     signals: np.ndarray
@@ -108,6 +112,7 @@ class PreparedNight:
     start_iso: str | None = None
     gap_epochs: list[int] = dataclasses.field(default_factory=list)
     lights_s: tuple[float | None, float | None] = (None, None)
+    scored_desaturations: pd.DataFrame | None = None
 
     @property
     def n_epochs(self) -> int:
@@ -350,7 +355,7 @@ def prepare_recording(
     lights = aligned.lights_s if aligned.lights_s != (None, None) else lights_marks(recording.annotations,
                                                                                    report.notes)
     return PreparedNight(signals, channels, modalities, aligned.labels, aligned.names, aligned.events, config,
-                         report, start_iso, gapped.tolist(), lights)
+                         report, start_iso, gapped.tolist(), lights, aligned.desaturations)
 
 
 def describe_recording(

@@ -20,6 +20,7 @@ from ..respiratory import (
     events_in_bed,
     find_desaturations,
     respiratory_indices,
+    scored_indices,
     severity_band,
     spo2_measures,
 )
@@ -30,6 +31,9 @@ __all__ = ["ScoringResult"]
 
 #: Stage codes by string; epochs without a stage are "UNS" (no stage model, or unscored).
 _CODES = {name: code for code, name in enumerate(STAGES)} | {"UNS": UNSCORED, "ART": UNSCORED}
+
+#: The AHIs compared with the reference's: every hypopnea, and by the AASM 3 % and 4 % rules.
+_AHIS = ("AHI", "AHI_3pct", "AHI_4pct")
 
 
 def _runs(flags: np.ndarray, epoch_s: float) -> list[tuple[float, float]]:
@@ -78,6 +82,13 @@ class ScoringResult:
         Reference stages from the scoring given with ``--annotations``.
     reference_events : list of (onset_s, duration_s, event) | None
         Reference respiratory events, when that scoring covers them.
+    reference_arousals : list of (onset_s, duration_s) | None
+        That scoring's arousals (with its respiratory events): they confirm its hypopneas by the
+        AASM 3 % rule.
+    reference_desaturations : list of (onset_s, duration_s, drop_pct) | None
+        That scoring's own SpO2 desaturations with their depth, where it states them (NSRR XML,
+        Profusion): its hypopneas are confirmed with them, as its scorer did, rather than with
+        desaturations found in this night's SpO2.
     threshold : float
         Probability above which an epoch is flagged for an event (per-epoch models).
     decoding : EventDecoding
@@ -106,6 +117,8 @@ class ScoringResult:
     reliability: dict[str, Any] = dataclasses.field(default_factory=lambda: {"level": "full", "reasons": []})
     reference: list[str] | None = None
     reference_events: list[tuple[float, float, str]] | None = None
+    reference_arousals: list[tuple[float, float]] | None = None
+    reference_desaturations: list[tuple[float, float, float]] | None = None
     threshold: float = 0.5
     decoding: EventDecoding = dataclasses.field(default_factory=EventDecoding)
     spo2: list[float] | None = None
@@ -219,28 +232,37 @@ class ScoringResult:
         metrics = classification_metrics(ref[both], pred[both], len(STAGES), STAGES)
         return {k: metrics[k] for k in ("n_epochs", "accuracy", "kappa", "macro_f1", "f1", "confusion")}
 
-    def _ahis(self, confirmed: pd.DataFrame, stages: np.ndarray, suffix: str = "") -> dict[str, float]:
-        """AHI of events in bed (with :func:`confirm_hypopneas`' columns) over ``stages`` (the
-        whole night's codes), and with SpO2 by the AASM hypopnea rules, each key ending in ``suffix``."""
-        bed = self._bed()
-        indices = respiratory_indices(self._in_bed(confirmed), stages[bed], self.epoch_s,
-                                      desaturations_measured=self.spo2 is not None)
-        return {f"{key}{suffix}": indices[key] for key in ("AHI", "AHI_3pct", "AHI_4pct") if key in indices}
+    def _reference_ahis(self) -> dict[str, Any]:
+        """The reference scoring's AHI in bed, each key ending in ``_reference``; by the AASM
+        hypopnea rules too where desaturations are known: its hypopneas confirmed by its own
+        arousals and by its own desaturations where it states their depth (as NSRR's
+        ``ahi_a0h3a`` and ``ahi_a0h4`` count them), else by those found in this night's SpO2 (as
+        ours are; a scoring such as SHHS's marks every hypopnea, whatever it desaturated).
+        ``reference_desaturations_from`` says which."""
+        arousals = [(onset, duration, "arousal") for onset, duration in self.reference_arousals or ()]
+        scored = pd.DataFrame([*(self.reference_events or ()), *arousals], columns=["onset_s", "duration_s", "event"])
+        own = self.reference_desaturations is not None
+        desaturations = (pd.DataFrame(self.reference_desaturations, columns=["onset_s", "duration_s", "drop_pct"])
+                         if own else self.desaturations())
+        indices = scored_indices(scored, np.array([_CODES[s] for s in self.reference or ()]), self.epoch_s,
+                                 bed=self._bed(), desaturations=desaturations)
+        out: dict[str, Any] = {f"{key}_reference": indices[key] for key in _AHIS if key in indices}
+        if desaturations is not None:
+            out["reference_desaturations_from"] = "the scoring" if own else "this night's SpO2"
+        return out
 
     def event_agreement(self) -> dict[str, Any] | None:
         """Respiratory events against the reference's (any overlap; type ignored, as the epoch
-        models tell apnea from hypopnea only), and the AHI of both over their own hypnograms —
-        with SpO2 also by the AASM hypopnea rules, the reference's hypopneas confirmed on this
-        night's SpO2 as ours are (a scoring such as SHHS's marks every hypopnea, whatever it
-        desaturated) — None without a respiratory reference or an apnea/hypopnea model."""
+        models tell apnea from hypopnea only), and the AHI of both over their own hypnograms, with
+        desaturations known also by the AASM hypopnea rules (:meth:`_reference_ahis`) — None
+        without a respiratory reference or an apnea/hypopnea model."""
         if self.reference_events is None or self.reference is None or not self.scores_respiration:
             return None
-        predicted = self.respiratory_events()  # confirmed already
-        reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
-        ahis = {**self._ahis(confirm_hypopneas(reference, self.desaturations()),
-                             np.array([_CODES[s] for s in self.reference]), "_reference"),
-                **self._ahis(predicted, self.as_int())}
+        ours = self.respiratory()
+        ahis = {**self._reference_ahis(), **{key: ours[key] for key in _AHIS if key in ours}}
+        predicted = self.respiratory_events()
         if self.second_proba is not None:  # typed events: agreement by type too
+            reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
             return {**event_agreement(reference, predicted), **ahis}
         truth = [(o, d) for o, d, _ in self.reference_events]
         pred = list(zip(predicted["onset_s"], predicted["duration_s"], strict=True))
@@ -318,8 +340,9 @@ class ScoringResult:
         data["event_proba"] = {k: np.asarray(v, dtype=float) for k, v in data["event_proba"].items()}
         if data.get("second_proba") is not None:
             data["second_proba"] = np.asarray(data["second_proba"], dtype=float)
-        if data.get("reference_events") is not None:
-            data["reference_events"] = [tuple(e) for e in data["reference_events"]]
+        for key in ("reference_events", "reference_arousals", "reference_desaturations"):
+            if data.get(key) is not None:
+                data[key] = [tuple(e) for e in data[key]]
         data["decoding"] = config_from_dict(EventDecoding, data.get("decoding") or {}, source="decoding")
         return cls(**data)
 

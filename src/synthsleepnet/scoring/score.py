@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .._config import EventDecoding, PreprocessingConfig, config_hash
 from .._device import Runtime, resolve_runtime
@@ -165,7 +166,6 @@ class NightScorer:
         reliability = {"level": level, "reasons": list(dict.fromkeys(reason for _, reason in runs.flags))}
         for reason in reliability["reasons"]:
             logger.warning("%s: %s", source.name, reason)
-        reference, reference_events = _references(prepared)
         start = (prepared.start or dt.datetime(1985, 1, 1)).replace(tzinfo=self.timezone)
         lights, whence = self._lights(prepared)
         return ScoringResult(stages=stages, stage_proba=runs.stage_proba, event_proba=runs.event_proba,
@@ -173,7 +173,7 @@ class NightScorer:
                              channels_used=runs.used, channels_missing=missing, modalities_used=used_modalities,
                              reliability=reliability,
                              preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
-                             reference=reference, reference_events=reference_events,
+                             **_references(prepared),
                              threshold=0.5 if self.threshold is None else self.threshold, decoding=self._decoding(),
                              spo2=prepared.spo2,
                              notes=_notes(prepared, runs.substitutions) + _lights_note(lights, whence, prepared.start),
@@ -237,18 +237,29 @@ class _ModelRuns:
     models: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # one description per model
 
 
-def _references(prepared: PreparedInput) -> tuple[list[str] | None, list[tuple[float, float, str]] | None]:
-    """The night's own scoring, when it came with one: stages, and respiratory events (onset, duration, kind)."""
+def _times(table: pd.DataFrame, *columns: str) -> list[tuple[float, ...]]:
+    """``table``'s ``columns`` as one tuple of floats per row (JSON-ready)."""
+    return [tuple(row) for row in table[list(columns)].to_numpy(dtype=float).tolist()]
+
+
+def _references(prepared: PreparedInput) -> dict[str, Any]:
+    """The night's own scoring, when it came with one, as :class:`ScoringResult` fields: its
+    stages; its respiratory events (onset, duration, kind), arousals (onset, duration) and, where
+    it states them, desaturation depths (onset, duration, drop %)."""
     night = prepared.night
-    reference, reference_events = None, None
+    fields: dict[str, Any] = {}
     if prepared.has_reference:
         column = night.label_names.index("stage")
-        reference = ["UNS" if c < 0 else STAGES[c] for c in night.labels[:, column]]
+        fields["reference"] = ["UNS" if c < 0 else STAGES[c] for c in night.labels[:, column]]
     if prepared.reference_respiratory:
-        resp = night.events[night.events["event"].isin(RESPIRATORY_EVENTS)]
-        reference_events = [(float(o), float(d), str(k)) for o, d, k in
-                            zip(resp["onset_s"], resp["duration_s"], resp["event"], strict=True)]
-    return reference, reference_events
+        events = night.events
+        respiratory = events[events["event"].isin(RESPIRATORY_EVENTS)]
+        fields["reference_events"] = [(o, d, str(k)) for (o, d), k in
+                                      zip(_times(respiratory, "onset_s", "duration_s"), respiratory["event"], strict=True)]
+        fields["reference_arousals"] = _times(events[events["event"] == "arousal"], "onset_s", "duration_s")
+        if night.scored_desaturations is not None:
+            fields["reference_desaturations"] = _times(night.scored_desaturations, "onset_s", "duration_s", "drop_pct")
+    return fields
 
 
 def _notes(prepared: PreparedInput, substitutions: Mapping[str, str]) -> list[str]:
