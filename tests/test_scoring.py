@@ -214,6 +214,20 @@ def test_report_png_and_self_contained_html(scored: ScoringResult, tmp_path: Pat
     text = html.read_text()
     assert "data:image/png;base64," in text and "Total sleep time" in text and "AHI" in text
     assert "agreement" in text.lower() and "src=\"http" not in text
+    assert "<h2>Heart rate</h2>" in text and "Highest in the recording" in text  # the simulated night has an ECG
+    assert "no ECG" in _html(dataclasses.replace(scored, heart_rate=None), b"")
+
+
+def test_the_nights_heart_rate_comes_from_its_ecg(scored: ScoringResult) -> None:
+    assert scored.heart_rate is not None and len(scored.heart_rate) == scored.n_epochs * 30
+    cardiac = scored.cardiac()
+    assert cardiac is not None and 40 < cardiac["HR_max_recording"] < 130  # the simulator's 40-130 bpm
+    assert cardiac["HR_known_sleep_pct"] == 100.0 or math.isnan(cardiac["HR_known_sleep_pct"])  # a clean ECG
+    per_epoch = scored.to_dataframe()["heart_rate_bpm"].to_numpy()
+    assert per_epoch[3] == pytest.approx(np.mean(scored.heart_rate[90:120]), abs=0.05)
+    assert json.dumps(scored.summary()["cardiac"]) == json.dumps(cardiac)  # NaN where the night has no such stage
+    assert dataclasses.replace(scored, heart_rate=None).summary()["cardiac"] is None
+    np.testing.assert_array_equal(ScoringResult.from_json(scored.to_json()).heart_rate, scored.heart_rate)
 
 
 def test_report_figure_keeps_every_label_title_and_legend_inside_the_page(scored: ScoringResult) -> None:

@@ -12,6 +12,7 @@ import ast
 import atexit
 import datetime as dt
 import logging
+import math
 import os
 import re
 import sys
@@ -304,7 +305,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
              f"WASO {stats['WASO_min']:.1f} min" if result.stage_proba is not None else "no stage model")
     _print(f"  {sleep}; {describe_respiratory(resp)}"
            + (f"; ODI3 {resp['ODI3']:.1f}/h, T90 {resp['T90_min']:.1f} min, SpO2 min {resp['spo2_min']:.0f} %"
-              if "ODI3" in resp else ""))
+              if "ODI3" in resp else "")
+           + (f"; heart rate in sleep {cardiac['HR_mean_sleep']:.0f} bpm ({cardiac['HR_min_sleep']:.0f}–"
+              f"{cardiac['HR_max_sleep']:.0f})" if (cardiac := result.cardiac()) and math.isfinite(cardiac["HR_mean_sleep"]) else ""))
     agreement = result.agreement()
     if agreement:
         _print(f"  agreement with {args.annotations or 'its own scoring'}: accuracy {agreement['accuracy']:.3f}, "

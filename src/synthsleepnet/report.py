@@ -197,6 +197,17 @@ def _respiratory_rows(resp: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _cardiac_rows(cardiac: dict[str, float] | None) -> list[tuple[str, str]]:
+    if cardiac is None:
+        return [("Heart rate", "no ECG")]
+    return [("Mean in sleep (lowest–highest)", f"{_fmt(cardiac['HR_mean_sleep'])} ({_fmt(cardiac['HR_min_sleep'])}–"
+                                               f"{_fmt(cardiac['HR_max_sleep'])}) bpm"),
+            ("Highest in the recording", _fmt(cardiac["HR_max_recording"], " bpm")),
+            ("Mean in wake / NREM / R", f"{_fmt(cardiac['HR_mean_W'])} / {_fmt(cardiac['HR_mean_NREM'])} / "
+                                        f"{_fmt(cardiac['HR_mean_R'])} bpm"),
+            ("Sleep with a heart rate", _fmt(cardiac["HR_known_sleep_pct"], " %"))]
+
+
 def _html(result: ScoringResult, png: bytes) -> str:
     s = result.sleep_statistics()
     resp = result.respiratory()
@@ -244,6 +255,7 @@ falls from the highest SpO2 of the preceding 2 minutes, artefacts excluded; stat
 definitions (stage R latency from sleep onset).</p>
 <img alt="hypnogram, stage probabilities, respiratory events and SpO2" src="data:image/png;base64,{image}">
 <div class="grid"><div><h2>Sleep statistics</h2>{_table(stats)}</div>
-<div><h2>Respiratory</h2>{_table(respiratory)}</div><div><h2>Recording</h2>{_table(setup)}</div></div>
+<div><h2>Respiratory</h2>{_table(respiratory)}</div><div><h2>Heart rate</h2>{_table(_cardiac_rows(result.cardiac()))}</div>
+<div><h2>Recording</h2>{_table(setup)}</div></div>
 <h2>Notes</h2><ul>{notes or '<li>none</li>'}</ul></body></html>
 """

@@ -201,6 +201,8 @@ class BatchSummary:
 #: Respiratory columns of the cohort table (``nights.csv``); empty where not measured.
 _RESPIRATORY_COLUMNS = ("AHI", "AHI_3pct", "AHI_4pct", "REI", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI",
                         "ODI3", "ODI4", "T90_min", "spo2_mean", "spo2_min")
+#: Heart-rate columns of the cohort table; empty without an ECG.
+_CARDIAC_COLUMNS = ("HR_mean_sleep", "HR_min_sleep", "HR_max_sleep")
 
 
 def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +212,7 @@ def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
                 "R_pct"):
         row[key] = stats.get(key)
     row.update({key: resp.get(key) for key in _RESPIRATORY_COLUMNS})
+    row.update({key: (summary.get("cardiac") or {}).get(key) for key in _CARDIAC_COLUMNS})
     agreement, events = summary.get("agreement_with_reference") or {}, summary.get("event_agreement") or {}
     row.update(severity=resp.get("severity"),  # then, where the night came with a scoring, how we agree with it
                reference_accuracy=agreement.get("accuracy"), reference_kappa=agreement.get("kappa"),

@@ -27,7 +27,7 @@ from ..tasks import UNSCORED
 from .labels import align_scoring
 from .signal import bandpass, check_signal_quality, fit_band, resample, robust_scale, spo2_percent
 
-__all__ = ["NightReport", "PreparedNight", "describe_recording", "prepare_recording"]
+__all__ = ["NightReport", "PreparedNight", "channel_data", "describe_recording", "prepare_recording"]
 
 _BIOPOTENTIAL = ("eeg", "eog", "emg", "ecg")
 #: Plausible interquartile range of a biopotential in µV; outside it the unit is probably wrong.
@@ -137,7 +137,7 @@ class PreparedNight:
 _CLIPPED_FRACTION = 0.01
 
 
-def _source_data(recording: Recording, channel: MappedChannel) -> tuple[np.ndarray, float, str, float]:
+def channel_data(recording: Recording, channel: MappedChannel) -> tuple[np.ndarray, float, str, float]:
     """A channel's samples (derived when needed), rate, unit and share of clipped samples."""
     first = recording.signal(channel.sources[0])
     for sig in (recording.signal(s) for s in channel.sources):
@@ -319,7 +319,7 @@ def prepare_recording(
     channels: list[str] = []
     for channel in mapping.channels:
         try:
-            data, sfreq, unit, clipped = _source_data(recording, channel)
+            data, sfreq, unit, clipped = channel_data(recording, channel)
             conditioned, info = _condition(data, sfreq, unit, clipped, channel, config, source, recording.gaps)
         except (SignalQualityError, PSGReadError) as err:
             report.channels_skipped[channel.name] = str(err).removeprefix(f"{source}: ")

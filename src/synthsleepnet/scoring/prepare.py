@@ -22,7 +22,7 @@ from ..io.annotations import Scoring, embedded_scoring, read_scoring
 from ..io.channels import ChannelTable, load_channel_table, map_channels
 from ..io.recording import Recording, read_recording
 from ..models.meta import CheckpointMeta, read_checkpoint_meta
-from ..preprocessing.pipeline import NightReport, PreparedNight, prepare_recording
+from ..preprocessing.pipeline import NightReport, PreparedNight, channel_data, prepare_recording
 from ..preprocessing.signal import resample, spo2_percent
 
 __all__ = ["PreparedInput", "prepare_for_checkpoints", "prepare_input", "shared_preparation"]
@@ -39,6 +39,24 @@ class PreparedInput:
     has_reference: bool
     spo2: list[float] | None
     reference_respiratory: bool = False  # the reference scoring covers respiratory events
+    heart_rate: list[float] | None = None  # bpm at 1 Hz, from the ECG
+
+
+def _heart_rate_1hz(recording: Recording, channel_table: ChannelTable, report: NightReport) -> list[float] | None:
+    """The night's heart rate (bpm) at 1 Hz from its first usable ECG
+    (:mod:`synthsleepnet.cardiac`); None without one (why is said in ``report``)."""
+    from ..cardiac import detect_r_peaks, heart_rate
+
+    for ch in map_channels(recording.labels, channel_table).channels:
+        if ch.modality == "ecg":
+            try:
+                data, sfreq, _, _ = channel_data(recording, ch)
+                rate = heart_rate(detect_r_peaks(data, sfreq), data.size / sfreq)
+            except (SignalQualityError, ValueError) as err:
+                report.notes.append(f"no heart rate from {ch.name}: {str(err).removeprefix(f'{recording.path}: ')}")
+                continue
+            return [float(v) for v in np.round(rate, 1)]
+    return None
 
 
 def _spo2_1hz(recording: Recording, channel_table: ChannelTable, report: NightReport) -> list[float] | None:
@@ -75,7 +93,8 @@ def prepare_input(recording: str | Path | Recording, annotations: str | Path | S
     night = prepare_recording(recording, annotations, config=config, channel_table=channel_table, only=channels)
     return PreparedInput(recording.path, tuple(recording.labels), recording.start, night, annotations is not None,
                          _spo2_1hz(recording, channel_table, night.report),
-                         annotations is not None and annotations.respiratory_scored)
+                         annotations is not None and annotations.respiratory_scored,
+                         _heart_rate_1hz(recording, channel_table, night.report))
 
 
 def shared_preparation(metas: Mapping[str, CheckpointMeta]) -> tuple[PreprocessingConfig, set[str]]:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .._atomic import atomic_write_text
 from .._config import EventDecoding, config_from_dict
+from ..cardiac import cardiac_measures
 from ..events import decode_events, event_agreement
 from ..metrics import classification_metrics, event_f1
 from ..respiratory import (
@@ -96,6 +97,9 @@ class ScoringResult:
         on its validation nights), its threshold replaced when the user gave one.
     spo2 : list of float | None
         SpO2 (%) at 1 Hz when the recording has it (for the report).
+    heart_rate : list of float | None
+        Heart rate (bpm) at 1 Hz from the ECG when the recording has one (NaN where its beats
+        could not be told: :mod:`synthsleepnet.cardiac`).
     notes : list of str
         What preparing the night changed or left out.
     lights_off_s, lights_on_s : float | None
@@ -122,6 +126,7 @@ class ScoringResult:
     threshold: float = 0.5
     decoding: EventDecoding = dataclasses.field(default_factory=EventDecoding)
     spo2: list[float] | None = None
+    heart_rate: list[float] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     second_proba: np.ndarray | None = None
     lights_off_s: float | None = None
@@ -221,6 +226,15 @@ class ScoringResult:
                                      self.epoch_s, in_bed=bed))
         return out
 
+    def cardiac(self) -> dict[str, float] | None:
+        """Mean, lowest and highest heart rate in sleep, the highest in the recording, the mean in
+        wake, NREM and R, over time in bed (:func:`~synthsleepnet.cardiac.cardiac_measures`); None
+        without an ECG."""
+        if self.heart_rate is None:
+            return None
+        return cardiac_measures(np.asarray(self.heart_rate, dtype=float), self.as_int(), self.epoch_s,
+                                in_bed=self._bed())
+
     def agreement(self) -> dict[str, Any] | None:
         """Accuracy and κ against the reference hypnogram, over epochs both scored (our unscored
         epochs lie in recording gaps); None without a reference or a stage model."""
@@ -281,9 +295,20 @@ class ScoringResult:
             flags = self.flags(task)
             table[f"p_{task}"] = self.event_proba[task] if flags is not None else np.nan
             table[f"{task}_flag"] = flags if flags is not None else pd.array([pd.NA] * self.n_epochs, dtype="Int64")
+        table["heart_rate_bpm"] = self._per_epoch(self.heart_rate)
         if self.reference is not None:
             table["reference_stage"] = self.reference
         return pd.DataFrame(table)
+
+    def _per_epoch(self, trace: list[float] | None) -> np.ndarray:
+        """The mean of a 1-Hz trace over each epoch (NaN where it holds no value, or there is none)."""
+        values = np.full(self.n_epochs * int(self.epoch_s), np.nan)
+        if trace is not None:
+            values[:min(len(trace), values.size)] = trace[:values.size]
+        known = np.isfinite(values).reshape(self.n_epochs, -1)
+        sums = np.where(known, values.reshape(self.n_epochs, -1), 0.0).sum(axis=1)
+        counts = known.sum(axis=1)
+        return np.where(counts > 0, np.round(sums / np.maximum(counts, 1), 1), np.nan)
 
     def as_events(self) -> pd.DataFrame:
         """Stage runs, respiratory events and SpO2 desaturations as (onset_s, duration_s,
@@ -308,6 +333,7 @@ class ScoringResult:
         """Everything ``summary.json`` holds."""
         return {"source": self.source, "start": self.start.isoformat(), "epoch_s": self.epoch_s,
                 "n_epochs": self.n_epochs, "statistics": self.sleep_statistics(), "respiratory": self.respiratory(),
+                "cardiac": self.cardiac(),
                 "agreement_with_reference": self.agreement(), "event_agreement": self.event_agreement(),
                 "channels_used": self.channels_used,
                 "channels_missing": self.channels_missing, "modalities_used": self.modalities_used,

@@ -1,0 +1,120 @@
+"""Heart rate from the ECG: beats found on ECGs with known beats (tall T waves, a reversed lead,
+baseline wander, low and high rates), the intervals a missed or extra beat makes rejected, an
+electrode off left unknown, and the night's measures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthsleepnet import PreprocessingConfig
+from synthsleepnet.cardiac import cardiac_measures, detect_r_peaks, heart_rate
+from synthsleepnet.io.channels import load_channel_table
+from synthsleepnet.io.recording import Recording, Signal
+from synthsleepnet.scoring.prepare import PreparedInput, prepare_input
+
+
+def _ecg(beats_s: np.ndarray, seconds: float, sfreq: float, *, t_wave: float = 0.3, seed: int = 0) -> np.ndarray:
+    """An ECG in µV with a QRS complex at each of ``beats_s`` and a T wave ``t_wave`` times the
+    R wave's height 0.25 s later, over baseline wander and noise."""
+    t = np.arange(int(seconds * sfreq)) / sfreq
+    x = 300 * np.sin(2 * np.pi * 0.2 * t) + np.random.default_rng(seed).normal(0, 30, t.size)
+    for beat in beats_s:
+        near = slice(max(int((beat - 0.2) * sfreq), 0), int((beat + 0.5) * sfreq))
+        u = t[near] - beat
+        x[near] += (1000 * np.exp(-0.5 * (u / 0.012) ** 2) - 250 * np.exp(-0.5 * ((u - 0.03) / 0.012) ** 2)
+                    + t_wave * 1000 * np.exp(-0.5 * ((u - 0.25) / 0.045) ** 2))
+    return x
+
+
+def _beats(seconds: float, seed: int = 0) -> np.ndarray:
+    """Beat times whose rate wanders between about 48 and 92 bpm."""
+    rng = np.random.default_rng(seed)
+    times, t = [], 0.5
+    while t < seconds - 1:
+        times.append(t)
+        t += 60 / (70 + 22 * np.sin(2 * np.pi * t / 600) + rng.normal(0, 1))
+    return np.asarray(times)
+
+
+def _matched(found: np.ndarray, truth: np.ndarray, tolerance_s: float = 0.03) -> int:
+    after = np.clip(np.searchsorted(truth, found), 0, truth.size - 1)
+    before = np.clip(after - 1, 0, truth.size - 1)
+    return int(np.count_nonzero(np.minimum(np.abs(found - truth[before]), np.abs(found - truth[after])) <= tolerance_s))
+
+
+@pytest.mark.parametrize(("sfreq", "t_wave", "sign"), [(256.0, 0.3, 1), (256.0, 0.9, 1), (125.0, 0.3, -1),
+                                                       (512.0, 0.9, -1), (100.0, 0.5, 1)])
+def test_every_beat_is_found_once(sfreq: float, t_wave: float, sign: int) -> None:
+    truth = _beats(1200)
+    found = detect_r_peaks(sign * _ecg(truth, 1200, sfreq, t_wave=t_wave), sfreq)
+    # a T wave nearly as tall as the R wave is no second beat; a reversed lead finds the same beats
+    assert found.size == truth.size and _matched(found, truth) == truth.size
+    rate, true_rate = heart_rate(found, 1200), heart_rate(truth, 1200)
+    assert np.nanmax(np.abs(rate - true_rate)) < 1.0  # bpm, every second
+    assert np.isnan(rate).sum() == np.isnan(true_rate).sum() <= 2  # only before the first interval's midpoint
+
+
+def test_an_ecg_too_slow_for_its_qrs_is_refused() -> None:
+    with pytest.raises(ValueError, match="an ECG sampled at 32 Hz cannot show its QRS complexes"):
+        detect_r_peaks(np.zeros(3200), 32.0)
+
+
+def test_missed_and_extra_beats_do_not_become_heart_rate() -> None:
+    beats = np.arange(0.5, 300, 1.0)  # 60 bpm
+    missed = np.delete(beats, 100)  # a 2-s interval: 30 bpm for a moment if believed
+    extra = np.sort(np.r_[beats, 151.0])  # an artefact taken for a beat: 120 bpm twice
+    for times in (missed, extra):
+        rate = heart_rate(times, 300)
+        assert np.nanmin(rate) == pytest.approx(60.0) and np.nanmax(rate) == pytest.approx(60.0)
+    gap = beats[(beats < 100) | (beats > 160)]  # an electrode off for a minute
+    rate = heart_rate(gap, 300)
+    assert np.isnan(rate[104:157]).all() and np.isfinite(rate[:99]).all() and np.isfinite(rate[162:]).all()
+    assert np.isnan(heart_rate(np.array([1.0, 2.0]), 10)).all()  # one interval: no rate to trust
+
+
+def test_an_electrode_off_leaves_the_heart_rate_unknown_not_zero() -> None:
+    truth = _beats(600, seed=1)
+    ecg = _ecg(truth, 600, 256.0, seed=1)
+    ecg[int(200 * 256):int(260 * 256)] = np.random.default_rng(3).normal(0, 5, 60 * 256)  # an electrode off
+    ecg[int(400 * 256):int(420 * 256)] = np.random.default_rng(2).normal(0, 3000, 20 * 256)  # movement
+    rate = heart_rate(detect_r_peaks(ecg, 256.0), 600)
+    assert np.isnan(rate[205:255]).all()
+    true_rate = heart_rate(truth, 600)
+    clean = np.r_[2:195, 265:395, 425:598]
+    assert np.nanmax(np.abs(rate[clean] - true_rate[clean])) < 1.0
+    assert np.isnan(rate[404:417]).all()  # a movement's peaks are no beats
+
+
+def test_measures_are_over_sleep_in_bed() -> None:
+    # 30-s epochs: a minute awake out of bed, a minute awake in bed, N2, N3 (its first half without
+    # a heart rate), R, and a minute awake out of bed again
+    rate = np.r_[np.full(60, 90.0), np.full(60, 70.0), np.full(60, 55.0), np.full(30, np.nan), np.full(30, 60.0),
+                 np.full(60, 62.0), np.full(60, 100.0)]
+    stages = np.array([0, 0, 0, 0, 2, 2, 3, 3, 4, 4, 0, 0])
+    m = cardiac_measures(rate, stages, in_bed=slice(2, 10))
+    assert (m["HR_mean_W"], m["HR_mean_NREM"], m["HR_mean_R"]) == (70.0, pytest.approx(2 / 3 * 55 + 1 / 3 * 60), 62.0)
+    assert (m["HR_min_sleep"], m["HR_max_sleep"], m["HR_max_recording"]) == (55.0, 62.0, 100.0)
+    assert m["HR_known_sleep_pct"] == pytest.approx(100 * 150 / 180)
+    assert np.isnan(cardiac_measures(rate, np.zeros(12, dtype=int))["HR_mean_sleep"])  # no sleep
+
+
+def test_a_night_is_scored_with_its_heart_rate_or_says_why_not() -> None:
+    truth = _beats(600, seed=4)
+    eeg = Signal.from_array("EEG C4-M1", np.random.default_rng(5).normal(0, 20, 600 * 100), 100.0, "uV")
+
+    def prepared(ecg: Signal) -> PreparedInput:
+        night = Recording(Path("night.edf"), [eeg, ecg], dt.datetime(2024, 1, 1, 23), [])
+        return prepare_input(night, None, config=PreprocessingConfig(), channel_table=load_channel_table(),
+                             channels={"C4-M1"})
+
+    good = prepared(Signal.from_array("ECG II", _ecg(truth, 600, 256.0, seed=4), 256.0, "uV"))
+    assert good.heart_rate is not None and len(good.heart_rate) == 600
+    assert np.nanmax(np.abs(np.asarray(good.heart_rate) - heart_rate(truth, 600))) < 1.0
+    slow = prepared(Signal.from_array("ECG II", np.zeros(600 * 32), 32.0, "uV"))
+    assert slow.heart_rate is None
+    assert ("no heart rate from ECG: an ECG sampled at 32 Hz cannot show its QRS complexes (at least 50 Hz is "
+            "needed)") in slow.night.report.notes
