@@ -87,6 +87,13 @@ def test_an_electrode_off_leaves_the_heart_rate_unknown_not_zero() -> None:
     clean = np.r_[2:195, 265:395, 425:598]
     assert np.nanmax(np.abs(rate[clean] - true_rate[clean])) < 1.0
     assert np.isnan(rate[404:417]).all()  # a movement's peaks are no beats
+    truth = _beats(1200, seed=6)  # ten 10-s bursts of noise about as tall as the R waves
+    ecg = _ecg(truth, 1200, 256.0, seed=6)
+    for start in range(50, 1200, 120):
+        ecg[start * 256:(start + 10) * 256] += np.random.default_rng(start).normal(0, 1500, 10 * 256)
+    rate, true_rate = heart_rate(detect_r_peaks(ecg, 256.0), 1200), heart_rate(truth, 1200)
+    assert np.nanmax(np.abs(rate - true_rate)) < 10 and np.nanmax(rate) < np.nanmax(true_rate) + 5
+    assert np.isfinite(rate).mean() > 0.9
 
 
 def test_measures_are_over_sleep_in_bed() -> None:

@@ -7,8 +7,11 @@ Definitions
   fall outside), its squared slope summed over 100 ms (polarity plays no part: a reversed lead
   gives the same beats), peaks above 30 % of the 99th percentile of their 10-s block, at least
   0.25 s apart (no heart beats faster than 240 bpm), each placed at the largest deflection of
-  the band-passed ECG within 60 ms (between samples: the vertex of a parabola); none in a block whose level strays :data:`BLOCK_LEVEL_RATIO`
-  times from that of the five minutes around it (a movement, an electrode off).
+  the band-passed ECG within 60 ms (between samples: the vertex of a parabola); none in a
+  block whose level strays :data:`BLOCK_LEVEL_RATIO` times from that of the five minutes around
+  it (a movement, an electrode off), nor in a 2-s window that spends more than
+  :data:`MAX_QRS_SHARE` of its time above 30 % of that level (muscle or movement noise: no
+  heart's QRS complexes fill so much).
 - Heart rate: 60 / RR for each interval between consecutive beats that a heart can produce
   (:data:`RR_RANGE_S`, 30–200 bpm) and that differs by at most :data:`RR_MAX_DEVIATION` from
   the median of the nine intervals around it (a missed beat doubles an interval, an artefact
@@ -36,6 +39,8 @@ MAX_GAP_S = 3.0
 #: A 10-s block whose QRS energy is this many times above (or below) that of the 5 minutes
 #: around it is artefact (a movement, an electrode off): its peaks are no beats.
 BLOCK_LEVEL_RATIO = 10.0
+#: The most of a 2-s window a heart's QRS complexes fill (a third at 200 bpm); more is noise.
+MAX_QRS_SHARE = 0.4
 #: The lowest ECG rate whose QRS complex (5–20 Hz) can be found.
 MIN_ECG_SFREQ = 50.0
 _R = STAGES.index("R")
@@ -64,9 +69,14 @@ def detect_r_peaks(ecg: np.ndarray, sfreq: float) -> np.ndarray:
     levels = np.percentile(energy[:n_blocks * block].reshape(n_blocks, -1), 99, axis=1)
     typical = median_filter(levels, size=31, mode="nearest")
     usable = (levels > typical / BLOCK_LEVEL_RATIO) & (levels < typical * BLOCK_LEVEL_RATIO)
+    window = int(2 * sfreq)
+    n_windows = max(energy.size // window, 1)
+    floor = 0.3 * typical[np.minimum(np.arange(n_windows) * window // block, n_blocks - 1)]
+    busy = (energy[:n_windows * window].reshape(n_windows, -1) > floor[:, None]).mean(axis=1) > MAX_QRS_SHARE
     candidates, _ = find_peaks(energy, height=0.3 * levels.min(), distance=max(int(0.25 * sfreq), 1))
     in_block = np.minimum(candidates // block, n_blocks - 1)
-    candidates = candidates[usable[in_block] & (energy[candidates] >= 0.3 * levels[in_block])]
+    candidates = candidates[usable[in_block] & ~busy[np.minimum(candidates // window, n_windows - 1)]
+                            & (energy[candidates] >= 0.3 * levels[in_block])]
     reach = int(round(0.06 * sfreq))
     around = np.clip(candidates[:, None] + np.arange(-reach, reach + 1), 0, qrs.size - 1)
     peaks = np.unique(around[np.arange(candidates.size), np.argmax(np.abs(qrs[around]), axis=1)])
