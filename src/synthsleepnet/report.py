@@ -199,7 +199,7 @@ def _respiratory_rows(resp: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _cardiac_rows(cardiac: dict[str, float] | None) -> list[tuple[str, str]]:
     if cardiac is None:
-        return [("Heart rate", "no ECG")]
+        return [("Heart rate", "no usable ECG (see the notes)")]
     return [("Mean in sleep (lowest–highest)", f"{_fmt(cardiac['HR_mean_sleep'])} ({_fmt(cardiac['HR_min_sleep'])}–"
                                                f"{_fmt(cardiac['HR_max_sleep'])}) bpm"),
             ("Highest in the recording", _fmt(cardiac["HR_max_recording"], " bpm")),
