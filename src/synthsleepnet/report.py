@@ -47,7 +47,9 @@ def plot_report(result: ScoringResult) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = 3 + (result.spo2 is not None)
+    traces = [(draw, ratio) for draw, ratio, trace in ((_plot_spo2, 1.2, result.spo2),
+                                                        (_plot_heart_rate, 1.0, result.heart_rate)) if trace is not None]
+    rows = 3 + len(traces)
     width, height = 13.0, 2.0 * rows + 1
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
@@ -56,7 +58,7 @@ def plot_report(result: ScoringResult) -> Any:
     margins = {"left": 0.96 / width, "right": 1 - 1.43 / width, "bottom": 0.6 / height, "top": 1 - 0.35 / height,
                "hspace": 0.26}
     axes = fig.subplots(rows, 1, sharex=True,
-                        gridspec_kw={"height_ratios": [2.2, 1.4, 0.8] + ([1.2] if rows == 4 else []), **margins})
+                        gridspec_kw={"height_ratios": [2.2, 1.4, 0.8] + [ratio for _, ratio in traces], **margins})
     t = _hours(result)
     ax = axes[0]
     levels = np.array([_ORDER.get(s, np.nan) for s in result.stages], dtype=float)
@@ -86,8 +88,8 @@ def plot_report(result: ScoringResult) -> Any:
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
     _plot_events(axes[2], result)
-    if result.spo2 is not None:
-        _plot_spo2(axes[3], result)
+    for ax, (draw, _) in zip(axes[3:], traces, strict=True):
+        draw(ax, result)
     axes[-1].set_xlabel("hours from recording start")
     axes[-1].set_xlim(0, t[-1])
     return fig
@@ -147,6 +149,20 @@ def _plot_spo2(ax: Any, result: ScoringResult) -> None:
     ax.set_ylabel("SpO2 %")
     finite = spo2[np.isfinite(spo2) & (spo2 > 50)]
     ax.set_ylim(max(min(finite.min() if finite.size else 95, 95) - 2, 50), 100.5)
+
+
+def _plot_heart_rate(ax: Any, result: ScoringResult) -> None:
+    """The heart rate at 1 Hz (gaps where the ECG showed no beats)."""
+    rate = np.asarray(result.heart_rate, dtype=float)
+    ax.plot(np.arange(rate.size) / 3600, rate, color="#a93226", lw=0.5)
+    cardiac = result.cardiac() or {}
+    ax.set_title(f"heart rate in sleep: mean {_fmt(cardiac.get('HR_mean_sleep', np.nan))}, lowest "
+                 f"{_fmt(cardiac.get('HR_min_sleep', np.nan))}, highest {_fmt(cardiac.get('HR_max_sleep', np.nan))} bpm; "
+                 f"highest in the recording {_fmt(cardiac.get('HR_max_recording', np.nan))} bpm", loc="left", fontsize=9)
+    ax.set_ylabel("bpm")
+    finite = rate[np.isfinite(rate)]
+    if finite.size:
+        ax.set_ylim(max(finite.min() - 5, 0), finite.max() + 5)
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
