@@ -207,6 +207,10 @@ def test_profusion_xml_reads_like_the_nsrr_xml_of_the_same_night(tmp_path: Path)
     assert profusion.desaturations.to_dict("list") == {"onset_s": [240.0], "duration_s": [25.0], "drop_pct": [3.0]}
     indices = scored_indices(profusion.events, profusion.stages, desaturations=profusion.desaturations)
     assert indices["AHI_3pct"] == indices["AHI"] and indices["AHI_4pct"] < indices["AHI"]  # its hypopnea fell 3 %
+    hours = np.count_nonzero(profusion.stages > 0) * 30 / 3600
+    assert indices["ArI"] == pytest.approx(1 / hours)  # its one arousal, at 108 s, in sleep
+    unaroused = profusion.events[profusion.events["event"] != "arousal"]
+    assert "ArI" not in scored_indices(unaroused, profusion.stages)  # a scoring marking none did not score them
 
 
 def test_profusion_quirks_and_errors(tmp_path: Path) -> None:

@@ -56,6 +56,9 @@ def test_stats_gives_a_scorings_own_ahi_by_the_hypopnea_rules(sim_dir: Path,
     assert stats["AHI_4pct"] <= stats["AHI_3pct"] <= stats["AHI"] and stats["AHI_4pct"] < stats["AHI"]
     falls = night.hypnogram[((truth["onset_s"] + 20) // night.epoch_s).astype(int)] > 0  # each 20 s after its event
     assert stats["ODI4"] == pytest.approx(np.sum(falls & deep) / hours)  # the scorer's own, from its stated depths
+    arousals = night.events[night.events["event"] == "arousal"]
+    aroused = night.hypnogram[(arousals["onset_s"] // night.epoch_s).astype(int)] > 0
+    assert aroused.any() and stats["ArI"] == pytest.approx(aroused.sum() / hours)  # its arousal index
 
 
 def test_json_outputs_are_strict_json_with_null_for_undefined_numbers(tmp_path: Path,

@@ -331,7 +331,8 @@ def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30
     epochs ``bed`` (all without): its hypopneas are confirmed by its own arousals and, where
     the scoring states their depth (``desaturations``: ``onset_s``, ``duration_s``, ``drop_pct``;
     NSRR XML does), its own desaturations, which gives the AHI by the AASM 3 % and 4 % rules
-    and the scorer's ODI3 and ODI4 as well.
+    and the scorer's ODI3 and ODI4 as well; where it marks arousals, the arousal index ``ArI``
+    (arousals starting in sleep per hour of sleep).
 
     Examples
     --------
@@ -341,8 +342,8 @@ def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30
     ...                    "event": ["hypopnea", "hypopnea", "arousal", "hypopnea"]})
     >>> drops = pd.DataFrame({"onset_s": [125.0], "duration_s": [30.0], "drop_pct": [4.5]})
     >>> ix = scored_indices(ev, np.full(120, 2), desaturations=drops)
-    >>> ix["AHI"], ix["AHI_3pct"], ix["AHI_4pct"], ix["ODI4"]
-    (3.0, 2.0, 1.0, 1.0)
+    >>> ix["AHI"], ix["AHI_3pct"], ix["AHI_4pct"], ix["ODI4"], ix["ArI"]
+    (3.0, 2.0, 1.0, 1.0, 1.0)
     """
     codes = np.asarray(stages)
     bed = bed or slice(0, codes.size)
@@ -350,10 +351,20 @@ def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30
     confirmed = confirm_hypopneas(respiratory, desaturations, events[events["event"] == "arousal"])
     out = respiratory_indices(events_in_bed(confirmed, bed, epoch_s), codes[bed], epoch_s,
                               desaturations_measured=desaturations is not None)
+    def per_hour_of_sleep(n: int) -> float:
+        return n / out["tst_hours"] if out["tst_hours"] else float("nan")
+
     if desaturations is not None:  # the scorer's own ODIs: desaturations starting in sleep per hour of it
-        inside = events_in_bed(desaturations, bed, epoch_s)
-        asleep = _stage_at(inside["onset_s"].to_numpy(), codes[bed], epoch_s) > 0
+        drops = _in_sleep(desaturations, codes, bed, epoch_s)["drop_pct"].to_numpy(dtype=float)
         for drop in (3, 4):
-            n = int(np.count_nonzero(asleep & (inside["drop_pct"].to_numpy(dtype=float) >= drop)))
-            out[f"ODI{drop}"] = n / out["tst_hours"] if out["tst_hours"] else float("nan")
+            out[f"ODI{drop}"] = per_hour_of_sleep(int(np.count_nonzero(drops >= drop)))
+    arousals = events[events["event"] == "arousal"]
+    if len(arousals):  # a scoring that marks none did not score them
+        out["ArI"] = per_hour_of_sleep(len(_in_sleep(arousals, codes, bed, epoch_s)))
     return out
+
+
+def _in_sleep(table: pd.DataFrame, codes: np.ndarray, bed: slice, epoch_s: float) -> pd.DataFrame:
+    """The rows of ``table`` (``onset_s``, ...) starting in a sleep epoch of ``bed``."""
+    inside = events_in_bed(table, bed, epoch_s)
+    return inside[_stage_at(inside["onset_s"].to_numpy(), codes[bed], epoch_s) > 0]

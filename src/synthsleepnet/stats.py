@@ -39,7 +39,7 @@ __all__ = ["in_bed", "place_lights", "scoring_statistics", "sleep_statistics"]
 
 #: The respiratory indices :func:`scoring_statistics` adds for a scoring with respiratory events.
 SCORED_INDICES = ("AHI", "AHI_3pct", "AHI_4pct", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI", "ODI3",
-                  "ODI4", "n_events")
+                  "ODI4", "ArI", "n_events")
 
 
 def place_lights(lights: tuple[dt.time | None, dt.time | None], start: dt.datetime | None, length_s: float, *,
@@ -159,7 +159,8 @@ def scoring_statistics(scoring: str | Path | Scoring, *,
     clock times, :func:`place_lights`), and, when it scores respiratory events, the scorer's own
     indices (:func:`~synthsleepnet.respiratory.scored_indices`: AHI, AI, HI, OAI, CAI, MAI and,
     where the file states each desaturation's depth, the AHI by the AASM 3 % and 4 % rules and
-    the ODI3 and ODI4). What reading changed is logged as warnings.
+    the ODI3 and ODI4; where it marks arousals, the arousal index). What reading changed is logged
+    as warnings.
 
     Raises
     ------
