@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from synthsleepnet import AnnotationError, read_scoring, scored_indices
@@ -209,6 +210,8 @@ def test_profusion_xml_reads_like_the_nsrr_xml_of_the_same_night(tmp_path: Path)
     assert indices["AHI_3pct"] == indices["AHI"] and indices["AHI_4pct"] < indices["AHI"]  # its hypopnea fell 3 %
     hours = np.count_nonzero(profusion.stages > 0) * 30 / 3600
     assert indices["ArI"] == pytest.approx(1 / hours)  # its one arousal, at 108 s, in sleep
+    in_wake = pd.DataFrame({"onset_s": [10.0], "duration_s": [5.0], "event": ["arousal"]})  # epoch 0: W
+    assert scored_indices(pd.concat([profusion.events, in_wake]), profusion.stages)["ArI"] == indices["ArI"]
     unaroused = profusion.events[profusion.events["event"] != "arousal"]
     assert "ArI" not in scored_indices(unaroused, profusion.stages)  # a scoring marking none did not score them
 

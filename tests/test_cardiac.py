@@ -98,10 +98,10 @@ def test_an_electrode_off_leaves_the_heart_rate_unknown_not_zero() -> None:
 
 def test_measures_are_over_sleep_in_bed() -> None:
     # 30-s epochs: a minute awake out of bed, a minute awake in bed, N2, N3 (its first half without
-    # a heart rate), R, and a minute awake out of bed again
+    # a heart rate), R, and a minute out of bed again, dozing off in its second half
     rate = np.r_[np.full(60, 90.0), np.full(60, 70.0), np.full(60, 55.0), np.full(30, np.nan), np.full(30, 60.0),
                  np.full(60, 62.0), np.full(60, 100.0)]
-    stages = np.array([0, 0, 0, 0, 2, 2, 3, 3, 4, 4, 0, 0])
+    stages = np.array([0, 0, 0, 0, 2, 2, 3, 3, 4, 4, 0, 2])
     m = cardiac_measures(rate, stages, in_bed=slice(2, 10))
     assert (m["HR_mean_W"], m["HR_mean_NREM"], m["HR_mean_R"]) == (70.0, pytest.approx(2 / 3 * 55 + 1 / 3 * 60), 62.0)
     assert (m["HR_min_sleep"], m["HR_max_sleep"], m["HR_max_recording"]) == (55.0, 62.0, 100.0)

@@ -225,6 +225,9 @@ def test_the_nights_heart_rate_comes_from_its_ecg(scored: ScoringResult) -> None
     assert cardiac["HR_known_sleep_pct"] == 100.0 or math.isnan(cardiac["HR_known_sleep_pct"])  # a clean ECG
     per_epoch = scored.to_dataframe()["heart_rate_bpm"].to_numpy()
     assert per_epoch[3] == pytest.approx(np.mean(scored.heart_rate[90:120]), abs=0.05)
+    gaps = [math.nan] * 30 + [math.nan] * 10 + [60.0] * 20 + [70.0] * 30  # an epoch without one, one a third without
+    np.testing.assert_array_equal(dataclasses.replace(scored, heart_rate=gaps).to_dataframe()["heart_rate_bpm"][:4],
+                                  [math.nan, 60.0, 70.0, math.nan])  # the last epochs: beyond the trace
     assert json.dumps(scored.summary()["cardiac"]) == json.dumps(cardiac)  # NaN where the night has no such stage
     assert dataclasses.replace(scored, heart_rate=None).summary()["cardiac"] is None
     np.testing.assert_array_equal(ScoringResult.from_json(scored.to_json()).heart_rate, scored.heart_rate)
@@ -513,7 +516,11 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
     assert table.loc[1, "reference_kappa"] == pytest.approx(with_scoring["agreement_with_reference"]["kappa"], abs=0.005)
     assert table.loc[1, "reference_AHI"] == pytest.approx(with_scoring["event_agreement"]["AHI_reference"], abs=0.005)
     assert table.loc[1, "reference_AHI_4pct"] == pytest.approx(with_scoring["event_agreement"]["AHI_4pct_reference"],
-                                                               abs=0.005)  # its SpO2 applies the rules to both
+                                                               abs=0.005)  # its own desaturation depths
+    np.testing.assert_allclose(table.loc[1, ["HR_mean_sleep", "HR_min_sleep", "HR_max_sleep"]].to_numpy(dtype=float),
+                               [with_scoring["cardiac"][k] or math.nan for k in ("HR_mean_sleep", "HR_min_sleep",
+                                                                                 "HR_max_sleep")], atol=0.005)
+    assert table.loc[1:, "HR_mean_sleep"].notna().any()  # the simulated nights have an ECG and some sleep
     assert table[["reference_accuracy", "reference_AHI"]].iloc[2].isna().all()  # no scoring beside it
     assert (out / "sim-0011" / "report.html").exists() and (out / "sim-0012" / "summary.json").exists()
     # two nights at a time, each worker process with its own models: the same outputs and table
