@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from synthsleepnet import PreprocessingConfig
+from synthsleepnet._validation import PSGReadError
 from synthsleepnet.cardiac import cardiac_measures, detect_r_peaks, heart_rate
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.io.recording import Recording, Signal
@@ -121,6 +122,12 @@ def test_a_night_is_scored_with_its_heart_rate_or_says_why_not() -> None:
     good = prepared(Signal.from_array("ECG II", _ecg(truth, 600, 256.0, seed=4), 256.0, "uV"))
     assert good.heart_rate is not None and len(good.heart_rate) == 600
     assert np.nanmax(np.abs(np.asarray(good.heart_rate) - heart_rate(truth, 600))) < 1.0
+    def unreadable() -> tuple[np.ndarray, float]:
+        raise PSGReadError("night.edf: record 7 of 'ECG II' is cut short")
+
+    broken = prepared(Signal("ECG II", 256.0, 600 * 256, "uV", "uV", unreadable))
+    assert broken.heart_rate is None and broken.night.n_epochs == 20  # the night is scored all the same
+    assert "no heart rate from ECG: record 7 of 'ECG II' is cut short" in broken.night.report.notes
     slow = prepared(Signal.from_array("ECG II", np.zeros(600 * 32), 32.0, "uV"))
     assert slow.heart_rate is None
     assert ("no heart rate from ECG: an ECG sampled at 32 Hz cannot show its QRS complexes (at least 50 Hz is "
