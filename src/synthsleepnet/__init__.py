@@ -48,6 +48,9 @@ _API: dict[str, str] = {
     "find_desaturations": ".respiratory",
     "spo2_measures": ".respiratory",
     "scored_indices": ".respiratory",
+    "detect_r_peaks": ".cardiac",
+    "heart_rate": ".cardiac",
+    "cardiac_measures": ".cardiac",
     "scoring_statistics": ".stats",
     "pretrain_unimodal": ".training",
     "pretrain_multimodal": ".training",
@@ -90,13 +93,16 @@ __all__ = [
     "TASKS",
     "Task",
     "TrainConfig",
+    "cardiac_measures",
     "describe_recording",
+    "detect_r_peaks",
     "embed_epochs",
     "evaluate",
     "fetch",
     "find_desaturations",
     "find_recordings",
     "finetune",
+    "heart_rate",
     "load_channel_table",
     "load_classifier",
     "load_encoder",
@@ -141,6 +147,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         SignalQualityError,
         StoreError,
     )
+    from .cardiac import cardiac_measures, detect_r_peaks, heart_rate
     from .demo import run_demo
     from .fetch import fetch
     from .io import (
