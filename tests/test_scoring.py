@@ -397,6 +397,7 @@ def test_score_stats_and_embed_commands(scorers: list[Path], sim_dir: Path, tmp_
     out = capsys.readouterr().out
     assert "modalities used eeg, eog, emg, ecg" in out and "agreement with" in out and "report.html" in out
     assert re.search(r"AHI \d+\.\d/h \((normal|mild|moderate|severe)\)", out), out
+    assert re.search(r"; (heart rate in sleep \d+ bpm \(\d+–\d+\)|no heart rate in sleep)$", out, re.M), out
     assert main(args) == 2  # outputs exist: refused before scoring, with a message
     assert main(["stats", str(real_data / "hmc" / "SN001_sleepscoring.edf"), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)

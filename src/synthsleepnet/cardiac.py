@@ -24,11 +24,14 @@ Definitions
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 
 from .tasks import STAGES
 
-__all__ = ["cardiac_measures", "detect_r_peaks", "heart_rate"]
+__all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "heart_rate"]
 
 #: Beat-to-beat intervals a heart produces (30–200 bpm) ...
 RR_RANGE_S = (0.3, 2.0)
@@ -154,3 +157,17 @@ def cardiac_measures(rate: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0
             "HR_mean_NREM": over(asleep & (codes != _R)), "HR_mean_R": over(bed & (codes == _R)),
             "HR_known_sleep_pct": float(100 * np.count_nonzero(asleep & known) / np.count_nonzero(asleep))
             if asleep.any() else float("nan")}
+
+
+def describe_cardiac(measures: Mapping[str, float] | None) -> str:
+    """The heart rate in sleep in words, e.g. ``heart rate in sleep 63 bpm (47–87)``.
+
+    >>> describe_cardiac({"HR_mean_sleep": 62.6, "HR_min_sleep": 47.1, "HR_max_sleep": 87.3})
+    'heart rate in sleep 63 bpm (47–87)'
+    """
+    if measures is None:
+        return "no heart rate (no usable ECG)"
+    if not math.isfinite(measures["HR_mean_sleep"]):
+        return "no heart rate in sleep"
+    return (f"heart rate in sleep {measures['HR_mean_sleep']:.0f} bpm ({measures['HR_min_sleep']:.0f}–"
+            f"{measures['HR_max_sleep']:.0f})")

@@ -12,7 +12,6 @@ import ast
 import atexit
 import datetime as dt
 import logging
-import math
 import os
 import re
 import sys
@@ -269,6 +268,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 # --- scoring --------------------------------------------------------------------------------
 def _cmd_score(args: argparse.Namespace) -> int:
+    from .cardiac import describe_cardiac
     from .respiratory import describe_respiratory
     from .score_files import reuse_freed_memory, score_night, score_nights
 
@@ -306,8 +306,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     _print(f"  {sleep}; {describe_respiratory(resp)}"
            + (f"; ODI3 {resp['ODI3']:.1f}/h, T90 {resp['T90_min']:.1f} min, SpO2 min {resp['spo2_min']:.0f} %"
               if "ODI3" in resp else "")
-           + (f"; heart rate in sleep {cardiac['HR_mean_sleep']:.0f} bpm ({cardiac['HR_min_sleep']:.0f}–"
-              f"{cardiac['HR_max_sleep']:.0f})" if (cardiac := result.cardiac()) and math.isfinite(cardiac["HR_mean_sleep"]) else ""))
+           + f"; {describe_cardiac(result.cardiac())}")
     agreement = result.agreement()
     if agreement:
         _print(f"  agreement with {args.annotations or 'its own scoring'}: accuracy {agreement['accuracy']:.3f}, "
@@ -364,6 +363,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from .cardiac import describe_cardiac
     from .demo import run_demo
     from .respiratory import describe_respiratory
 
@@ -376,6 +376,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _print(f"held-out night {result['night']}: agreement with its ground truth: accuracy "
            f"{agreement['accuracy']:.3f}, kappa {agreement['kappa']:.3f} (tiny model, {args.steps} steps per stage)")
     _print(f"respiratory estimate: {describe_respiratory(result['respiratory'])}")
+    _print(describe_cardiac(result["cardiac"]))
     _print(f"report: {result['report']}")
     return 0
 
