@@ -107,7 +107,13 @@ def test_measures_are_over_sleep_in_bed() -> None:
     assert (m["HR_mean_W"], m["HR_mean_NREM"], m["HR_mean_R"]) == (70.0, pytest.approx(2 / 3 * 55 + 1 / 3 * 60), 62.0)
     assert (m["HR_min_sleep"], m["HR_max_sleep"], m["HR_max_recording"]) == (55.0, 62.0, 100.0)
     assert m["HR_known_sleep_pct"] == pytest.approx(100 * 150 / 180)
+    assert (m["HR_over_90_sleep_min"], m["HR_under_40_sleep_min"]) == (0.0, 0.0)  # the dozing at 100 is out of bed
     assert np.isnan(cardiac_measures(rate, np.zeros(12, dtype=int))["HR_mean_sleep"])  # no sleep
+    # sustained: epochs of sleep averaging above 90 or below 40 bpm (a few fast seconds are not)
+    rate = np.r_[np.full(30, 95.0), np.full(30, 35.0), np.full(30, 92.0), np.full(30, 120.0), np.full(25, 60.0),
+                 np.full(5, 130.0), np.full(15, 38.0), np.full(15, np.nan)]
+    m = cardiac_measures(rate, np.array([2, 2, 4, 0, 3, 1]))
+    assert (m["HR_over_90_sleep_min"], m["HR_under_40_sleep_min"]) == (1.0, 1.0)
 
 
 def test_a_night_is_scored_with_its_heart_rate_or_says_why_not() -> None:

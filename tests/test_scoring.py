@@ -215,6 +215,7 @@ def test_report_png_and_self_contained_html(scored: ScoringResult, tmp_path: Pat
     assert "data:image/png;base64," in text and "Total sleep time" in text and "AHI" in text
     assert "agreement" in text.lower() and "src=\"http" not in text
     assert "<h2>Heart rate</h2>" in text and "Highest in the recording" in text  # the simulated night has an ECG
+    assert "Sleep above 90 / below 40 bpm (30-s epochs)" in text
     assert "no usable ECG (see the notes)" in _html(dataclasses.replace(scored, heart_rate=None), b"")
 
 

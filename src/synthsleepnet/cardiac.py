@@ -18,8 +18,10 @@ Definitions
   taken for a beat halves it); at 1 Hz by linear interpolation between the valid intervals'
   midpoints, NaN where none lies within :data:`MAX_GAP_S`.
 - Measures: mean, lowest and highest heart rate in sleep (epochs scored N1, N2, N3 or R within
-  time in bed), the highest in the recording, the mean in wake in bed, NREM and R, and the share
-  of sleep with a heart rate (the rest is artefact, or no ECG).
+  time in bed), the highest in the recording, the mean in wake in bed, NREM and R, the minutes of
+  sleep whose 30-s epochs average above 90 bpm or below 40 bpm (the AASM's thresholds for sustained
+  sinus tachycardia during sleep and for bradycardia: a flag for review, not a rhythm diagnosis),
+  and the share of sleep with a heart rate (the rest is artefact, or no ECG).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 
 from .tasks import STAGES
 
-__all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "heart_rate"]
+__all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "epoch_means", "heart_rate"]
 
 #: Beat-to-beat intervals a heart produces (30–200 bpm) ...
 RR_RANGE_S = (0.3, 2.0)
@@ -44,6 +46,9 @@ MAX_GAP_S = 3.0
 BLOCK_LEVEL_RATIO = 10.0
 #: The most of a 2-s window a heart's QRS complexes fill (a third at 200 bpm); more is noise.
 MAX_QRS_SHARE = 0.4
+#: Heart rates whose epochs of sleep are counted: above the AASM's sustained sinus tachycardia
+#: during sleep (adults), below its bradycardia (from 6 years of age).
+TACHYCARDIA_BPM, BRADYCARDIA_BPM = 90.0, 40.0
 #: The lowest ECG rate whose QRS complex (5–20 Hz) can be found.
 MIN_ECG_SFREQ = 50.0
 _R = STAGES.index("R")
@@ -152,11 +157,33 @@ def cardiac_measures(rate: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0
 
     asleep = bed & (codes > 0)
     known = np.isfinite(rate)
+    step = int(round(epoch_s))
+    sleep_epochs = asleep[::step]  # each epoch's first second: the stage and bed are the epoch's
+    means = epoch_means(rate, sleep_epochs.size, epoch_s)
+
+    def sleep_minutes(sustained: np.ndarray) -> float:
+        return float(np.count_nonzero(sustained & sleep_epochs) * epoch_s / 60)
+
     return {"HR_mean_sleep": over(asleep), "HR_min_sleep": over(asleep, "min"), "HR_max_sleep": over(asleep, "max"),
             "HR_max_recording": over(np.ones(n, dtype=bool), "max"), "HR_mean_W": over(bed & (codes == 0)),
             "HR_mean_NREM": over(asleep & (codes != _R)), "HR_mean_R": over(bed & (codes == _R)),
+            "HR_over_90_sleep_min": sleep_minutes(means > TACHYCARDIA_BPM),
+            "HR_under_40_sleep_min": sleep_minutes(means < BRADYCARDIA_BPM),
             "HR_known_sleep_pct": float(100 * np.count_nonzero(asleep & known) / np.count_nonzero(asleep))
             if asleep.any() else float("nan")}
+
+
+def epoch_means(rate: np.ndarray | list[float], n_epochs: int, epoch_s: float = 30.0) -> np.ndarray:
+    """The mean of a 1-Hz trace over each of ``n_epochs`` epochs (NaN where it holds no value:
+    unknown throughout, or beyond the trace)."""
+    step = int(round(epoch_s))
+    values = np.full(n_epochs * step, np.nan)
+    trace = np.asarray(rate, dtype=float)[:values.size]
+    values[:trace.size] = trace
+    known = np.isfinite(values).reshape(n_epochs, step)
+    sums = np.where(known, values.reshape(n_epochs, step), 0.0).sum(axis=1)
+    counts = known.sum(axis=1)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def describe_cardiac(measures: Mapping[str, float] | None) -> str:

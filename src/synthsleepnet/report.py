@@ -221,6 +221,8 @@ def _cardiac_rows(cardiac: dict[str, float] | None) -> list[tuple[str, str]]:
             ("Highest in the recording", _fmt(cardiac["HR_max_recording"], " bpm")),
             ("Mean in wake / NREM / R", f"{_fmt(cardiac['HR_mean_W'])} / {_fmt(cardiac['HR_mean_NREM'])} / "
                                         f"{_fmt(cardiac['HR_mean_R'])} bpm"),
+            ("Sleep above 90 / below 40 bpm (30-s epochs)", f"{_fmt(cardiac['HR_over_90_sleep_min'])} / "
+                                                            f"{_fmt(cardiac['HR_under_40_sleep_min'], ' min')}"),
             ("Sleep with a heart rate", _fmt(cardiac["HR_known_sleep_pct"], " %"))]
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._atomic import atomic_write_text
 from .._config import EventDecoding, config_from_dict
-from ..cardiac import cardiac_measures
+from ..cardiac import cardiac_measures, epoch_means
 from ..events import decode_events, event_agreement
 from ..metrics import classification_metrics, event_f1
 from ..respiratory import (
@@ -295,20 +295,11 @@ class ScoringResult:
             flags = self.flags(task)
             table[f"p_{task}"] = self.event_proba[task] if flags is not None else np.nan
             table[f"{task}_flag"] = flags if flags is not None else pd.array([pd.NA] * self.n_epochs, dtype="Int64")
-        table["heart_rate_bpm"] = self._per_epoch(self.heart_rate)
+        table["heart_rate_bpm"] = (np.nan if self.heart_rate is None
+                                   else np.round(epoch_means(self.heart_rate, self.n_epochs, self.epoch_s), 1))
         if self.reference is not None:
             table["reference_stage"] = self.reference
         return pd.DataFrame(table)
-
-    def _per_epoch(self, trace: list[float] | None) -> np.ndarray:
-        """The mean of a 1-Hz trace over each epoch (NaN where it holds no value, or there is none)."""
-        values = np.full(self.n_epochs * int(self.epoch_s), np.nan)
-        if trace is not None:
-            values[:min(len(trace), values.size)] = trace[:values.size]
-        known = np.isfinite(values).reshape(self.n_epochs, -1)
-        sums = np.where(known, values.reshape(self.n_epochs, -1), 0.0).sum(axis=1)
-        counts = known.sum(axis=1)
-        return np.where(counts > 0, np.round(sums / np.maximum(counts, 1), 1), np.nan)
 
     def as_events(self) -> pd.DataFrame:
         """Stage runs, respiratory events and SpO2 desaturations as (onset_s, duration_s,
