@@ -59,6 +59,17 @@ def test_every_beat_is_found_once(sfreq: float, t_wave: float, sign: int) -> Non
     assert np.isnan(rate).sum() == np.isnan(true_rate).sum() <= 2  # only before the first interval's midpoint
 
 
+@pytest.mark.parametrize("sfreq", [256.0, 102.4])
+def test_a_night_searched_an_hour_at_a_time_gives_the_beats_of_one_pass(sfreq: float) -> None:
+    truth = _beats(1800, seed=8)
+    ecg = _ecg(truth, 1800, sfreq, seed=8)
+    for start in (290, 595, 1190):  # noise bursts across the chunks' edges (every 600 s here)
+        burst = slice(int(start * sfreq), int((start + 12) * sfreq))
+        ecg[burst] += np.random.default_rng(start).normal(0, 1500, ecg[burst].size)
+    np.testing.assert_allclose(detect_r_peaks(ecg, sfreq, chunk_s=600), detect_r_peaks(ecg, sfreq, chunk_s=1e6),
+                               rtol=0, atol=1e-6)  # the same beats, to the microsecond
+
+
 def test_an_ecg_too_slow_for_its_qrs_is_refused() -> None:
     with pytest.raises(ValueError, match="an ECG sampled at 32 Hz cannot show its QRS complexes"):
         detect_r_peaks(np.zeros(3200), 32.0)
