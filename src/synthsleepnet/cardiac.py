@@ -31,6 +31,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .respiratory import seconds_in_bed
 from .tasks import STAGES
 
 __all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "epoch_means", "heart_rate"]
@@ -165,9 +166,7 @@ def cardiac_measures(rate: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0
     codes = np.repeat(np.asarray(stages, dtype=int), int(round(epoch_s)))
     n = min(rate.size, codes.size)
     rate, codes = rate[:n], codes[:n]
-    bed = np.zeros(n, dtype=bool)
-    window = in_bed or slice(0, len(stages))
-    bed[int(window.start * epoch_s):int(window.stop * epoch_s)] = True
+    bed = seconds_in_bed(in_bed or slice(0, len(stages)), n, epoch_s)
 
     def over(mask: np.ndarray, how: str = "mean") -> float:
         values = rate[mask & np.isfinite(rate)]

@@ -44,7 +44,8 @@ import pandas as pd
 from .tasks import APNEA_EVENTS, RESPIRATORY_EVENTS, STAGES
 
 __all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "describe_ahi", "describe_respiratory", "events_in_bed",
-           "find_desaturations", "respiratory_indices", "scored_indices", "severity_band", "spo2_measures"]
+           "find_desaturations", "respiratory_indices", "scored_indices", "seconds_in_bed", "severity_band",
+           "spo2_measures"]
 
 #: AHI severity bands (events per hour): AASM / ICSD-3.
 SEVERITY = ((5.0, "normal"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
@@ -169,6 +170,13 @@ def _stage_at(times_s: np.ndarray, codes: np.ndarray, epoch_s: float) -> np.ndar
     return codes[epoch]
 
 
+def seconds_in_bed(bed: slice, n_seconds: int, epoch_s: float) -> np.ndarray:
+    """Per second from the recording start: whether it lies in the epochs ``bed``
+    (:func:`synthsleepnet.stats.in_bed`), for the measures of 1-Hz traces (SpO2, heart rate)."""
+    epoch = np.arange(n_seconds) // epoch_s
+    return (epoch >= bed.start) & (epoch < bed.stop)
+
+
 def _sleep_mask(stages: np.ndarray | None, n_seconds: int, epoch_s: float) -> np.ndarray:
     """Per second: in a sleep epoch (everything, without a hypnogram)."""
     if stages is None:
@@ -188,8 +196,7 @@ def spo2_measures(spo2: np.ndarray, stages: np.ndarray | None = None, epoch_s: f
     x = clean_spo2(spo2)
     sleep = _sleep_mask(stages, x.size, epoch_s)
     if in_bed is not None:
-        epoch = np.arange(x.size) // epoch_s
-        sleep &= (epoch >= in_bed.start) & (epoch < in_bed.stop)
+        sleep &= seconds_in_bed(in_bed, x.size, epoch_s)
     valid = sleep & np.isfinite(x)
     hours = float(valid.sum()) / 3600
     out: dict[str, Any] = {"spo2_valid_sleep_h": hours}
@@ -351,6 +358,7 @@ def scored_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float = 30
     confirmed = confirm_hypopneas(respiratory, desaturations, events[events["event"] == "arousal"])
     out = respiratory_indices(events_in_bed(confirmed, bed, epoch_s), codes[bed], epoch_s,
                               desaturations_measured=desaturations is not None)
+
     def per_hour_of_sleep(n: int) -> float:
         return n / out["tst_hours"] if out["tst_hours"] else float("nan")
 
