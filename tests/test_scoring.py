@@ -22,10 +22,12 @@ from synthsleepnet._config import get_preset
 from synthsleepnet.cli import main
 from synthsleepnet.export import export_all
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
+from synthsleepnet.positional import epoch_positions
 from synthsleepnet.report import _html, plot_report, write_report
 from synthsleepnet.respiratory import severity_band
 from synthsleepnet.score_files import score_night, score_nights
 from synthsleepnet.scoring import ScoringResult, embed_epochs, score_recording
+from synthsleepnet.simulate import simulate_night
 from synthsleepnet.stats import scoring_statistics, sleep_statistics
 from synthsleepnet.tasks import RESPIRATORY_EVENTS
 
@@ -232,6 +234,21 @@ def test_the_nights_heart_rate_comes_from_its_ecg(scored: ScoringResult) -> None
     assert json.dumps(scored.summary()["cardiac"]) == json.dumps(cardiac)  # NaN where the night has no such stage
     assert dataclasses.replace(scored, heart_rate=None).summary()["cardiac"] is None
     np.testing.assert_array_equal(ScoringResult.from_json(scored.to_json()).heart_rate, scored.heart_rate)
+
+
+def test_the_nights_body_position_comes_from_its_position_channel(scored: ScoringResult) -> None:
+    truth = simulate_night(11, hours=40 / 60, ahi=30.0).body_position  # the simulated night's, as designed
+    assert truth is not None
+    np.testing.assert_array_equal(scored.body_position, truth)
+    position = scored.position()
+    assert position is not None and json.dumps(scored.summary()["position"]) == json.dumps(position)
+    stats = scored.sleep_statistics()
+    assert sum(position["sleep_min"].values()) == pytest.approx(stats["TST_min"])  # every second's position known
+    assert scored.to_dataframe()["position"].tolist() == epoch_positions(truth, scored.n_epochs)
+    assert "<h2>Sleep by body position</h2>" in _html(scored, b"") and "Position changes in bed" in _html(scored, b"")
+    unknown = dataclasses.replace(scored, body_position=None)
+    assert unknown.summary()["position"] is None and "no position channel with known codes" in _html(unknown, b"")
+    assert ScoringResult.from_json(scored.to_json()).body_position == scored.body_position
 
 
 def test_report_figure_keeps_every_label_title_and_legend_inside_the_page(scored: ScoringResult) -> None:
@@ -523,6 +540,8 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
                                [with_scoring["cardiac"][k] or math.nan for k in ("HR_mean_sleep", "HR_min_sleep",
                                                                                  "HR_max_sleep")], atol=0.005)
     assert table.loc[1:, "HR_mean_sleep"].notna().any()  # the simulated nights have an ECG and some sleep
+    assert table.loc[1, "supine_sleep_pct"] == with_scoring["position"]["supine_sleep_pct"]  # and a position channel
+    assert {"AHI_supine", "AHI_nonsupine", "positional_osa"} <= set(table.columns)
     assert table[["reference_accuracy", "reference_AHI"]].iloc[2].isna().all()  # no scoring beside it
     assert (out / "sim-0011" / "report.html").exists() and (out / "sim-0012" / "summary.json").exists()
     # two nights at a time, each worker process with its own models: the same outputs and table

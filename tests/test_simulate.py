@@ -52,13 +52,13 @@ def test_independent_readers_see_channels_rates_units_and_events(sim_dir: Path) 
     edf = sim_dir / "sim-0011.edf"
     raw = mne.io.read_raw_edf(edf, preload=False, verbose="error")
     assert raw.ch_names == ["EEG C4-M1", "EEG C3-M2", "EOG E1-M2", "EOG E2-M2", "EMG Chin", "ECG",
-                            "Airflow", "Thor", "Abdo", "SpO2"]
+                            "Airflow", "Thor", "Abdo", "SpO2", "Position"]
     assert raw.n_times / raw.info["sfreq"] == pytest.approx(40 * 60)
     import edfio
 
     rates = {s.label: s.sampling_frequency for s in edfio.read_edf(edf).signals}
     assert rates == {"EEG C4-M1": 256, "EEG C3-M2": 256, "EOG E1-M2": 256, "EOG E2-M2": 256,
-                     "EMG Chin": 512, "ECG": 256, "Airflow": 32, "Thor": 32, "Abdo": 32, "SpO2": 1}
+                     "EMG Chin": 512, "ECG": 256, "Airflow": 32, "Thor": 32, "Abdo": 32, "SpO2": 1, "Position": 1}
     units = {s.label: s.physical_dimension for s in edfio.read_edf(edf).signals}
     assert units["EEG C4-M1"] == "uV" and units["SpO2"] == "%"
     root = ET.parse(sim_dir / "sim-0011-nsrr.xml").getroot()

@@ -269,6 +269,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 # --- scoring --------------------------------------------------------------------------------
 def _cmd_score(args: argparse.Namespace) -> int:
     from .cardiac import describe_cardiac
+    from .positional import describe_position
     from .respiratory import describe_respiratory
     from .score_files import reuse_freed_memory, score_night, score_nights
 
@@ -307,6 +308,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
            + (f"; ODI3 {resp['ODI3']:.1f}/h, T90 {resp['T90_min']:.1f} min, SpO2 min {resp['spo2_min']:.0f} %"
               if "ODI3" in resp else "")
            + f"; {describe_cardiac(result.cardiac())}")
+    if result.body_position is not None:
+        _print(f"  body position: {describe_position(result.position())}")
     agreement = result.agreement()
     if agreement:
         _print(f"  agreement with {args.annotations or 'its own scoring'}: accuracy {agreement['accuracy']:.3f}, "
@@ -365,6 +368,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .cardiac import describe_cardiac
     from .demo import run_demo
+    from .positional import describe_position
     from .respiratory import describe_respiratory
 
     result = run_demo(args.out, nights=args.nights, hours=args.hours, steps=args.steps, progress=not args.quiet,
@@ -377,6 +381,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
            f"{agreement['accuracy']:.3f}, kappa {agreement['kappa']:.3f} (tiny model, {args.steps} steps per stage)")
     _print(f"respiratory estimate: {describe_respiratory(result['respiratory'])}")
     _print(describe_cardiac(result["cardiac"]))
+    _print(f"body position: {describe_position(result['position'])}")
     _print(f"report: {result['report']}")
     return 0
 

@@ -80,5 +80,6 @@ def run_demo(out_dir: str | Path = "demo", *, nights: int = 8, hours: float = 1.
                         overwrite=True, device=device, precision=precision)
     lap("score")
     return {"report": night.outputs["html"], "png": night.outputs["png"], "outputs": scored, "night": held_out,
-            "agreement": night.result.agreement(), "respiratory": night.result.respiratory(), "cardiac": night.result.cardiac(), "timings_s": timings,
+            "agreement": night.result.agreement(), "respiratory": night.result.respiratory(),
+            "cardiac": night.result.cardiac(), "position": night.result.position(), "timings_s": timings,
             "models": [str(m) for m in models]}

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write_bytes, atomic_write_text
+from .io.body_position import POSITIONS, UNKNOWN_POSITION
+from .positional import POSITIONAL_RATIO, describe_position
 from .respiratory import describe_respiratory
 from .scoring.result import ScoringResult
 from .stats import in_bed
@@ -48,7 +50,9 @@ def plot_report(result: ScoringResult) -> Any:
     from matplotlib.figure import Figure
 
     traces = [(draw, ratio) for draw, ratio, trace in ((_plot_spo2, 1.2, result.spo2),
-                                                        (_plot_heart_rate, 1.0, result.heart_rate)) if trace is not None]
+                                                        (_plot_heart_rate, 1.0, result.heart_rate),
+                                                        (_plot_position, 0.9, result.body_position))
+              if trace is not None]
     rows = 3 + len(traces)
     width, height = 13.0, 2.0 * rows + 1
     fig = Figure(figsize=(width, height))
@@ -165,6 +169,16 @@ def _plot_heart_rate(ax: Any, result: ScoringResult) -> None:
         ax.set_ylim(max(finite.min() - 5, 0), finite.max() + 5)
 
 
+def _plot_position(ax: Any, result: ScoringResult) -> None:
+    """Body position at 1 Hz, supine on top (gaps where it is unknown)."""
+    trace = np.asarray(result.body_position, dtype=float)
+    trace[trace == UNKNOWN_POSITION] = np.nan
+    ax.step(np.arange(trace.size) / 3600, trace, where="post", color="#5b2c6f", lw=1.0)
+    ax.set_yticks(range(len(POSITIONS)), POSITIONS, fontsize=8)
+    ax.set_ylim(len(POSITIONS) - 0.5, -0.5)
+    ax.set_title(describe_position(result.position()), loc="left", fontsize=9)
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>"
 
@@ -226,6 +240,25 @@ def _cardiac_rows(cardiac: dict[str, float] | None) -> list[tuple[str, str]]:
             ("Sleep with a heart rate", _fmt(cardiac["HR_known_sleep_pct"], " %"))]
 
 
+def _position_rows(position: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if position is None:
+        return [("Body position", "no position channel with known codes (see the notes)")]
+
+    def line(minutes: float, pct: float, ahi: float) -> str:
+        return f"{_fmt(minutes, ' min')} ({_fmt(pct, ' %')}); AHI {_fmt(ahi, ' /h')}"
+
+    rows = [("Supine", line(position["supine_sleep_min"], position["supine_sleep_pct"], position["AHI_supine"])),
+            ("Non-supine", line(position["nonsupine_sleep_min"], 100 - position["supine_sleep_pct"],
+                                position["AHI_nonsupine"]))]
+    rows += [(f"  {name}", line(position["sleep_min"][name], position["sleep_pct"][name],
+                                position["AHI_by_position"][name]))
+             for name in POSITIONS[1:] if position["sleep_min"][name]]
+    positional = {True: "yes", False: "no", None: "n/a"}[position["positional_osa"]]
+    return rows + [(f"Positional (AHI ≥ 5, supine ≥ {POSITIONAL_RATIO:g}× non-supine)", positional),
+                   ("Position changes in bed", str(position["position_changes"])),
+                   ("Sleep with a known position", _fmt(position["position_known_sleep_pct"], " %"))]
+
+
 def _html(result: ScoringResult, png: bytes) -> str:
     s = result.sleep_statistics()
     resp = result.respiratory()
@@ -274,6 +307,7 @@ definitions (stage R latency from sleep onset).</p>
 <img alt="hypnogram, stage probabilities, respiratory events and SpO2" src="data:image/png;base64,{image}">
 <div class="grid"><div><h2>Sleep statistics</h2>{_table(stats)}</div>
 <div><h2>Respiratory</h2>{_table(respiratory)}</div><div><h2>Heart rate</h2>{_table(_cardiac_rows(result.cardiac()))}</div>
+<div><h2>Sleep by body position</h2>{_table(_position_rows(result.position()))}</div>
 <div><h2>Recording</h2>{_table(setup)}</div></div>
 <h2>Notes</h2><ul>{notes or '<li>none</li>'}</ul></body></html>
 """

@@ -203,6 +203,8 @@ _RESPIRATORY_COLUMNS = ("AHI", "AHI_3pct", "AHI_4pct", "REI", "AHI_REM", "AHI_NR
                         "ODI3", "ODI4", "T90_min", "spo2_mean", "spo2_min")
 #: Heart-rate columns of the cohort table; empty without an ECG.
 _CARDIAC_COLUMNS = ("HR_mean_sleep", "HR_min_sleep", "HR_max_sleep")
+#: Body-position columns of the cohort table; empty without a readable position channel.
+_POSITION_COLUMNS = ("supine_sleep_pct", "AHI_supine", "AHI_nonsupine", "positional_osa")
 
 
 def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +215,7 @@ def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
         row[key] = stats.get(key)
     row.update({key: resp.get(key) for key in _RESPIRATORY_COLUMNS})
     row.update({key: (summary.get("cardiac") or {}).get(key) for key in _CARDIAC_COLUMNS})
+    row.update({key: (summary.get("position") or {}).get(key) for key in _POSITION_COLUMNS})
     agreement, events = summary.get("agreement_with_reference") or {}, summary.get("event_agreement") or {}
     row.update(severity=resp.get("severity"),  # then, where the night came with a scoring, how we agree with it
                reference_accuracy=agreement.get("accuracy"), reference_kappa=agreement.get("kappa"),

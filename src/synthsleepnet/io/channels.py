@@ -17,7 +17,7 @@ from typing import Any
 
 from .._config import load_config_file
 from .._validation import ChannelNotFoundError
-from .montage import canonical_modality, parse_label
+from .montage import canonical_modality, is_position_label, parse_label
 
 __all__ = [
     "MODALITIES",
@@ -65,6 +65,16 @@ class ChannelTable:
     aliases: dict[str, tuple[str, ...]]
     derivations: dict[str, tuple[str, str]]
     profiles: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = dataclasses.field(default_factory=dict)
+    position_labels: tuple[str, ...] = ()  # labels of a position channel, tried before the montage reader
+    position_codes: dict[int, str] = dataclasses.field(default_factory=dict)  # recorder code -> position
+
+    def position_label(self, labels: Iterable[str]) -> str | None:
+        """The label of the recording's body-position channel: one the table names, else the
+        first the montage reader reads as one (:func:`~synthsleepnet.io.montage.is_position_label`)."""
+        labels = list(labels)
+        by_key = {normalize_label(label): label for label in reversed(labels)}
+        named = [by_key[key] for key in map(normalize_label, self.position_labels) if key in by_key]
+        return next(iter(named), None) or next((label for label in labels if is_position_label(label)), None)
 
     def modality_of(self, name: str) -> str | None:
         """The modality of a canonical channel: the table's, else read from its name (``C3-M1``)."""
@@ -82,7 +92,8 @@ class ChannelTable:
         aliases = {name: tuple(user.aliases.get(name, ())) + tuple(self.aliases.get(name, ()))
                    for name in modality}
         derivations = {**self.derivations, **user.derivations}
-        return ChannelTable(modality, aliases, derivations, {**self.profiles, **user.profiles})
+        return ChannelTable(modality, aliases, derivations, {**self.profiles, **user.profiles},
+                            user.position_labels + self.position_labels, user.position_codes or self.position_codes)
 
     def profiles_for(self, labels: Iterable[str]) -> list[str]:
         """The cohort profiles whose distinctive labels (all of them) a recording carries."""
@@ -92,10 +103,10 @@ class ChannelTable:
 
 
 def _table_from_mapping(data: Mapping[str, Any], source: str) -> ChannelTable:
-    unknown = sorted(set(data) - {"channels", "aliases", "derivations", "profiles"})
+    unknown = sorted(set(data) - {"channels", "aliases", "derivations", "profiles", "position"})
     if unknown:
         raise ValueError(f"{source}: unknown section(s) {unknown}; "
-                         "expected 'channels', 'aliases', 'derivations' and 'profiles'")
+                         "expected 'channels', 'aliases', 'derivations', 'profiles' and 'position'")
     profiles: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = {}
     for name, profile in dict(data.get("profiles", {})).items():
         if not isinstance(profile, Mapping) or set(profile) - {"detect", "aliases"}:
@@ -113,15 +124,23 @@ def _table_from_mapping(data: Mapping[str, Any], source: str) -> ChannelTable:
     for modality in channels.values():
         if modality not in MODALITIES:
             raise ValueError(f"{source}: modality must be one of {list(MODALITIES)}, got {modality!r}")
-    return ChannelTable(channels, aliases, derivations, profiles)
+    from .body_position import parse_position_codes  # NumPy: not for the command line's --help
+
+    position = data.get("position", {})
+    if not isinstance(position, Mapping) or set(position) - {"labels", "codes"} or \
+            not isinstance(position.get("codes", {}), Mapping):
+        raise ValueError(f"{source}: [position] may hold 'labels' (a list) and 'codes' (code = position)")
+    return ChannelTable(channels, aliases, derivations, profiles, tuple(map(str, position.get("labels", ()))),
+                        parse_position_codes(position.get("codes", {}), f"{source}: [position] codes"))
 
 
 def load_channel_table(user_file: str | Path | None = None) -> ChannelTable:
     """Load the built-in channel table, extended by a user TOML/YAML file if given.
 
     The user file has the sections ``[channels]`` (canonical name → modality, to add channels),
-    ``[aliases]`` (canonical name → list of labels, tried before the built-in ones) and
-    ``[derivations]`` (canonical name → ``"PLUS - MINUS"``).
+    ``[aliases]`` (canonical name → list of labels, tried before the built-in ones),
+    ``[derivations]`` (canonical name → ``"PLUS - MINUS"``) and ``[position]`` (the body-position
+    channel's ``labels`` and its recorder's ``codes``: :mod:`~synthsleepnet.io.body_position`).
     """
     text = resources.files("synthsleepnet").joinpath("data/channel_aliases.toml").read_text("utf-8")
     table = _table_from_mapping(tomllib.loads(text), "built-in channel table")

@@ -23,7 +23,7 @@ import dataclasses
 import re
 from collections.abc import Iterable
 
-__all__ = ["ParsedLabel", "canonical_modality", "parse_label", "region", "stand_in"]
+__all__ = ["ParsedLabel", "canonical_modality", "is_position_label", "parse_label", "region", "stand_in"]
 
 # 10-20 and 10-10 electrode names (old T3/T4/T5/T6 included); A1/A2 are read as M1/M2.
 _ELECTRODES = (
@@ -96,6 +96,7 @@ def hemisphere(electrode: str) -> str:
     return "midline" if digits is None else ("left" if int(digits.group(1)) % 2 else "right")
 
 
+_POSITION_RULE = "body position: not a model input"
 # (pattern on the compact lower-case key, canonical, modality, rule); first match wins
 _EYE_LEFT = r"(e1|loc|eog1|leog|eogl|eogleft|lefteog|eoglefthoriz|lefthoriz|lefteye|eogg|eogsin)"
 _EYE_RIGHT = r"(e2|roc|eog2|reog|eogr|eogright|righteog|eogrighthoriz|righthoriz|righteye|eogd|eogdx)"
@@ -120,7 +121,7 @@ _SENSORS: tuple[tuple[str, str | None, str | None, str], ...] = (
     (r"(ox|o2)?stat(us)?$|oxstatus|spo2status", None, None, "an oximeter status channel, not a signal"),
     (r"(s[pa][o0]2|osat|o2sat|sat|sato2|oxygensaturation|oxygen)\d*(%|pct|percent|bb|beattobeat)?$", "SpO2", "spo2",
      "oxygen saturation"),
-    (r"(pos|position|bodyposition|body)$", None, None, "body position: not a model input"),
+    (r"(pos|position|bodyposition|bodypos|body|posture)$", None, None, _POSITION_RULE),
     (r"(snore|snoring|phono|mic|sound|microphone)\w*$", None, None, "snore sensor: not a model input"),
     (r"(pr|pulse|pulserate|hr|dhr|heartrate|pleth\w*|ppg)$", None, None, "pulse / heart rate: not a model input"),
     (r"(light|lux|lights)$", None, None, "light sensor: not a model input"),
@@ -156,6 +157,15 @@ def _eye(key: str) -> tuple[str, str] | None:
         if match:
             return side, _reference(match.group(2))
     return None
+
+
+def is_position_label(label: str) -> bool:
+    """Whether ``label`` names a body-position sensor (``Position``, ``POS``, ``Body Position``).
+
+    >>> is_position_label("POSITION"), is_position_label("Body Position"), is_position_label("Pleth")
+    (True, True, False)
+    """
+    return parse_label(label).rule == _POSITION_RULE
 
 
 def parse_label(label: str) -> ParsedLabel:

@@ -50,6 +50,7 @@ class Signal:
     loader: Callable[[], tuple[np.ndarray, float]] = dataclasses.field(repr=False)
     problem: str | None = None
     clipped_fraction: float | None = None
+    transducer: str = ""  # the EDF header's transducer field (a position channel may state its codes there)
 
     @classmethod
     def from_array(cls, label: str, data: np.ndarray, sfreq: float, unit: str) -> Signal:
@@ -131,7 +132,8 @@ def _read_edf(path: Path, strict: bool) -> Recording:
         n_samples = int(round(edf.duration_s * sfreq)) if edf.header.discontinuous else \
             edf.header.n_records * channel.samples_per_record
         signals.append(Signal(channel.label, sfreq, n_samples, "uV" if factor else channel.unit, channel.unit,
-                              _edf_loader(edf, channel.index, factor or 1.0), channel.problem))
+                              _edf_loader(edf, channel.index, factor or 1.0), channel.problem,
+                              transducer=channel.transducer))
         if factor not in (None, 1.0):
             logger.debug("%s: channel %r is converted from %s to uV", path.name, channel.label, channel.unit)
     texts, annotation_notes = edf.annotations() if any(c.is_annotation for c in edf.header.channels) else ([], [])

@@ -19,6 +19,7 @@ import numpy as np
 from .._config import PreprocessingConfig
 from .._validation import CheckpointError, SignalQualityError
 from ..io.annotations import Scoring, embedded_scoring, read_scoring
+from ..io.body_position import read_body_position
 from ..io.channels import ChannelTable, load_channel_table, map_channels
 from ..io.recording import Recording, read_recording
 from ..models.meta import CheckpointMeta, read_checkpoint_meta
@@ -40,6 +41,18 @@ class PreparedInput:
     spo2: list[float] | None
     reference_respiratory: bool = False  # the reference scoring covers respiratory events
     heart_rate: list[float] | None = None  # bpm at 1 Hz, from the ECG
+    body_position: list[int] | None = None  # index in POSITIONS at 1 Hz (−1 unknown)
+
+
+def _body_position_1hz(recording: Recording, channel_table: ChannelTable, report: NightReport) -> list[int] | None:
+    """The night's body position at 1 Hz (:mod:`synthsleepnet.io.body_position`); None without a
+    position channel or when its codes are unknown (said in ``report``)."""
+    try:
+        found = read_body_position(recording, channel_table)
+    except ValueError as err:  # unknown codes, values the codes do not name, unreadable samples
+        report.notes.append(f"no body position: {str(err).removeprefix(f'{recording.path}: ')}")
+        return None
+    return None if found is None else found[0].tolist()
 
 
 def _heart_rate_1hz(recording: Recording, channel_table: ChannelTable, report: NightReport) -> list[float] | None:
@@ -94,7 +107,8 @@ def prepare_input(recording: str | Path | Recording, annotations: str | Path | S
     return PreparedInput(recording.path, tuple(recording.labels), recording.start, night, annotations is not None,
                          _spo2_1hz(recording, channel_table, night.report),
                          annotations is not None and annotations.respiratory_scored,
-                         _heart_rate_1hz(recording, channel_table, night.report))
+                         _heart_rate_1hz(recording, channel_table, night.report),
+                         _body_position_1hz(recording, channel_table, night.report))
 
 
 def shared_preparation(metas: Mapping[str, CheckpointMeta]) -> tuple[PreprocessingConfig, set[str]]:

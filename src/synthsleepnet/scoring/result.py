@@ -16,6 +16,7 @@ from .._config import EventDecoding, config_from_dict
 from ..cardiac import cardiac_measures, epoch_means
 from ..events import decode_events, event_agreement
 from ..metrics import classification_metrics, event_f1
+from ..positional import epoch_positions, position_measures
 from ..respiratory import (
     confirm_hypopneas,
     events_in_bed,
@@ -100,6 +101,10 @@ class ScoringResult:
     heart_rate : list of float | None
         Heart rate (bpm) at 1 Hz from the ECG when the recording has one (NaN where its beats
         could not be told: :mod:`synthsleepnet.cardiac`).
+    body_position : list of int | None
+        Body position at 1 Hz from a position channel whose codes are known: the index in
+        :data:`~synthsleepnet.io.body_position.POSITIONS` (supine, left, right, prone, upright),
+        −1 where unknown.
     notes : list of str
         What preparing the night changed or left out.
     lights_off_s, lights_on_s : float | None
@@ -127,6 +132,7 @@ class ScoringResult:
     decoding: EventDecoding = dataclasses.field(default_factory=EventDecoding)
     spo2: list[float] | None = None
     heart_rate: list[float] | None = None
+    body_position: list[int] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     second_proba: np.ndarray | None = None
     lights_off_s: float | None = None
@@ -235,6 +241,16 @@ class ScoringResult:
         return cardiac_measures(np.asarray(self.heart_rate, dtype=float), self.as_int(), self.epoch_s,
                                 in_bed=self._bed())
 
+    def position(self) -> dict[str, Any] | None:
+        """Sleep time and AHI by body position, supine and non-supine, over time in bed
+        (:func:`~synthsleepnet.positional.position_measures`; the AHIs from this night's estimated
+        events, NaN without a respiratory model); None without a readable position channel."""
+        if self.body_position is None:
+            return None
+        events = self.respiratory_events() if self.scores_respiration else None
+        return position_measures(np.asarray(self.body_position), self.as_int(), events, self.epoch_s,
+                                 in_bed=self._bed())
+
     def agreement(self) -> dict[str, Any] | None:
         """Accuracy and κ against the reference hypnogram, over epochs both scored (our unscored
         epochs lie in recording gaps); None without a reference or a stage model."""
@@ -297,6 +313,8 @@ class ScoringResult:
             table[f"{task}_flag"] = flags if flags is not None else pd.array([pd.NA] * self.n_epochs, dtype="Int64")
         table["heart_rate_bpm"] = (np.nan if self.heart_rate is None
                                    else np.round(epoch_means(self.heart_rate, self.n_epochs, self.epoch_s), 1))
+        table["position"] = ("" if self.body_position is None
+                             else epoch_positions(self.body_position, self.n_epochs, self.epoch_s))
         if self.reference is not None:
             table["reference_stage"] = self.reference
         return pd.DataFrame(table)
@@ -324,7 +342,7 @@ class ScoringResult:
         """Everything ``summary.json`` holds."""
         return {"source": self.source, "start": self.start.isoformat(), "epoch_s": self.epoch_s,
                 "n_epochs": self.n_epochs, "statistics": self.sleep_statistics(), "respiratory": self.respiratory(),
-                "cardiac": self.cardiac(),
+                "cardiac": self.cardiac(), "position": self.position(),
                 "agreement_with_reference": self.agreement(), "event_agreement": self.event_agreement(),
                 "channels_used": self.channels_used,
                 "channels_missing": self.channels_missing, "modalities_used": self.modalities_used,

@@ -22,7 +22,7 @@ def simulate_cohort(out_dir: str | Path, n_nights: int, hours: float = 8.0, *, s
     """Simulate ``n_nights`` nights (seeds ``seed``, ``seed + 1``, ...) into ``out_dir``.
 
     Each night is an EDF+ file with C4-M1, C3-M2, E1-M2, E2-M2, chin EMG, ECG, airflow, thoracic
-    and abdominal effort and SpO2 at their native rates, and an NSRR-style XML scoring with the
+    and abdominal effort, SpO2 and body position at their native rates, and an NSRR-style XML scoring with the
     hypnogram, respiratory events, desaturations and arousals. Same seed ⇒ identical bytes.
     ``style`` (``shhs``, ``mesa``, ``sleep-edf``, ``hmc``) writes them as that cohort writes its
     nights instead (:mod:`synthsleepnet.simulate.styles`), numbered from 1 (SHHS: 200001).

@@ -14,6 +14,7 @@ from .._atomic import atomic_write_bytes
 from .._config import SimulationConfig
 from .architecture import SubjectProfile, W, simulate_hypnogram
 from .noise import band_noise
+from .position import POSITION_TRANSDUCER, position_channel, simulate_positions
 from .respiration import BreathingRhythm, place_events, simulate_respiration
 from .signals import simulate_ecg, simulate_eeg, simulate_emg, simulate_eog
 from .variability import Traits, vary
@@ -39,7 +40,9 @@ class SimulatedNight:
     (``desaturation_pct``) and whether it ends in an arousal — what an ODI is checked against;
     ``traits`` are the subject's and site's draws at the night's variability;
     ``window_start_s`` is where a recording of part of the night starts, in seconds after lights
-    off (None: the whole night, lights off to lights on, is recorded).
+    off (None: the whole night, lights off to lights on, is recorded); ``body_position`` is the
+    position of each second (index in :data:`~synthsleepnet.io.body_position.POSITIONS`), which
+    the ``Position`` channel writes in its recorder's codes.
     """
 
     name: str
@@ -52,6 +55,7 @@ class SimulatedNight:
     respiratory_truth: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     traits: Traits = Traits()
     window_start_s: float | None = None
+    body_position: np.ndarray | None = None
 
 
 def _arousals(hyp: np.ndarray, resp_events: pd.DataFrame, rng: np.random.Generator,
@@ -161,6 +165,8 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
                     "Thor": (resp.thorax, config.resp_sfreq, "au"),
                     "Abdo": (resp.abdomen, config.resp_sfreq, "au"),
                     "SpO2": (resp.spo2, config.spo2_sfreq, "%")})
+    positions = simulate_positions(hyp, resp_events, arousals, seed, config.epoch_s)
+    signals["Position"] = (position_channel(positions), 1.0, "")
     arousal_table = pd.DataFrame([(o, d, "arousal") for o, d in arousals],
                                  columns=["onset_s", "duration_s", "event"])
     events = pd.concat([resp_events[["onset_s", "duration_s", "event"]], resp.desaturations, arousal_table],
@@ -169,7 +175,7 @@ def simulate_night(seed: int, hours: float = 8.0, *, name: str | None = None, ah
     window_start_s = None if window is None else window.start * config.epoch_s
     start = lights_off + dt.timedelta(seconds=window_start_s or 0.0)
     return SimulatedNight(name or f"sim-{seed:04d}", profile, start, hyp, events, signals, config.epoch_s,
-                          resp_events.reset_index(drop=True), traits, window_start_s)
+                          resp_events.reset_index(drop=True), traits, window_start_s, positions)
 
 
 def nsrr_xml(night: SimulatedNight) -> bytes:
@@ -230,9 +236,11 @@ def edf_bytes(night: SimulatedNight, *, record_s: float = 1.0, annotations: bool
     for label, (data, sfreq, unit) in night.signals.items():
         lo, hi = float(np.min(data)), float(np.max(data))
         pad = max((hi - lo) * 0.05, 1e-3)
-        signals.append(edfio.EdfSignal(data, sfreq, label=label, physical_dimension=unit,
-                                       physical_range=(round(lo - pad, 1), round(hi + pad, 1)),
-                                       transducer_type="simulated"))
+        low, high = round(lo - pad, 1), round(hi + pad, 1)
+        if low == high:  # a constant channel (one body position all night)
+            low, high = low - 1, high + 1
+        signals.append(edfio.EdfSignal(data, sfreq, label=label, physical_dimension=unit, physical_range=(low, high),
+                                       transducer_type=POSITION_TRANSDUCER if label == "Position" else "simulated"))
     birth = dt.date(night.start.year - int(night.profile.age_years), 1, 1)
     edf = edfio.Edf(
         signals,
