@@ -21,6 +21,7 @@ from synthsleepnet.io.body_position import (
     read_body_position,
 )
 from synthsleepnet.positional import describe_position, epoch_positions, position_measures
+from synthsleepnet.preprocessing import describe_recording, suggest_channel_file
 from synthsleepnet.scoring.prepare import prepare_input
 from synthsleepnet.simulate import simulate_night, write_night
 
@@ -101,6 +102,20 @@ def test_a_recordings_position_comes_from_its_own_codes_or_the_channel_file(tmp_
     assert from_file is not None and (from_file[0] == found[0]).all()
     no_channel = read_recording(_write(tmp_path / "none.edf", position, 1.0, label="Light"))
     assert read_body_position(no_channel, load_channel_table()) is None
+
+
+def test_info_says_what_scoring_makes_of_the_position_channel_and_suggests_its_codes(tmp_path: Path) -> None:
+    position = np.full(600, 2.0)
+    rows = describe_recording(_write(tmp_path / "a.edf", position, 1.0, transducer="0=right 2=supine"))
+    assert next(r["use"] for r in rows if r["label"] == "POSITION").endswith(
+        "codes {0: 'right', 2: 'supine'} from its transducer field")
+    silent = _write(tmp_path / "b.edf", position, 1.0)
+    rows = describe_recording(silent)
+    assert "its codes are unknown" in next(r["use"] for r in rows if r["label"] == "POSITION")
+    suggested = tmp_path / "channels.toml"
+    suggested.write_text(suggest_channel_file(rows, str(silent)).replace("# codes =", "codes ="))  # the user's edit
+    found = read_body_position(read_recording(silent), load_channel_table(suggested))
+    assert found is not None and (found[0] == POSITIONS.index("left")).all()
 
 
 def test_a_night_is_prepared_with_its_position_or_says_why_not(tmp_path: Path) -> None:

@@ -26,10 +26,10 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .channels import ChannelTable
-    from .recording import Recording
+    from .recording import Recording, Signal
 
 __all__ = ["POSITIONS", "UNKNOWN_POSITION", "codes_from_transducer", "decode_positions", "parse_position_codes",
-           "read_body_position"]
+           "position_codes", "read_body_position"]
 
 #: The body positions, in the order of their index in a decoded trace.
 POSITIONS = ("supine", "left", "right", "prone", "upright")
@@ -126,6 +126,15 @@ def decode_positions(values: np.ndarray, sfreq: float, codes: Mapping[int, str],
     return out
 
 
+def position_codes(signal: Signal, table: ChannelTable) -> tuple[dict[int, str], str]:
+    """The codes of a position channel and whence they come: its transducer field, else the
+    channel file's ``[position]`` section; ``({}, "")`` when neither states them."""
+    spelt = codes_from_transducer(signal.transducer)
+    if spelt:
+        return spelt, "its transducer field"
+    return (dict(table.position_codes), "the channel file's [position] section") if table.position_codes else ({}, "")
+
+
 def read_body_position(recording: Recording, table: ChannelTable) -> tuple[np.ndarray, str] | None:
     """The recording's body position at 1 Hz (:func:`decode_positions`) and the label it was read
     from; None when the recording has no position channel.
@@ -139,7 +148,7 @@ def read_body_position(recording: Recording, table: ChannelTable) -> tuple[np.nd
     if label is None:
         return None
     signal = recording.signal(label)
-    codes = codes_from_transducer(signal.transducer) or table.position_codes
+    codes, _ = position_codes(signal, table)
     if not codes:
         raise ValueError(f"{recording.path}: {label}: its position codes are unknown (each recorder has its own); "
                          "state them in a channel file's [position] section, e.g. codes = { 0 = \"right\", "

@@ -14,6 +14,7 @@ from .._config import PreprocessingConfig, config_hash, config_to_dict
 from .._logging import logger, verbose
 from .._validation import ChannelNotFoundError, PSGReadError, SignalQualityError
 from ..io.annotations import Scoring, lights_marks, read_scoring
+from ..io.body_position import position_codes
 from ..io.channels import (
     MODALITIES,
     ChannelMapping,
@@ -22,7 +23,7 @@ from ..io.channels import (
     load_channel_table,
     map_channels,
 )
-from ..io.recording import Recording, read_recording
+from ..io.recording import Recording, Signal, read_recording
 from ..tasks import UNSCORED
 from .labels import align_scoring
 from .signal import bandpass, check_signal_quality, fit_band, resample, robust_scale, spo2_percent
@@ -374,8 +375,10 @@ def describe_recording(
     config = config or PreprocessingConfig()
     if not isinstance(recording, Recording):
         recording = read_recording(recording)
-    mapping = map_channels(recording.labels, channel_table, source=str(recording.path))
+    table = channel_table or load_channel_table()
+    mapping = map_channels(recording.labels, table, source=str(recording.path))
     feeds = mapping.by_label()
+    position = table.position_label(recording.labels)
     rows = []
     for sig in recording.signals:
         row: dict[str, Any] = {"label": sig.label, "sfreq": sig.sfreq, "n_samples": sig.n_samples,
@@ -385,6 +388,8 @@ def describe_recording(
         explanation = mapping.explanations.get(sig.label, "not used: no rule matches")
         if sig.problem:
             row["use"] = f"not used: {sig.problem}"
+        elif sig.label == position:
+            row["use"], row["position_codes"] = _position_use(sig, table)
         elif channel is None:
             row["use"] = explanation
         else:
@@ -398,6 +403,16 @@ def describe_recording(
     return rows
 
 
+def _position_use(signal: Signal, table: ChannelTable) -> tuple[str, dict[int, str]]:
+    """What scoring makes of the body-position channel (:mod:`synthsleepnet.io.body_position`),
+    and its codes (none where unknown)."""
+    codes, whence = position_codes(signal, table)
+    if not codes:
+        return ("body position (no model input): its codes are unknown; state them in a channel file's [position] "
+                "section for sleep and AHI by position"), codes
+    return f"body position (no model input): sleep and AHI by position, codes {codes} from {whence}", codes
+
+
 def suggest_channel_file(rows: list[dict[str, Any]], source: str) -> str:
     """A channel file (TOML) for the labels :func:`describe_recording` could not map.
 
@@ -409,11 +424,16 @@ def suggest_channel_file(rows: list[dict[str, Any]], source: str) -> str:
              "# (C4-M1, C3-M2, F4-M1, O2-M1, E1-M2, E2-M2, Chin, ECG, Airflow, Thor, Abdo, SpO2, ... or a new",
              "# name under [channels] with its modality). Then: synthsleepnet prepare ... --channel-file THIS_FILE",
              "", "[aliases]"]
-    todo = [r for r in rows if r["canonical"] is None]
+    todo = [r for r in rows if r["canonical"] is None and "position_codes" not in r]
     for row in todo:
         label = row["label"].replace('"', '\\"')
         lines.append(f"# {row['use']}")
         lines.append(f'# "CANONICAL-CHANNEL" = ["{label}"]')
     if not todo:
         lines.append("# every label is mapped; nothing to add")
+    for row in rows:
+        if row.get("position_codes") == {}:
+            lines += ["", "[position]", f"# the codes of the body-position channel {row['label']!r} (each recorder has its "
+                      "own: see its manual or the cohort's documentation); uncomment and correct",
+                      '# codes = { 0 = "right", 1 = "supine", 2 = "left", 3 = "prone", 4 = "upright" }']
     return "\n".join(lines) + "\n"
