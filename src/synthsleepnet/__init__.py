@@ -51,6 +51,8 @@ _API: dict[str, str] = {
     "detect_r_peaks": ".cardiac",
     "heart_rate": ".cardiac",
     "cardiac_measures": ".cardiac",
+    "position_measures": ".positional",
+    "read_body_position": ".io",
     "scoring_statistics": ".stats",
     "pretrain_unimodal": ".training",
     "pretrain_multimodal": ".training",
@@ -108,11 +110,13 @@ __all__ = [
     "load_encoder",
     "load_recipe",
     "map_channels",
+    "position_measures",
     "prepare_recording",
     "prepare_store",
     "pretrain_multimodal",
     "pretrain_unimodal",
     "probe",
+    "read_body_position",
     "read_recording",
     "read_scoring",
     "respiratory_indices",
@@ -156,10 +160,12 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         find_recordings,
         load_channel_table,
         map_channels,
+        read_body_position,
         read_recording,
         read_scoring,
     )
     from .models import load_classifier, load_encoder
+    from .positional import position_measures
     from .preprocessing import PreparedNight, describe_recording, prepare_recording
     from .recipes import load_recipe, run_recipe
     from .respiratory import find_desaturations, respiratory_indices, scored_indices, spo2_measures

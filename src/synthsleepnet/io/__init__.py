@@ -8,6 +8,7 @@ from .._lazy import attach
 
 _API = {
     "Scoring": ".annotations", "parse_stage_label": ".annotations", "read_scoring": ".annotations",
+    "POSITIONS": ".body_position", "read_body_position": ".body_position",
     "MODALITIES": ".channels", "ChannelMapping": ".channels", "ChannelTable": ".channels",
     "load_channel_table": ".channels", "map_channels": ".channels",
     "RecordingFiles": ".discover", "find_recordings": ".discover", "find_scoring": ".discover",
@@ -17,6 +18,7 @@ _API = {
 
 __all__ = [
     "MODALITIES",
+    "POSITIONS",
     "Annotation",
     "ChannelMapping",
     "ChannelTable",
@@ -29,6 +31,7 @@ __all__ = [
     "load_channel_table",
     "map_channels",
     "parse_stage_label",
+    "read_body_position",
     "read_recording",
     "read_scoring",
     "subject_id",
@@ -38,6 +41,7 @@ __getattr__, __dir__ = attach(__name__, _API, globals())
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .annotations import Scoring, parse_stage_label, read_scoring
+    from .body_position import POSITIONS, read_body_position
     from .channels import MODALITIES, ChannelMapping, ChannelTable, load_channel_table, map_channels
     from .discover import RecordingFiles, find_recordings, find_scoring, subject_id
     from .recording import Annotation, Recording, Signal, read_recording
