@@ -9,7 +9,9 @@ scored apneas and hypopneas starting in sleep). Both leave a position with under
 sleep without an AHI. psgscoring places each epoch in the position it held longest and each
 event in its epoch's; ours counts seconds, so the two may differ where a turn falls inside an
 epoch. Prints, per night, the supine and non-supine sleep minutes and AHIs of both, and the
-largest differences over all positions and nights.
+largest differences over all positions and nights; then what the simulator's positions look
+like over those nights (position changes, supine share, how many nights with an AHI of 5 or
+more meet Cartwright's positional criterion).
 
     .venv-bench/bin/python benchmarks/position_crosscheck.py [--nights 8]
 """
@@ -54,7 +56,7 @@ def _number(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _night(seed: int, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _night(seed: int, folder: Path) -> tuple[dict[str, Any], dict[str, Any], float]:
     night = simulate_night(seed, 8.0)
     edf, _ = write_night(night, folder)
     found = read_body_position(read_recording(edf), load_channel_table())
@@ -65,7 +67,7 @@ def _night(seed: int, folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     ours = position_measures(found[0], night.hypnogram, events)
     channel = next(s for s in edfio.read_edf(edf).signals if s.label == "Position")
     theirs = _theirs(channel.data, channel.sampling_frequency, night.hypnogram, in_sleep)
-    return ours, theirs
+    return ours, theirs, in_sleep.size / (np.count_nonzero(night.hypnogram > 0) * 30 / 3600)
 
 
 def _ahi_pair(ours: float, theirs: float) -> str:
@@ -77,10 +79,15 @@ def main() -> None:
     parser.add_argument("--nights", type=int, default=8)
     args = parser.parse_args()
     minutes_diff, ahi_diff, missing_agree, n = 0.0, 0.0, 0, 0
+    changes, supine, apnea, positional = [], [], 0, 0
     print("night  supine min (ours / psgscoring)  AHI supine       non-supine min    AHI left         AHI right")
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.nights):
-            ours, theirs = _night(seed, Path(tmp))
+            ours, theirs, ahi = _night(seed, Path(tmp))
+            changes.append(ours["position_changes"])
+            supine.append(ours["supine_sleep_pct"])
+            apnea += ahi >= 5
+            positional += ahi >= 5 and bool(ours["positional_osa"])
             nonsupine_theirs = sum(v for p, v in theirs["sleep_min"].items() if p != "supine")
             print(f"{seed:5d}  {ours['sleep_min']['supine']:6.1f} / {theirs['sleep_min']['supine']:6.1f}"
                   f"               {_ahi_pair(ours['AHI_supine'], theirs['AHI']['supine'])}"
@@ -99,6 +106,9 @@ def main() -> None:
     print(f"\nover {args.nights} nights x {len(POSITIONS)} positions: largest difference in sleep minutes "
           f"{minutes_diff:.1f} min, in AHI {ahi_diff:.2f} /h (psgscoring rounds both to 0.1); "
           f"both give or both withhold the AHI in {missing_agree} of {n}")
+    print(f"the simulator's positions: {min(changes)}-{max(changes)} changes a night (median "
+          f"{np.median(changes):.0f}), supine {np.median(supine):.0f} % of sleep (median); "
+          f"{positional} of the {apnea} nights with AHI >= 5 positional (Cartwright)")
 
 
 if __name__ == "__main__":

@@ -31,11 +31,14 @@ _OTHERS = {"left": 0.47, "right": 0.43, "prone": 0.10}
 
 def _turns(hyp: np.ndarray, arousals: list[tuple[float, float]], rng: np.random.Generator,
            epoch_s: float) -> np.ndarray:
-    """Seconds at which the sleeper turns: on waking and at arousals, some of the time."""
+    """Seconds at which the sleeper turns: on lying down to sleep (the first sleep epoch), and on
+    waking and at arousals some of the time."""
     wake = np.r_[False, hyp == W]
     starts = [a * epoch_s for a in np.flatnonzero(wake[1:] & ~wake[:-1]) if rng.random() < _TURN_ON_WAKING]
     moving = [onset for onset, _ in arousals if rng.random() < _TURN_AT_AROUSAL]
-    return np.unique(np.r_[0.0, starts, moving].astype(int))
+    asleep = np.flatnonzero(hyp != W)
+    onset = [asleep[0] * epoch_s] if asleep.size else []
+    return np.unique(np.r_[0.0, onset, starts, moving].astype(int))
 
 
 def simulate_positions(hyp: np.ndarray, events: pd.DataFrame, arousals: list[tuple[float, float]],
@@ -55,8 +58,8 @@ def simulate_positions(hyp: np.ndarray, events: pd.DataFrame, arousals: list[tup
     previous = ""
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         supine_chance = (0.9 if clustered[i] else 0.1) if positional else 0.4
-        if i == 0 and not asleep[a] and rng.random() < 0.3:
-            name = "upright"  # sitting up in bed before sleep
+        if i == 0 and not asleep[a:b].any() and rng.random() < 0.3:
+            name = "upright"  # sitting up in bed before falling asleep
         elif rng.random() < supine_chance:
             name = "supine"
         else:
