@@ -45,7 +45,8 @@ def test_codes_become_one_position_per_second_whatever_the_recorders_rate() -> N
     np.testing.assert_array_equal(slow, [SUPINE] * 4 + [RIGHT] * 4)
     glitch = np.full(100, 2.0)
     glitch[95] = 7.0  # one sample the codes do not name: its second is unknown
-    assert decode_positions(glitch, 10.0, SHHS_LIKE, source="x")[-1] == -1
+    glitch[85] = 2.4  # nor is one between two codes
+    np.testing.assert_array_equal(decode_positions(glitch, 10.0, SHHS_LIKE, source="x")[-2:], [-1, -1])
 
 
 def test_values_the_codes_do_not_name_are_refused_with_what_was_found() -> None:
@@ -100,6 +101,9 @@ def test_a_recordings_position_comes_from_its_own_codes_or_the_channel_file(tmp_
     file.write_text('[position]\ncodes = { 0 = "right", 1 = "left", 2 = "supine", 3 = "prone" }\n')
     from_file = read_body_position(silent, load_channel_table(file))
     assert from_file is not None and (from_file[0] == found[0]).all()
+    file.write_text('[position]\ncodes = { 0 = "left", 2 = "prone" }\n')  # a table for another recorder
+    own = read_body_position(spelt, load_channel_table(file))
+    assert own is not None and (own[0] == found[0]).all()  # a channel's own codes come first
     no_channel = read_recording(_write(tmp_path / "none.edf", position, 1.0, label="Light"))
     assert read_body_position(no_channel, load_channel_table()) is None
 
@@ -154,16 +158,19 @@ def test_sleep_and_ahi_by_position_count_sleep_in_bed_only() -> None:
     in_bed = position_measures(pos, np.full(120, 2), pd.DataFrame({"onset_s": [100.0, 1500.0], "event": "hypopnea"}),
                                in_bed=slice(20, 120))  # lights off after 10 minutes
     assert in_bed["sleep_min"]["supine"] == 10.0 and in_bed["AHI_by_position"]["left"] == pytest.approx(2.0)
+    later = position_measures(pos, np.full(120, 2), in_bed=slice(50, 120))  # the turn at 20 min is before bed
+    assert later["position_changes"] == 1
 
 
 def test_unknown_position_is_left_out_and_said() -> None:
-    pos = np.r_[np.full(1800, SUPINE), np.full(1800, -1)]
-    m = _hour(pos, [100.0, 2000.0])  # the second event happens while the position is unknown
-    assert m["position_known_sleep_pct"] == 50.0 and m["supine_sleep_pct"] == 100.0
-    assert m["AHI_supine"] == pytest.approx(2.0) and math.isnan(m["AHI_nonsupine"])
-    assert m["positional_osa"] is None  # not measured: no verdict
+    pos = np.r_[np.full(1800, SUPINE), np.full(900, LEFT), np.full(900, -1)]
+    m = _hour(pos, [100.0, 2000.0, 3000.0])  # the last event happens while the position is unknown
+    assert m["position_known_sleep_pct"] == 75.0 and m["supine_sleep_pct"] == pytest.approx(66.7)
+    assert m["AHI_supine"] == pytest.approx(2.0) and m["AHI_nonsupine"] == pytest.approx(4.0)
     assert math.isnan(position_measures(pos, np.full(120, 2))["AHI_supine"])  # no respiratory scoring
-    assert describe_position(m) == "supine 100 % of sleep; AHI supine 2.0/h, non-supine n/a (< 15 min)"
+    only_supine = _hour(np.r_[np.full(1800, SUPINE), np.full(1800, -1)], [100.0])
+    assert math.isnan(only_supine["AHI_nonsupine"]) and only_supine["positional_osa"] is None  # no verdict
+    assert describe_position(only_supine) == "supine 100 % of sleep; AHI supine 2.0/h, non-supine n/a (< 15 min)"
 
 
 def test_positional_needs_an_ahi_of_five_and_twice_the_non_supine() -> None:

@@ -245,6 +245,9 @@ def test_the_nights_body_position_comes_from_its_position_channel(scored: Scorin
     stats = scored.sleep_statistics()
     assert sum(position["sleep_min"].values()) == pytest.approx(stats["TST_min"])  # every second's position known
     assert scored.to_dataframe()["position"].tolist() == epoch_positions(truth, scored.n_epochs)
+    supine = dataclasses.replace(scored, body_position=[0] * len(truth)).position()  # a night spent supine:
+    assert supine is not None and stats["TST_min"] >= 15  # its supine AHI is the night's AHI, same events and bed
+    assert supine["AHI_supine"] == pytest.approx(scored.respiratory()["AHI"])
     assert "<h2>Sleep by body position</h2>" in _html(scored, b"") and "Position changes in bed" in _html(scored, b"")
     unknown = dataclasses.replace(scored, body_position=None)
     assert unknown.summary()["position"] is None and "no position channel with known codes" in _html(unknown, b"")
