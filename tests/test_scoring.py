@@ -248,6 +248,12 @@ def test_the_nights_body_position_comes_from_its_position_channel(scored: Scorin
     supine = dataclasses.replace(scored, body_position=[0] * len(truth)).position()  # a night spent supine:
     assert supine is not None and stats["TST_min"] >= 15  # its supine AHI is the night's AHI, same events and bed
     assert supine["AHI_supine"] == pytest.approx(scored.respiratory()["AHI"])
+    asleep = dataclasses.replace(scored, body_position=[0] * len(truth), reference=["N2"] * scored.n_epochs)
+    compared = asleep.event_agreement()  # and the reference's, over a reference hypnogram long enough to tell
+    assert compared is not None and compared["AHI_supine_reference"] == pytest.approx(compared["AHI_reference"])
+    assert compared["AHI_supine"] == pytest.approx(compared["AHI"])
+    assert math.isnan(compared["AHI_nonsupine_reference"])  # no sleep off the back
+    assert "AHI supine / non-supine vs reference" in _html(scored, b"")
     assert "<h2>Sleep by body position</h2>" in _html(scored, b"") and "Position changes in bed" in _html(scored, b"")
     unknown = dataclasses.replace(scored, body_position=None)
     assert unknown.summary()["position"] is None and "no position channel with known codes" in _html(unknown, b"")
@@ -544,7 +550,9 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
                                                                                  "HR_max_sleep")], atol=0.005)
     assert table.loc[1:, "HR_mean_sleep"].notna().any()  # the simulated nights have an ECG and some sleep
     assert table.loc[1, "supine_sleep_pct"] == with_scoring["position"]["supine_sleep_pct"]  # and a position channel
-    assert {"AHI_supine", "AHI_nonsupine", "positional_osa"} <= set(table.columns)
+    assert {"AHI_supine", "AHI_nonsupine", "positional_osa", "reference_AHI_supine"} <= set(table.columns)
+    assert table.loc[1, "reference_AHI_nonsupine"] == pytest.approx(
+        with_scoring["event_agreement"]["AHI_nonsupine_reference"] or math.nan, nan_ok=True)
     assert table[["reference_accuracy", "reference_AHI"]].iloc[2].isna().all()  # no scoring beside it
     assert (out / "sim-0011" / "report.html").exists() and (out / "sim-0012" / "summary.json").exists()
     # two nights at a time, each worker process with its own models: the same outputs and table

@@ -286,6 +286,10 @@ def _html(result: ScoringResult, png: bytes) -> str:
             rule = (f"{_fmt(events.get('AHI_4pct', float('nan')))} vs {_fmt(events['AHI_4pct_reference'])} /h (the "
                     f"reference's hypopneas confirmed by desaturations from {events['reference_desaturations_from']})")
             setup.append(("AHI by the 4 % rule vs reference", rule))
+        if "AHI_supine_reference" in events:
+            setup.append(("AHI supine / non-supine vs reference",
+                          f"{_fmt(events['AHI_supine'])} / {_fmt(events['AHI_nonsupine'])} vs "
+                          f"{_fmt(events['AHI_supine_reference'])} / {_fmt(events['AHI_nonsupine_reference'])} /h"))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     level = result.reliability.get("level", "full")
     banner = "" if level == "full" else (

@@ -221,6 +221,8 @@ def _row(night: str, source: str, summary: dict[str, Any]) -> dict[str, Any]:
                reference_accuracy=agreement.get("accuracy"), reference_kappa=agreement.get("kappa"),
                reference_AHI=events.get("AHI_reference"), reference_AHI_3pct=events.get("AHI_3pct_reference"),
                reference_AHI_4pct=events.get("AHI_4pct_reference"),
+               reference_AHI_supine=events.get("AHI_supine_reference"),
+               reference_AHI_nonsupine=events.get("AHI_nonsupine_reference"),
                modalities_used=";".join(summary["modalities_used"]),
                reliability=summary.get("reliability", {}).get("level"), notes=" | ".join(summary["notes"])[:500],
                error="")

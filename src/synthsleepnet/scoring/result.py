@@ -36,6 +36,8 @@ _CODES = {name: code for code, name in enumerate(STAGES)} | {"UNS": UNSCORED, "A
 
 #: The AHIs compared with the reference's: every hypopnea, and by the AASM 3 % and 4 % rules.
 _AHIS = ("AHI", "AHI_3pct", "AHI_4pct")
+#: ... and by body position, where it is known.
+_POSITIONAL = ("AHI_supine", "AHI_nonsupine")
 
 
 def _runs(flags: np.ndarray, epoch_s: float) -> list[tuple[float, float]]:
@@ -281,6 +283,18 @@ class ScoringResult:
             out["reference_desaturations_from"] = "the scoring" if own else "this night's SpO2"
         return out
 
+    def _positional_ahis(self) -> dict[str, float]:
+        """The AHI supine and non-supine, ours and the reference's (``_reference``), each over its
+        own hypnogram and this night's body position; empty where the position is unknown."""
+        if self.body_position is None:
+            return {}
+        position = np.asarray(self.body_position)
+        reference = pd.DataFrame(self.reference_events or [], columns=["onset_s", "duration_s", "event"])
+        theirs = position_measures(position, np.array([_CODES[s] for s in self.reference or ()]), reference,
+                                   self.epoch_s, in_bed=self._bed())
+        ours = self.position() or {}
+        return {**{key: ours[key] for key in _POSITIONAL}, **{f"{key}_reference": theirs[key] for key in _POSITIONAL}}
+
     def event_agreement(self) -> dict[str, Any] | None:
         """Respiratory events against the reference's (any overlap; type ignored, as the epoch
         models tell apnea from hypopnea only), and the AHI of both over their own hypnograms, with
@@ -289,7 +303,8 @@ class ScoringResult:
         if self.reference_events is None or self.reference is None or not self.scores_respiration:
             return None
         ours = self.respiratory()
-        ahis = {**self._reference_ahis(), **{key: ours[key] for key in _AHIS if key in ours}}
+        ahis = {**self._reference_ahis(), **{key: ours[key] for key in _AHIS if key in ours},
+                **self._positional_ahis()}
         predicted = self.respiratory_events()
         if self.second_proba is not None:  # typed events: agreement by type too
             reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
