@@ -29,7 +29,8 @@ import edfio
 import numpy as np
 
 from synthsleepnet.io import load_channel_table, read_recording
-from synthsleepnet.io.body_position import POSITIONS, read_body_position
+from synthsleepnet.io.body_position import read_body_position
+from synthsleepnet.io.position_codes import POSITIONS
 from synthsleepnet.positional import position_measures
 from synthsleepnet.simulate import simulate_night, write_night
 from synthsleepnet.simulate.position import POSITION_CODES

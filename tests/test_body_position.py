@@ -13,13 +13,8 @@ import pytest
 
 from synthsleepnet import PreprocessingConfig
 from synthsleepnet.io import load_channel_table, read_recording
-from synthsleepnet.io.body_position import (
-    POSITIONS,
-    codes_from_transducer,
-    decode_positions,
-    parse_position_codes,
-    read_body_position,
-)
+from synthsleepnet.io.body_position import decode_positions, read_body_position
+from synthsleepnet.io.position_codes import POSITIONS, codes_from_transducer, parse_position_codes
 from synthsleepnet.positional import describe_position, epoch_positions, position_measures
 from synthsleepnet.preprocessing import describe_recording, suggest_channel_file
 from synthsleepnet.scoring.prepare import prepare_input

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io.body_position import POSITIONS, UNKNOWN_POSITION
+from .io.position_codes import POSITIONS, UNKNOWN_POSITION
 from .tasks import RESPIRATORY_EVENTS
 
 __all__ = ["MIN_SLEEP_MIN", "POSITIONAL_RATIO", "describe_position", "epoch_positions", "position_measures"]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write_bytes, atomic_write_text
-from .io.body_position import POSITIONS, UNKNOWN_POSITION
+from .io.position_codes import POSITIONS, UNKNOWN_POSITION
 from .positional import POSITIONAL_RATIO, describe_position
 from .respiratory import describe_respiratory
 from .scoring.result import ScoringResult

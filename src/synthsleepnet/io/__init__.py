@@ -8,7 +8,7 @@ from .._lazy import attach
 
 _API = {
     "Scoring": ".annotations", "parse_stage_label": ".annotations", "read_scoring": ".annotations",
-    "POSITIONS": ".body_position", "read_body_position": ".body_position",
+    "POSITIONS": ".position_codes", "read_body_position": ".body_position",
     "MODALITIES": ".channels", "ChannelMapping": ".channels", "ChannelTable": ".channels",
     "load_channel_table": ".channels", "map_channels": ".channels",
     "RecordingFiles": ".discover", "find_recordings": ".discover", "find_scoring": ".discover",
@@ -41,7 +41,8 @@ __getattr__, __dir__ = attach(__name__, _API, globals())
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .annotations import Scoring, parse_stage_label, read_scoring
-    from .body_position import POSITIONS, read_body_position
+    from .body_position import read_body_position
     from .channels import MODALITIES, ChannelMapping, ChannelTable, load_channel_table, map_channels
     from .discover import RecordingFiles, find_recordings, find_scoring, subject_id
+    from .position_codes import POSITIONS
     from .recording import Annotation, Recording, Signal, read_recording

@@ -1,16 +1,5 @@
-"""Body position from a PSG's position channel: its codes, and one position per second.
-
-Recorders write body position as a number per sample (SHHS at 1 Hz, Embla at 10 Hz), and each
-has its own codes — the 1 that means supine on one recorder means left on another — so the codes
-are never guessed. They come from the channel itself where its EDF transducer field spells them
-(``0=right 1=supine 2=left 3=prone 4=upright``, as the simulator writes them), else from the
-``[position]`` section of a channel file (:func:`~synthsleepnet.io.channels.load_channel_table`):
-
-.. code-block:: toml
-
-    [position]
-    labels = ["X9"]   # a position channel whose label does not say so (optional)
-    codes = { 0 = "right", 1 = "supine", 2 = "left", 3 = "prone", 4 = "upright" }
+"""Body position from a PSG's position channel: one position per second, in the codes its
+recorder writes (:mod:`synthsleepnet.io.position_codes`: where they come from).
 
 A night whose position codes are unknown, or whose channel holds values the codes do not name,
 is scored without positional indices, with a note saying why.
@@ -18,80 +7,28 @@ is scored without positional indices, with a note saying why.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .position_codes import POSITIONS, UNKNOWN_POSITION, codes_from_transducer
 
 if TYPE_CHECKING:
     from .channels import ChannelTable
     from .recording import Recording, Signal
 
-__all__ = ["POSITIONS", "UNKNOWN_POSITION", "codes_from_transducer", "decode_positions", "parse_position_codes",
-           "position_codes", "read_body_position"]
+__all__ = ["channel_codes", "decode_positions", "read_body_position"]
 
-#: The body positions, in the order of their index in a decoded trace.
-POSITIONS = ("supine", "left", "right", "prone", "upright")
-#: A second whose position is not known (no sample, or a value the codes do not name).
-UNKNOWN_POSITION = -1
-_SYNONYMS = {"supine": "supine", "back": "supine", "left": "left", "right": "right", "prone": "prone",
-             "front": "prone", "stomach": "prone", "upright": "upright", "up": "upright", "sitting": "upright"}
 #: How far (in code units) a sample may lie from a whole number and still be read as that code.
 CODE_TOLERANCE = 0.1
 #: The share of a channel's samples allowed outside the codes (transitions, a few glitches).
 MAX_UNNAMED_SHARE = 0.05
-_CODE_ITEM = re.compile(r"\s*(-?\d+)\s*[=:]\s*([A-Za-z]+)\s*[,;]?")
-
-
-def parse_position_codes(codes: Mapping[Any, Any], source: str) -> dict[int, str]:
-    """A recorder's code table, code → one of :data:`POSITIONS` (``back`` reads as supine,
-    ``front`` as prone, ``sitting`` as upright).
-
-    Raises
-    ------
-    ValueError
-        Naming ``source`` and the code or position that cannot be read.
-
-    Examples
-    --------
-    >>> parse_position_codes({"0": "Right", "1": "back", "2": "left", "3": "front"}, "my.toml")
-    {0: 'right', 1: 'supine', 2: 'left', 3: 'prone'}
-    """
-    table: dict[int, str] = {}
-    for code, name in codes.items():
-        try:
-            number = int(str(code).strip())
-        except ValueError:
-            raise ValueError(f"{source}: position code {code!r} is not a whole number") from None
-        position = _SYNONYMS.get(str(name).strip().lower())
-        if position is None:
-            raise ValueError(f"{source}: position {name!r} (code {number}) is not one of {list(POSITIONS)}")
-        table[number] = position
-    return table
-
-
-def codes_from_transducer(text: str) -> dict[int, str] | None:
-    """The code table a channel's transducer field spells (``0=right 1=supine ...``, optionally
-    after ``codes``), or None when it spells none.
-
-    >>> codes_from_transducer("codes 0=right 1=supine 2=left 3=prone 4=upright")[1]
-    'supine'
-    >>> codes_from_transducer("Internal mercury gauge") is None
-    True
-    """
-    body = re.sub(r"^\s*codes?\s*:?", "", text, flags=re.IGNORECASE)
-    items = _CODE_ITEM.findall(body)
-    if not items or _CODE_ITEM.sub("", body).strip():
-        return None
-    try:
-        return parse_position_codes(dict(items), "transducer field")
-    except ValueError:
-        return None
 
 
 def decode_positions(values: np.ndarray, sfreq: float, codes: Mapping[int, str], *, source: str) -> np.ndarray:
-    """One position per second from a position channel: the index in :data:`POSITIONS` of the
+    """One position per second from a position channel: the index in
+    :data:`~synthsleepnet.io.position_codes.POSITIONS` of the
     code sampled nearest each second's middle, :data:`UNKNOWN_POSITION` where that sample names
     no position.
 
@@ -126,7 +63,7 @@ def decode_positions(values: np.ndarray, sfreq: float, codes: Mapping[int, str],
     return out
 
 
-def position_codes(signal: Signal, table: ChannelTable) -> tuple[dict[int, str], str]:
+def channel_codes(signal: Signal, table: ChannelTable) -> tuple[dict[int, str], str]:
     """The codes of a position channel and whence they come: its transducer field, else the
     channel file's ``[position]`` section; ``({}, "")`` when neither states them."""
     spelt = codes_from_transducer(signal.transducer)
@@ -148,7 +85,7 @@ def read_body_position(recording: Recording, table: ChannelTable) -> tuple[np.nd
     if label is None:
         return None
     signal = recording.signal(label)
-    codes, _ = position_codes(signal, table)
+    codes, _ = channel_codes(signal, table)
     if not codes:
         raise ValueError(f"{recording.path}: {label}: its position codes are unknown (each recorder has its own); "
                          "state them in a channel file's [position] section, e.g. codes = { 0 = \"right\", "

@@ -18,6 +18,7 @@ from typing import Any
 from .._config import load_config_file
 from .._validation import ChannelNotFoundError
 from .montage import canonical_modality, is_position_label, parse_label
+from .position_codes import parse_position_codes
 
 __all__ = [
     "MODALITIES",
@@ -124,8 +125,6 @@ def _table_from_mapping(data: Mapping[str, Any], source: str) -> ChannelTable:
     for modality in channels.values():
         if modality not in MODALITIES:
             raise ValueError(f"{source}: modality must be one of {list(MODALITIES)}, got {modality!r}")
-    from .body_position import parse_position_codes  # NumPy: not for the command line's --help
-
     position = data.get("position", {})
     if not isinstance(position, Mapping) or set(position) - {"labels", "codes"} or \
             not isinstance(position.get("codes", {}), Mapping):

@@ -14,7 +14,7 @@ from .._config import PreprocessingConfig, config_hash, config_to_dict
 from .._logging import logger, verbose
 from .._validation import ChannelNotFoundError, PSGReadError, SignalQualityError
 from ..io.annotations import Scoring, lights_marks, read_scoring
-from ..io.body_position import position_codes
+from ..io.body_position import channel_codes
 from ..io.channels import (
     MODALITIES,
     ChannelMapping,
@@ -406,7 +406,7 @@ def describe_recording(
 def _position_use(signal: Signal, table: ChannelTable) -> tuple[str, dict[int, str]]:
     """What scoring makes of the body-position channel (:mod:`synthsleepnet.io.body_position`),
     and its codes (none where unknown)."""
-    codes, whence = position_codes(signal, table)
+    codes, whence = channel_codes(signal, table)
     if not codes:
         return ("body position (no model input): its codes are unknown; state them in a channel file's [position] "
                 "section for sleep and AHI by position"), codes

@@ -105,7 +105,7 @@ class ScoringResult:
         could not be told: :mod:`synthsleepnet.cardiac`).
     body_position : list of int | None
         Body position at 1 Hz from a position channel whose codes are known: the index in
-        :data:`~synthsleepnet.io.body_position.POSITIONS` (supine, left, right, prone, upright),
+        :data:`~synthsleepnet.io.position_codes.POSITIONS` (supine, left, right, prone, upright),
         −1 where unknown.
     notes : list of str
         What preparing the night changed or left out.

@@ -41,7 +41,7 @@ class SimulatedNight:
     ``traits`` are the subject's and site's draws at the night's variability;
     ``window_start_s`` is where a recording of part of the night starts, in seconds after lights
     off (None: the whole night, lights off to lights on, is recorded); ``body_position`` is the
-    position of each second (index in :data:`~synthsleepnet.io.body_position.POSITIONS`), which
+    position of each second (index in :data:`~synthsleepnet.io.position_codes.POSITIONS`), which
     the ``Position`` channel writes in its recorder's codes.
     """
 

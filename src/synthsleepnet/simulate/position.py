@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..io.body_position import POSITIONS
+from ..io.position_codes import POSITIONS
 from .architecture import W
 
 __all__ = ["POSITION_CODES", "POSITION_TRANSDUCER", "position_channel", "simulate_positions"]
@@ -43,7 +43,7 @@ def _turns(hyp: np.ndarray, arousals: list[tuple[float, float]], rng: np.random.
 
 def simulate_positions(hyp: np.ndarray, events: pd.DataFrame, arousals: list[tuple[float, float]],
                        seed: int, epoch_s: float = 30.0) -> np.ndarray:
-    """The position (index in :data:`~synthsleepnet.io.body_position.POSITIONS`) of each second."""
+    """The position (index in :data:`~synthsleepnet.io.position_codes.POSITIONS`) of each second."""
     rng = np.random.default_rng([seed, 2])
     n_seconds = int(hyp.size * epoch_s)
     turns = _turns(hyp, arousals, rng, epoch_s)
