@@ -110,7 +110,7 @@ def test_info_says_what_scoring_makes_of_the_position_channel_and_suggests_its_c
         "codes {0: 'right', 2: 'supine'} from its transducer field")
     silent = _write(tmp_path / "b.edf", position, 1.0)
     rows = describe_recording(silent)
-    assert "its codes are unknown" in next(r["use"] for r in rows if r["label"] == "POSITION")
+    assert "not used: body position (no model input) whose codes are unknown" in next(r["use"] for r in rows if r["label"] == "POSITION")
     suggested = tmp_path / "channels.toml"
     suggested.write_text(suggest_channel_file(rows, str(silent)).replace("# codes =", "codes ="))  # the user's edit
     found = read_body_position(read_recording(silent), load_channel_table(suggested))

@@ -408,8 +408,8 @@ def _position_use(signal: Signal, table: ChannelTable) -> tuple[str, dict[int, s
     and its codes (none where unknown)."""
     codes, whence = channel_codes(signal, table)
     if not codes:
-        return ("body position (no model input): its codes are unknown; state them in a channel file's [position] "
-                "section for sleep and AHI by position"), codes
+        return ("not used: body position (no model input) whose codes are unknown; state them in a channel file's "
+                "[position] section for sleep and AHI by position"), codes
     return f"body position (no model input): sleep and AHI by position, codes {codes} from {whence}", codes
 
 
