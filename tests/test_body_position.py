@@ -157,6 +157,18 @@ def test_sleep_and_ahi_by_position_count_sleep_in_bed_only() -> None:
     assert later["position_changes"] == 1
 
 
+def test_with_spo2_the_ahi_by_position_also_follows_the_hypopnea_rules() -> None:
+    pos = np.r_[np.full(1800, SUPINE), np.full(1800, LEFT)]
+    events = pd.DataFrame({"onset_s": [100.0, 400.0, 700.0, 2000.0, 2400.0], "duration_s": 15.0,
+                           "event": ["hypopnea", "hypopnea", "apnea_obstructive", "hypopnea", "hypopnea"],
+                           "desaturation_pct": [4.5, 3.2, math.nan, math.nan, 2.0],
+                           "confirmed_by": ["desaturation", "desaturation", "", "arousal", ""]})
+    m = position_measures(pos, np.full(120, 2), events, desaturations_measured=True)
+    assert (m["AHI_supine"], m["AHI_3pct_supine"], m["AHI_4pct_supine"]) == (6.0, 6.0, 4.0)
+    assert (m["AHI_nonsupine"], m["AHI_3pct_nonsupine"], m["AHI_4pct_nonsupine"]) == (4.0, 2.0, 0.0)
+    assert "AHI_4pct_supine" not in position_measures(pos, np.full(120, 2), events)  # SpO2 not measured
+
+
 def test_unknown_position_is_left_out_and_said() -> None:
     pos = np.r_[np.full(1800, SUPINE), np.full(900, LEFT), np.full(900, -1)]
     m = _hour(pos, [100.0, 2000.0, 3000.0])  # the last event happens while the position is unknown

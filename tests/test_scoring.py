@@ -247,7 +247,9 @@ def test_the_nights_body_position_comes_from_its_position_channel(scored: Scorin
     assert scored.to_dataframe()["position"].tolist() == epoch_positions(truth, scored.n_epochs)
     supine = dataclasses.replace(scored, body_position=[0] * len(truth)).position()  # a night spent supine:
     assert supine is not None and stats["TST_min"] >= 15  # its supine AHI is the night's AHI, same events and bed
-    assert supine["AHI_supine"] == pytest.approx(scored.respiratory()["AHI"])
+    resp = scored.respiratory()
+    assert supine["AHI_supine"] == pytest.approx(resp["AHI"])
+    assert (supine["AHI_3pct_supine"], supine["AHI_4pct_supine"]) == pytest.approx((resp["AHI_3pct"], resp["AHI_4pct"]))
     asleep = dataclasses.replace(scored, body_position=[0] * len(truth), reference=["N2"] * scored.n_epochs)
     compared = asleep.event_agreement()  # and the reference's, over a reference hypnogram long enough to tell
     assert compared is not None and compared["AHI_supine_reference"] == pytest.approx(compared["AHI_reference"])

@@ -7,8 +7,9 @@ seconds from the recording start):
 
 - **Sleep in a position**: the seconds of sleep epochs within time in bed spent in it; its share
   of the sleep whose position is known (``position_known_sleep_pct`` says how much that is).
-- **AHI in a position**: apneas and hypopneas starting in sleep in bed, each in the position of
-  its onset second, per hour of sleep in that position — not given (NaN) under
+- **AHI in a position**: apneas and hypopneas (every hypopnea, as the night's ``AHI``; with
+  SpO2 also by the AASM 3 % and 4 % hypopnea rules) starting in sleep in bed, each in the
+  position of its onset second, per hour of sleep in that position — not given (NaN) under
   :data:`MIN_SLEEP_MIN` minutes of sleep there (one event in 30 s of supine sleep would read as
   120/h). **Non-supine** is every known position but supine (lateral, prone, upright).
 - **Positional OSA** (Cartwright's criterion): an AHI of at least 5/h with the supine AHI at
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .io.position_codes import POSITIONS, UNKNOWN_POSITION
+from .respiratory import HYPOPNEA_RULES, counted_by_rule
 from .tasks import RESPIRATORY_EVENTS
 
 __all__ = ["MIN_SLEEP_MIN", "POSITIONAL_RATIO", "describe_position", "epoch_positions", "position_measures"]
@@ -46,9 +48,14 @@ def _per_second(stages: np.ndarray, n_seconds: int, epoch_s: float, in_bed: slic
 
 
 def position_measures(positions: np.ndarray | list[int], stages: np.ndarray, events: pd.DataFrame | None = None,
-                      epoch_s: float = 30.0, *, in_bed: slice | None = None) -> dict[str, Any]:
+                      epoch_s: float = 30.0, *, in_bed: slice | None = None,
+                      desaturations_measured: bool = False) -> dict[str, Any]:
     """Sleep time, its share and the AHI in each position, supine and non-supine (see the
-    module's definitions); the AHIs are NaN without ``events`` (no respiratory scoring).
+    module's definitions); the AHIs are NaN without ``events`` (no respiratory scoring). With
+    ``desaturations_measured`` (the events carry
+    :func:`~synthsleepnet.respiratory.confirm_hypopneas`' columns, measured on the night's
+    SpO2), also the AHI supine and non-supine by the AASM hypopnea rules (``AHI_3pct_supine``,
+    ``AHI_4pct_nonsupine``, ...: :func:`~synthsleepnet.respiratory.counted_by_rule`).
 
     Examples
     --------
@@ -67,17 +74,21 @@ def position_measures(positions: np.ndarray | list[int], stages: np.ndarray, eve
     known = asleep & (trace != UNKNOWN_POSITION)
     seconds = {name: int(np.count_nonzero(known & (trace == i))) for i, name in enumerate(POSITIONS)}
     total = sum(seconds.values())
-    counts = dict.fromkeys(POSITIONS, 0)
-    if events is not None:
-        onsets = events.loc[events["event"].isin(RESPIRATORY_EVENTS), "onset_s"].to_numpy(dtype=float)
-        at = onsets.astype(int)
+
+    def counts_of(table: pd.DataFrame) -> dict[str, int]:
+        """The events of ``table`` starting in sleep, by the position of their onset second."""
+        counts = dict.fromkeys(POSITIONS, 0)
+        at = table["onset_s"].to_numpy(dtype=float).astype(int)
         at = at[(at >= 0) & (at < trace.size)]
         for i in trace[at[known[at]]]:
             counts[POSITIONS[i]] += 1
+        return counts
 
     def ahi(n: int, sleep_s: int) -> float:
         return n / (sleep_s / 3600) if events is not None and sleep_s >= MIN_SLEEP_MIN * 60 else float("nan")
 
+    respiratory = events[events["event"].isin(RESPIRATORY_EVENTS)] if events is not None else None
+    counts = counts_of(respiratory) if respiratory is not None else dict.fromkeys(POSITIONS, 0)
     nonsupine_s = total - seconds["supine"]
     out: dict[str, Any] = {
         "sleep_min": {name: s / 60 for name, s in seconds.items()},
@@ -89,6 +100,11 @@ def position_measures(positions: np.ndarray | list[int], stages: np.ndarray, eve
         "AHI_nonsupine": ahi(sum(counts.values()) - counts["supine"], nonsupine_s),
         "position_known_sleep_pct": round(100 * total / np.count_nonzero(asleep), 1) if asleep.any() else float("nan"),
     }
+    if respiratory is not None and desaturations_measured:
+        for rule in HYPOPNEA_RULES:
+            ruled = counts_of(respiratory[counted_by_rule(respiratory, rule)])
+            out[f"AHI_{rule}_supine"] = ahi(ruled["supine"], seconds["supine"])
+            out[f"AHI_{rule}_nonsupine"] = ahi(sum(ruled.values()) - ruled["supine"], nonsupine_s)
     out["positional_osa"] = _positional(out["AHI_supine"], out["AHI_nonsupine"], sum(counts.values()), total)
     bed = in_bed or slice(0, codes.size)
     in_bed_known = trace[int(bed.start * epoch_s):int(bed.stop * epoch_s)]

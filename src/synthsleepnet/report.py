@@ -253,6 +253,11 @@ def _position_rows(position: dict[str, Any] | None) -> list[tuple[str, str]]:
     rows += [(f"  {name}", line(position["sleep_min"][name], position["sleep_pct"][name],
                                 position["AHI_by_position"][name]))
              for name in POSITIONS[1:] if position["sleep_min"][name]]
+    if "AHI_4pct_supine" in position:
+        rows.append(("AHI supine / non-supine, hypopneas by the 3 % rule",
+                     f"{_fmt(position['AHI_3pct_supine'])} / {_fmt(position['AHI_3pct_nonsupine'])} /h"))
+        rows.append(("AHI supine / non-supine, hypopneas by the 4 % rule",
+                     f"{_fmt(position['AHI_4pct_supine'])} / {_fmt(position['AHI_4pct_nonsupine'])} /h"))
     positional = {True: "yes", False: "no", None: "n/a"}[position["positional_osa"]]
     return rows + [(f"Positional (AHI ≥ 5, supine ≥ {POSITIONAL_RATIO:g}× non-supine)", positional),
                    ("Position changes in bed", str(position["position_changes"])),

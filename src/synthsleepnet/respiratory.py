@@ -43,10 +43,12 @@ import pandas as pd
 
 from .tasks import APNEA_EVENTS, RESPIRATORY_EVENTS, STAGES
 
-__all__ = ["SEVERITY", "clean_spo2", "confirm_hypopneas", "describe_ahi", "describe_respiratory", "events_in_bed",
-           "find_desaturations", "respiratory_indices", "scored_indices", "seconds_in_bed", "severity_band",
-           "spo2_measures"]
+__all__ = ["HYPOPNEA_RULES", "SEVERITY", "clean_spo2", "confirm_hypopneas", "counted_by_rule", "describe_ahi",
+           "describe_respiratory", "events_in_bed", "find_desaturations", "respiratory_indices", "scored_indices",
+           "seconds_in_bed", "severity_band", "spo2_measures"]
 
+#: The AASM hypopnea rules an AHI can be counted by (:func:`counted_by_rule`): ``AHI_3pct``, ``AHI_4pct``.
+HYPOPNEA_RULES = ("3pct", "4pct")
 #: AHI severity bands (events per hour): AASM / ICSD-3.
 SEVERITY = ((5.0, "normal"), (15.0, "mild"), (30.0, "moderate"), (float("inf"), "severe"))
 _REM = STAGES.index("R")
@@ -243,6 +245,16 @@ def confirm_hypopneas(events: pd.DataFrame, desaturations: pd.DataFrame | None,
     return out
 
 
+def counted_by_rule(events: pd.DataFrame, rule: str) -> pd.Series:
+    """Which of ``events`` (with :func:`confirm_hypopneas`' columns) an AHI by an AASM hypopnea
+    ``rule`` of :data:`HYPOPNEA_RULES` counts: every apnea, and the hypopneas with a ≥ 3 %
+    desaturation or an arousal (``3pct``, rule 1A) or with a ≥ 4 % desaturation (``4pct``, rule 1B)."""
+    apnea = events["event"] != "hypopnea"
+    if rule == "3pct":
+        return apnea | (events["confirmed_by"] != "")
+    return apnea | (events["desaturation_pct"] >= 4.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class _SleepTime:
     total_h: float
@@ -301,9 +313,8 @@ def respiratory_indices(events: pd.DataFrame, stages: np.ndarray, epoch_s: float
     out: dict[str, Any] = {name: rate(int(in_sleep["event"].isin(kinds).sum()), time.total_h)
                            for name, kinds in _INDICES.items()}
     if desaturations_measured:
-        apnea = in_sleep["event"] != "hypopnea"
-        out["AHI_3pct"] = rate(int((apnea | (in_sleep["confirmed_by"] != "")).sum()), time.total_h)
-        out["AHI_4pct"] = rate(int((apnea | (in_sleep["desaturation_pct"] >= 4.0)).sum()), time.total_h)
+        for rule in HYPOPNEA_RULES:
+            out[f"AHI_{rule}"] = rate(int(counted_by_rule(in_sleep, rule).sum()), time.total_h)
     out["AHI_REM"] = rate(int(rem.sum()), time.rem_h)
     out["AHI_NREM"] = rate(int((~rem).sum()), time.nrem_h)
     staged = bool((codes >= 0).any())

@@ -251,7 +251,7 @@ class ScoringResult:
             return None
         events = self.respiratory_events() if self.scores_respiration else None
         return position_measures(np.asarray(self.body_position), self.as_int(), events, self.epoch_s,
-                                 in_bed=self._bed())
+                                 in_bed=self._bed(), desaturations_measured=self.spo2 is not None)
 
     def agreement(self) -> dict[str, Any] | None:
         """Accuracy and κ against the reference hypnogram, over epochs both scored (our unscored
