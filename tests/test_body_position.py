@@ -75,12 +75,11 @@ def test_a_channel_file_names_the_position_channel_and_its_codes(tmp_path: Path)
     mine = load_channel_table(file)
     assert mine.position_label(["POSITION", "x9"]) == "x9"  # the file's label before the montage reader's
     assert mine.position_codes == {0: "right", 1: "supine", 2: "left", 3: "prone"}
-    file.write_text('[position]\ncodes = { 0 = "upside down" }\n')
-    with pytest.raises(ValueError, match=r"clinic.toml: \[position\] codes: position 'upside down'"):
-        load_channel_table(file)
-    file.write_text('[position]\ncode = { 0 = "left" }\n')
-    with pytest.raises(ValueError, match=r"clinic.toml: \[position\] may hold 'labels'"):
-        load_channel_table(file)
+    for section, message in (('codes = { 0 = "upside down" }', r"\[position\] codes: position 'upside down'"),
+                             ('code = { 0 = "left" }', r"\[position\] may hold 'labels'")):
+        file.write_text(f"[position]\n{section}\n")
+        with pytest.raises(ValueError, match=rf"clinic.toml: {message}"):
+            load_channel_table(file)
 
 
 def test_a_recordings_position_comes_from_its_own_codes_or_the_channel_file(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .io.position_codes import POSITIONS, UNKNOWN_POSITION
-from .respiratory import HYPOPNEA_RULES, counted_by_rule
+from .respiratory import HYPOPNEA_RULES, counted_by_rule, seconds_asleep, seconds_in_bed
 from .tasks import RESPIRATORY_EVENTS
 
 __all__ = ["MIN_SLEEP_MIN", "POSITIONAL_RATIO", "describe_position", "epoch_positions", "position_measures"]
@@ -37,14 +37,6 @@ MIN_SLEEP_MIN = 15.0
 #: Supine AHI over non-supine AHI from which sleep apnea is positional (Cartwright, 1984).
 POSITIONAL_RATIO = 2.0
 _SUPINE = POSITIONS.index("supine")
-
-
-def _per_second(stages: np.ndarray, n_seconds: int, epoch_s: float, in_bed: slice | None) -> np.ndarray:
-    """Per second from the recording start: whether it lies in a sleep epoch within ``in_bed``."""
-    epoch = (np.arange(n_seconds) // epoch_s).astype(int)
-    bed = in_bed or slice(0, stages.size)
-    inside = (epoch >= bed.start) & (epoch < min(bed.stop, stages.size))
-    return inside & (stages[np.minimum(epoch, stages.size - 1)] > 0)
 
 
 def position_measures(positions: np.ndarray | list[int], stages: np.ndarray, events: pd.DataFrame | None = None,
@@ -70,7 +62,8 @@ def position_measures(positions: np.ndarray | list[int], stages: np.ndarray, eve
     """
     codes = np.asarray(stages, dtype=int)
     trace = np.asarray(positions, dtype=int)
-    asleep = _per_second(codes, trace.size, epoch_s, in_bed)
+    bed = seconds_in_bed(in_bed or slice(0, codes.size), trace.size, epoch_s)
+    asleep = bed & seconds_asleep(codes, trace.size, epoch_s)
     known = asleep & (trace != UNKNOWN_POSITION)
     seconds = {name: int(np.count_nonzero(known & (trace == i))) for i, name in enumerate(POSITIONS)}
     total = sum(seconds.values())
@@ -106,9 +99,7 @@ def position_measures(positions: np.ndarray | list[int], stages: np.ndarray, eve
             out[f"AHI_{rule}_supine"] = ahi(ruled["supine"], seconds["supine"])
             out[f"AHI_{rule}_nonsupine"] = ahi(sum(ruled.values()) - ruled["supine"], nonsupine_s)
     out["positional_osa"] = _positional(out["AHI_supine"], out["AHI_nonsupine"], sum(counts.values()), total)
-    bed = in_bed or slice(0, codes.size)
-    in_bed_known = trace[int(bed.start * epoch_s):int(bed.stop * epoch_s)]
-    in_bed_known = in_bed_known[in_bed_known != UNKNOWN_POSITION]
+    in_bed_known = trace[bed & (trace != UNKNOWN_POSITION)]
     out["position_changes"] = int(np.count_nonzero(np.diff(in_bed_known)))
     return out
 

@@ -45,7 +45,7 @@ from .tasks import APNEA_EVENTS, RESPIRATORY_EVENTS, STAGES
 
 __all__ = ["HYPOPNEA_RULES", "SEVERITY", "clean_spo2", "confirm_hypopneas", "counted_by_rule", "describe_ahi",
            "describe_respiratory", "events_in_bed", "find_desaturations", "respiratory_indices", "scored_indices",
-           "seconds_in_bed", "severity_band", "spo2_measures"]
+           "seconds_asleep", "seconds_in_bed", "severity_band", "spo2_measures"]
 
 #: The AASM hypopnea rules an AHI can be counted by (:func:`counted_by_rule`): ``AHI_3pct``, ``AHI_4pct``.
 HYPOPNEA_RULES = ("3pct", "4pct")
@@ -179,8 +179,9 @@ def seconds_in_bed(bed: slice, n_seconds: int, epoch_s: float) -> np.ndarray:
     return (epoch >= bed.start) & (epoch < bed.stop)
 
 
-def _sleep_mask(stages: np.ndarray | None, n_seconds: int, epoch_s: float) -> np.ndarray:
-    """Per second: in a sleep epoch (everything, without a hypnogram)."""
+def seconds_asleep(stages: np.ndarray | None, n_seconds: int, epoch_s: float) -> np.ndarray:
+    """Per second from the recording start: whether its epoch is scored as sleep (everything,
+    without a hypnogram), for the measures of 1-Hz traces (SpO2, body position)."""
     if stages is None:
         return np.ones(n_seconds, dtype=bool)
     return _stage_at(np.arange(n_seconds), np.asarray(stages), epoch_s) > 0
@@ -196,7 +197,7 @@ def spo2_measures(spo2: np.ndarray, stages: np.ndarray | None = None, epoch_s: f
     lights off is measured from the baseline before it.
     """
     x = clean_spo2(spo2)
-    sleep = _sleep_mask(stages, x.size, epoch_s)
+    sleep = seconds_asleep(stages, x.size, epoch_s)
     if in_bed is not None:
         sleep &= seconds_in_bed(in_bed, x.size, epoch_s)
     valid = sleep & np.isfinite(x)

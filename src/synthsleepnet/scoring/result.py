@@ -249,7 +249,10 @@ class ScoringResult:
         events, NaN without a respiratory model); None without a readable position channel."""
         if self.body_position is None:
             return None
-        events = self.respiratory_events() if self.scores_respiration else None
+        return self._position(self.respiratory_events() if self.scores_respiration else None)
+
+    def _position(self, events: pd.DataFrame | None) -> dict[str, Any]:
+        """:meth:`position` with this night's events already decoded (or None)."""
         return position_measures(np.asarray(self.body_position), self.as_int(), events, self.epoch_s,
                                  in_bed=self._bed(), desaturations_measured=self.spo2 is not None)
 
@@ -283,16 +286,17 @@ class ScoringResult:
             out["reference_desaturations_from"] = "the scoring" if own else "this night's SpO2"
         return out
 
-    def _positional_ahis(self) -> dict[str, float]:
-        """The AHI supine and non-supine, ours and the reference's (``_reference``), each over its
-        own hypnogram and this night's body position; empty where the position is unknown."""
+    def _positional_ahis(self, predicted: pd.DataFrame) -> dict[str, float]:
+        """The AHI supine and non-supine, ours (from the ``predicted`` events) and the
+        reference's (``_reference``), each over its own hypnogram and this night's body position;
+        empty where the position is unknown."""
         if self.body_position is None:
             return {}
         position = np.asarray(self.body_position)
         reference = pd.DataFrame(self.reference_events or [], columns=["onset_s", "duration_s", "event"])
         theirs = position_measures(position, np.array([_CODES[s] for s in self.reference or ()]), reference,
                                    self.epoch_s, in_bed=self._bed())
-        ours = self.position() or {}
+        ours = self._position(predicted)
         return {**{key: ours[key] for key in _POSITIONAL}, **{f"{key}_reference": theirs[key] for key in _POSITIONAL}}
 
     def event_agreement(self) -> dict[str, Any] | None:
@@ -303,9 +307,9 @@ class ScoringResult:
         if self.reference_events is None or self.reference is None or not self.scores_respiration:
             return None
         ours = self.respiratory()
-        ahis = {**self._reference_ahis(), **{key: ours[key] for key in _AHIS if key in ours},
-                **self._positional_ahis()}
         predicted = self.respiratory_events()
+        ahis = {**self._reference_ahis(), **{key: ours[key] for key in _AHIS if key in ours},
+                **self._positional_ahis(predicted)}
         if self.second_proba is not None:  # typed events: agreement by type too
             reference = pd.DataFrame(self.reference_events, columns=["onset_s", "duration_s", "event"])
             return {**event_agreement(reference, predicted), **ahis}
