@@ -1,12 +1,17 @@
-"""Our R-peak detector and heart rate against NeuroKit2's, on ECGs whose beats are known.
+"""Our R-peak detector, heart rate and heart-rate variability against NeuroKit2's, on ECGs whose
+beats are known.
 
 Run in the benchmark environment (``make bench-env``): NeuroKit2 is not a package dependency.
 The simulator's ECG (its beats returned with it) for several subjects, at the rates cohorts
 record (125, 256, 512 Hz), as simulated, with the lead reversed, with muscle noise, and with
 movement bursts; each detector's beats are matched to the true ones (within 50 ms), and each
-30-s epoch's heart rate (60 / the median interval of its beats) compared with the truth's.
-Prints sensitivity, positive predictive value, the epochs' heart-rate error, and seconds per
-8 hours of ECG, side by side in one run. No real ECG is in ``../shared/data``: on real nights
+30-s epoch's heart rate (60 / the median interval of its beats) compared with the truth's, and
+each 5-minute segment of one stage's RMSSD and SDNN with those of the true beats (as they lie
+on the samples) by NeuroKit2's ``hrv_time``: ours from our beats and normal intervals
+(``synthsleepnet.cardiac``), NeuroKit2's from ``ecg_peaks`` as it is and with its artefact
+correction (``correct_artifacts=True``, Kubios), and ``hrv_time``. Prints sensitivity, positive predictive value, the epochs'
+heart-rate error, the segments' RMSSD and SDNN errors, and seconds per 8 hours of ECG, side by
+side in one run. No real ECG is in ``../shared/data``: on real nights
 the numbers will be lower for both.
 
     .venv-bench/bin/python benchmarks/heart_rate_crosscheck.py [--subjects 4] [--hours 2]
@@ -20,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from synthsleepnet.cardiac import detect_r_peaks
+from synthsleepnet.cardiac import HRV_SEGMENT_S, detect_r_peaks, normal_intervals, segment_hrv
 from synthsleepnet.simulate.architecture import SubjectProfile, simulate_hypnogram
 from synthsleepnet.simulate.signals import simulate_ecg
 
@@ -36,6 +41,41 @@ def _neurokit(ecg: np.ndarray, sfreq: float) -> np.ndarray:
 
 def _ours(ecg: np.ndarray, sfreq: float) -> np.ndarray:
     return detect_r_peaks(ecg, sfreq)
+
+
+def _segments(hypnogram: np.ndarray) -> list[tuple[float, float]]:
+    """The 5-minute segments whose epochs are all of one stage (W, N1–N3 together, or R)."""
+    per = int(HRV_SEGMENT_S // 30)
+    kinds = np.select([hypnogram == 0, hypnogram == 4], [0, 2], 1)
+    return [(first * 30.0, (first + per) * 30.0) for first in range(0, hypnogram.size - per + 1, per)
+            if np.unique(kinds[first:first + per]).size == 1]
+
+
+def _neurokit_hrv(peaks_s: np.ndarray, sfreq: float, segment: tuple[float, float]) -> tuple[float, float]:
+    import neurokit2 as nk
+
+    inside = peaks_s[(peaks_s >= segment[0]) & (peaks_s < segment[1])]
+    if inside.size < 4:
+        return float("nan"), float("nan")
+    table = nk.hrv_time(np.round(inside * sfreq).astype(int), sampling_rate=int(sfreq))
+    return float(table["HRV_SDNN"].iloc[0]), float(table["HRV_RMSSD"].iloc[0])
+
+
+def _hrv_errors(ours: np.ndarray, neurokit: dict[str, np.ndarray], truth: np.ndarray, sfreq: float,
+                segments: list[tuple[float, float]]) -> dict[str, tuple[float, float, float]]:
+    """Each scorer's mean absolute SDNN and RMSSD error (ms) over the segments it measured, with
+    the share of segments it measured (ours leaves out those whose beats it could not trust)."""
+    rr, normal = normal_intervals(ours)
+    errors: dict[str, list[tuple[float, float]]] = {"ours": [], **{name: [] for name in neurokit}}
+    for segment in segments:
+        true = np.asarray(_neurokit_hrv(truth, sfreq, segment))
+        first, last = np.searchsorted(ours, segment)
+        ours_hrv = segment_hrv(rr[first:max(last - 1, first)], normal[first:max(last - 1, first)], HRV_SEGMENT_S)
+        errors["ours"].append(tuple(np.abs(np.asarray(ours_hrv) - true)))
+        for name, beats in neurokit.items():
+            errors[name].append(tuple(np.abs(np.asarray(_neurokit_hrv(beats, sfreq, segment)) - true)))
+    return {name: (*np.nanmean(values, axis=0), float(np.mean(np.isfinite(np.asarray(values)[:, 1]))))
+            for name, values in errors.items()}
 
 
 def _conditions(ecg: np.ndarray, sfreq: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -65,14 +105,24 @@ def _epoch_rates(beats: np.ndarray, n_epochs: int) -> np.ndarray:
     return rates
 
 
-def _score(detector: Callable[[np.ndarray, float], np.ndarray], ecg: np.ndarray, sfreq: float,
-           truth: np.ndarray, n_epochs: int) -> tuple[float, float, float, float]:
-    began = time.perf_counter()
-    found = np.sort(detector(ecg, sfreq))
-    seconds = time.perf_counter() - began
+def _score(found: np.ndarray, seconds: float, truth: np.ndarray, n_epochs: int) -> tuple[float, float, float, float]:
     hits = _matches(found, truth)
     error = np.abs(_epoch_rates(found, n_epochs) - _epoch_rates(truth, n_epochs))
     return hits / truth.size, hits / max(found.size, 1), float(np.nanmean(error)), seconds
+
+
+def _detect(detector: Callable[[np.ndarray, float], np.ndarray], ecg: np.ndarray, sfreq: float) -> tuple[np.ndarray, float]:
+    began = time.perf_counter()
+    found = np.sort(detector(ecg, sfreq))
+    return found, time.perf_counter() - began
+
+
+def _neurokit_corrected(ecg: np.ndarray, sfreq: float) -> np.ndarray:
+    import neurokit2 as nk
+
+    _, info = nk.ecg_peaks(nk.ecg_clean(ecg, sampling_rate=int(sfreq)), sampling_rate=int(sfreq),
+                           correct_artifacts=True)
+    return np.sort(np.asarray(info["ECG_R_Peaks"], dtype=float)) / sfreq
 
 
 def main() -> None:
@@ -84,6 +134,7 @@ def main() -> None:
     print(f"{'rate':>6} {'condition':<14} " + " ".join(f"{name + ' ' + col:>17}" for name in detectors
                                                       for col in ("sens", "PPV", "HR err", "s/8h")))
     totals: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in detectors}
+    hrv: dict[tuple[float, str], dict[str, list[tuple[float, float, float]]]] = {}
     for sfreq in (125.0, 256.0, 512.0):
         rows: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {}
         for subject in range(args.subjects):
@@ -92,12 +143,17 @@ def main() -> None:
             hypnogram = simulate_hypnogram(profile, args.hours, rng)
             n_seconds = int(hypnogram.size * 30)
             ecg, truth = simulate_ecg(hypnogram, profile, np.zeros(n_seconds), 0.25, sfreq, rng)
+            on_samples = np.floor(truth * sfreq) / sfreq  # where the simulator put each R wave
             for condition, signal in _conditions(ecg, sfreq, rng).items():
-                for name, detector in detectors.items():
-                    sens, ppv, err, seconds = _score(detector, signal, sfreq, truth, hypnogram.size)
-                    scaled = (sens, ppv, err, seconds * 8 / args.hours)
+                found = {name: _detect(detector, signal, sfreq) for name, detector in detectors.items()}
+                for name, (beats, seconds) in found.items():
+                    scaled = (*_score(beats, seconds, truth, hypnogram.size)[:3], seconds * 8 / args.hours)
                     rows.setdefault(condition, {}).setdefault(name, []).append(scaled)
                     totals[name].append(scaled)
+                neurokit = {"NeuroKit2": found["NeuroKit2"][0], "NK2 corrected": _neurokit_corrected(signal, sfreq)}
+                errors = _hrv_errors(found["ours"][0], neurokit, on_samples, sfreq, _segments(hypnogram))
+                for name, values in errors.items():
+                    hrv.setdefault((sfreq, condition), {}).setdefault(name, []).append(values)
         for condition, by_name in rows.items():
             cells = [f"{value:>17.4f}" if i < 2 else f"{value:>17.2f}"
                      for name in detectors for i, value in enumerate(np.mean(by_name[name], axis=0))]
@@ -105,6 +161,18 @@ def main() -> None:
     print("mean over everything: " + "; ".join(
         f"{name}: sensitivity {m[0]:.4f}, PPV {m[1]:.4f}, epoch HR error {m[2]:.2f} bpm, {m[3]:.2f} s per 8 h"
         for name, m in ((name, np.mean(values, axis=0)) for name, values in totals.items())))
+    print("\nheart-rate variability, 5-minute segments of one stage: mean absolute error (ms) against the true "
+          "beats' (NeuroKit2's hrv_time), and the share of segments measured")
+    scorers = ("ours", "NeuroKit2", "NK2 corrected")
+    print(f"{'rate':>6} {'condition':<14} " + " ".join(f"{name + ' ' + col:>23}" for name in scorers
+                                                      for col in ("SDNN err", "RMSSD err", "measured")))
+    for (sfreq, condition), errors_by_name in hrv.items():
+        cells = [f"{value:>23.2f}" for name in scorers for value in np.nanmean(errors_by_name[name], axis=0)]
+        print(f"{sfreq:>6g} {condition:<14} " + " ".join(cells))
+    for name in scorers:
+        m = np.nanmean([v for errors_by_name in hrv.values() for v in errors_by_name[name]], axis=0)
+        print(f"mean over everything, {name}: SDNN error {m[0]:.2f} ms, RMSSD error {m[1]:.2f} ms, {100 * m[2]:.0f} % "
+              "of segments measured")
 
 
 if __name__ == "__main__":

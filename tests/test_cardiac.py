@@ -12,7 +12,7 @@ import pytest
 
 from synthsleepnet import PreprocessingConfig
 from synthsleepnet._validation import PSGReadError
-from synthsleepnet.cardiac import cardiac_measures, detect_r_peaks, heart_rate
+from synthsleepnet.cardiac import cardiac_measures, detect_r_peaks, heart_rate, hrv_measures
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.io.recording import Recording, Signal
 from synthsleepnet.scoring.prepare import PreparedInput, prepare_input
@@ -127,6 +127,33 @@ def test_measures_are_over_sleep_in_bed() -> None:
     assert (m["HR_over_90_sleep_min"], m["HR_under_40_sleep_min"]) == (1.0, 1.0)
 
 
+def test_heart_rate_variability_is_measured_on_whole_segments_of_one_kind() -> None:
+    # 5-minute segments: out of bed (W), W, N2, N3 with a missed beat and an extra one, N1, N2|R
+    # mixed, R, R with two minutes of no beats (an electrode off); the intervals alternate
+    kinds = ["W", "W", "N2", "N3", "N1", "mixed", "R", "R"]
+    pairs = {"W": (0.8, 0.86), "N2": (1.0, 1.1), "N3": (1.0, 1.04), "N1": (1.0, 1.02), "mixed": (0.9, 0.9),
+             "R": (0.9, 0.95)}
+    beats, t = [], 0.3
+    while t < 300 * len(kinds):
+        beats.append(t)
+        t += pairs[kinds[int(t // 300)]][len(beats) % 2]
+    beats_s = np.asarray(beats)
+    n3 = np.flatnonzero((beats_s > 1000) & (beats_s < 1100))
+    beats_s = np.delete(beats_s, n3[0])  # a missed beat: one interval twice as long
+    beats_s = np.sort(np.r_[beats_s, beats_s[n3[40]:n3[40] + 2].mean()])  # a T wave taken for a beat: two halves
+    beats_s = beats_s[(beats_s < 2150) | (beats_s > 2270)]  # 120 s without beats: 60 % of the segment
+    stages = np.repeat([0, 0, 2, 3, 1, 2, 4, 4], 10)
+    stages[55:60] = 4
+    m = hrv_measures(beats_s, stages, in_bed=slice(10, 80))
+    assert [m[f"HRV_segments_{kind}"] for kind in ("W", "NREM", "R")] == [1.0, 3.0, 1.0]
+    # successive differences 60, then 100, 40 (the pairs with a wrong interval left out) and 20, and 50 ms
+    assert (m["HRV_RMSSD_W"], m["HRV_RMSSD_NREM"], m["HRV_RMSSD_R"]) == pytest.approx((60.0, 160 / 3, 50.0))
+    # alternating intervals: half their difference, times √(n / (n − 1))
+    assert (m["HRV_SDNN_W"], m["HRV_SDNN_NREM"], m["HRV_SDNN_R"]) == pytest.approx((30.0, 80 / 3, 25.0), abs=0.2)
+    none = hrv_measures(beats_s, np.full(80, 2), in_bed=slice(0, 5))
+    assert none["HRV_segments_NREM"] == 0.0 and np.isnan(none["HRV_RMSSD_NREM"])  # no whole segment in bed
+
+
 def test_a_night_is_scored_with_its_heart_rate_or_says_why_not() -> None:
     truth = _beats(600, seed=4)
     eeg = Signal.from_array("EEG C4-M1", np.random.default_rng(5).normal(0, 20, 600 * 100), 100.0, "uV")
@@ -139,11 +166,12 @@ def test_a_night_is_scored_with_its_heart_rate_or_says_why_not() -> None:
     good = prepared(Signal.from_array("ECG II", _ecg(truth, 600, 256.0, seed=4), 256.0, "uV"))
     assert good.heart_rate is not None and len(good.heart_rate) == 600
     assert np.nanmax(np.abs(np.asarray(good.heart_rate) - heart_rate(truth, 600))) < 1.0
+    assert good.r_peaks is not None and np.max(np.abs(np.asarray(good.r_peaks) - truth)) < 0.005  # the beats kept
     def unreadable() -> tuple[np.ndarray, float]:
         raise PSGReadError("night.edf: record 7 of 'ECG II' is cut short")
 
     broken = prepared(Signal("ECG II", 256.0, 600 * 256, "uV", "uV", unreadable))
-    assert broken.heart_rate is None and broken.night.n_epochs == 20  # the night is scored all the same
+    assert broken.heart_rate is broken.r_peaks is None and broken.night.n_epochs == 20  # the night is scored all the same
     assert "no heart rate from ECG: record 7 of 'ECG II' is cut short" in broken.night.report.notes
     slow = prepared(Signal.from_array("ECG II", np.zeros(600 * 32), 32.0, "uV"))
     assert slow.heart_rate is None

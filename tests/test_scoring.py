@@ -218,6 +218,7 @@ def test_report_png_and_self_contained_html(scored: ScoringResult, tmp_path: Pat
     assert "agreement" in text.lower() and "src=\"http" not in text
     assert "<h2>Heart rate</h2>" in text and "Highest in the recording" in text  # the simulated night has an ECG
     assert "Sleep above 90 / below 40 bpm (30-s epochs)" in text
+    assert "HRV RMSSD in wake / NREM / R (5-min segments)" in text and "5-min segments in wake / NREM / R" in text
     assert "no usable ECG (see the notes)" in _html(dataclasses.replace(scored, heart_rate=None), b"")
 
 
@@ -234,6 +235,12 @@ def test_the_nights_heart_rate_comes_from_its_ecg(scored: ScoringResult) -> None
     assert json.dumps(scored.summary()["cardiac"]) == json.dumps(cardiac)  # NaN where the night has no such stage
     assert dataclasses.replace(scored, heart_rate=None).summary()["cardiac"] is None
     np.testing.assert_array_equal(ScoringResult.from_json(scored.to_json()).heart_rate, scored.heart_rate)
+    assert scored.r_peaks is not None  # the beats are kept: the heart rate is theirs, and so is its variability
+    assert 60 / np.median(np.diff(scored.r_peaks)) == pytest.approx(np.nanmedian(scored.heart_rate), abs=1.0)
+    np.testing.assert_array_equal(ScoringResult.from_json(scored.to_json()).r_peaks, scored.r_peaks)
+    assert {f"HRV_{m}_{kind}" for m in ("SDNN", "RMSSD", "segments") for kind in ("W", "NREM", "R")} <= set(cardiac)
+    assert all(5 < cardiac[f"HRV_RMSSD_{kind}"] < 300 for kind in ("W", "NREM", "R") if cardiac[f"HRV_segments_{kind}"])
+    assert "HRV_RMSSD_NREM" not in (dataclasses.replace(scored, r_peaks=None).cardiac() or {})  # results saved before
 
 
 def test_the_nights_body_position_comes_from_its_position_channel(scored: ScoringResult) -> None:
@@ -551,6 +558,8 @@ def test_batch_scoring_isolates_a_bad_file_and_resumes(scorers: list[Path], sim_
                                [with_scoring["cardiac"][k] or math.nan for k in ("HR_mean_sleep", "HR_min_sleep",
                                                                                  "HR_max_sleep")], atol=0.005)
     assert table.loc[1:, "HR_mean_sleep"].notna().any()  # the simulated nights have an ECG and some sleep
+    assert {"HRV_RMSSD_NREM", "HRV_SDNN_NREM", "HRV_RMSSD_R", "HRV_SDNN_R"} <= set(table.columns)
+    assert table.loc[1, "HRV_RMSSD_NREM"] == pytest.approx(with_scoring["cardiac"]["HRV_RMSSD_NREM"] or math.nan, nan_ok=True)
     assert table.loc[1, "supine_sleep_pct"] == with_scoring["position"]["supine_sleep_pct"]  # and a position channel
     assert {"AHI_supine", "AHI_nonsupine", "positional_osa", "reference_AHI_supine"} <= set(table.columns)
     assert table.loc[1, "reference_AHI_nonsupine"] == pytest.approx(

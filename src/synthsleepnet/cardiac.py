@@ -22,6 +22,14 @@ Definitions
   sleep whose 30-s epochs average above 90 bpm or below 40 bpm (the AASM's thresholds for sustained
   sinus tachycardia during sleep and for bradycardia: a flag for review, not a rhythm diagnosis),
   and the share of sleep with a heart rate (the rest is artefact, or no ECG).
+- Heart-rate variability (time domain, as the Task Force of 1996 defines it for short-term
+  recordings): the night is cut into 5-minute segments from the recording start; a segment
+  counts for wake, NREM or R when all its epochs are in bed and of that kind, and when its
+  normal-to-normal (NN) intervals — the intervals the heart rate uses — span at least
+  :data:`MIN_NN_COVERAGE` of it. In each, SDNN is the standard deviation of its NN intervals and
+  RMSSD the root mean square of the differences between successive NN intervals (two intervals
+  sharing a beat, both normal); each measure of a kind is the mean over its segments (so a
+  night's SDNN is not inflated by the heart rate's drift between stages).
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ import numpy as np
 from .respiratory import seconds_in_bed
 from .tasks import STAGES
 
-__all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "epoch_means", "heart_rate"]
+__all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "epoch_means", "heart_rate", "hrv_measures",
+           "normal_intervals", "segment_hrv"]
 
 #: Beat-to-beat intervals a heart produces (30–200 bpm) ...
 RR_RANGE_S = (0.3, 2.0)
@@ -52,6 +61,12 @@ MAX_QRS_SHARE = 0.4
 TACHYCARDIA_BPM, BRADYCARDIA_BPM = 90.0, 40.0
 #: The lowest ECG rate whose QRS complex (5–20 Hz) can be found.
 MIN_ECG_SFREQ = 50.0
+#: The heart-rate variability's segments (s): the Task Force's short-term recordings.
+HRV_SEGMENT_S = 300.0
+#: The least share of a segment its normal intervals must span for its variability to count.
+MIN_NN_COVERAGE = 0.8
+#: The kinds of epoch whose variability is measured: their stage codes.
+HRV_STAGES = {"W": (0,), "NREM": (1, 2, 3), "R": (STAGES.index("R"),)}
 _R = STAGES.index("R")
 
 
@@ -121,14 +136,8 @@ def _vertex(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
 
 def heart_rate(r_peaks_s: np.ndarray, duration_s: float) -> np.ndarray:
     """Heart rate (bpm) at 1 Hz over ``duration_s`` seconds from R-peak times (NaN where unknown)."""
-    from scipy.ndimage import median_filter
-
     seconds = np.arange(int(duration_s)) + 0.5
-    rr = np.diff(np.asarray(r_peaks_s, dtype=float))
-    if rr.size < 2:
-        return np.full(seconds.size, np.nan)
-    typical = median_filter(rr, size=9, mode="nearest")
-    valid = (rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1]) & (np.abs(rr - typical) <= RR_MAX_DEVIATION * typical)
+    rr, valid = normal_intervals(r_peaks_s)
     if not valid.any():
         return np.full(seconds.size, np.nan)
     mids = (np.asarray(r_peaks_s)[1:] - rr / 2)[valid]
@@ -138,6 +147,68 @@ def heart_rate(r_peaks_s: np.ndarray, duration_s: float) -> np.ndarray:
     nearest = np.minimum(np.abs(seconds - mids[before]), np.abs(seconds - mids[after]))
     rate[nearest > MAX_GAP_S] = np.nan
     return rate
+
+
+def normal_intervals(r_peaks_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The intervals (s) between successive R peaks, and which of them are normal (NN): within
+    :data:`RR_RANGE_S` and within :data:`RR_MAX_DEVIATION` of the median of the nine around them."""
+    from scipy.ndimage import median_filter
+
+    rr = np.diff(np.asarray(r_peaks_s, dtype=float))
+    if rr.size < 2:
+        return rr, np.zeros(rr.size, dtype=bool)
+    typical = median_filter(rr, size=9, mode="nearest")
+    return rr, (rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1]) & (np.abs(rr - typical) <= RR_MAX_DEVIATION * typical)
+
+
+def segment_hrv(rr: np.ndarray, normal: np.ndarray, span_s: float) -> tuple[float, float]:
+    """SDNN and RMSSD (ms) of one segment's successive intervals (NaN, NaN when its normal
+    intervals span less than :data:`MIN_NN_COVERAGE` of ``span_s``)."""
+    nn = rr[normal]
+    if nn.size < 3 or nn.sum() < MIN_NN_COVERAGE * span_s:
+        return float("nan"), float("nan")
+    successive = np.diff(rr)[normal[1:] & normal[:-1]]
+    rmssd = float(np.sqrt(np.mean(successive ** 2))) if successive.size else float("nan")
+    return 1000 * float(np.std(nn, ddof=1)), 1000 * rmssd
+
+
+def hrv_measures(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0, *,
+                 in_bed: slice | None = None) -> dict[str, float]:
+    """Heart-rate variability in wake, NREM and R (see the module's definitions): for each,
+    ``HRV_SDNN_<kind>`` and ``HRV_RMSSD_<kind>`` in ms (NaN without a segment) and
+    ``HRV_segments_<kind>``, the number of 5-minute segments they average.
+
+    Examples
+    --------
+    >>> beats = np.cumsum(np.tile([1.0, 1.1], 300))  # 11 minutes of N2, intervals alternating by 100 ms
+    >>> m = hrv_measures(beats, np.full(22, 2))
+    >>> round(m["HRV_RMSSD_NREM"], 1), round(m["HRV_SDNN_NREM"], 1), m["HRV_segments_NREM"], m["HRV_segments_R"]
+    (100.0, 50.1, 2.0, 0.0)
+    """
+    beats = np.asarray(r_peaks_s, dtype=float)
+    rr, normal = normal_intervals(beats)
+    codes = np.asarray(stages, dtype=int)
+    bed = np.zeros(codes.size, dtype=bool)
+    bed[in_bed or slice(0, codes.size)] = True
+    per_segment = max(int(round(HRV_SEGMENT_S / epoch_s)), 1)
+    found: dict[str, list[tuple[float, float]]] = {kind: [] for kind in HRV_STAGES}
+    for first in range(0, codes.size - per_segment + 1, per_segment):
+        epochs = slice(first, first + per_segment)
+        kind = next((k for k, c in HRV_STAGES.items() if np.isin(codes[epochs], c).all()), None)
+        if kind is None or not bed[epochs].all():
+            continue
+        start, end = first * epoch_s, (first + per_segment) * epoch_s
+        inside = slice(np.searchsorted(beats, start), np.searchsorted(beats, end))  # beats, then intervals between them
+        intervals = slice(inside.start, max(inside.stop - 1, inside.start))
+        measured = segment_hrv(rr[intervals], normal[intervals], end - start)
+        if np.isfinite(measured[0]):
+            found[kind].append(measured)
+    out: dict[str, float] = {}
+    for kind, values in found.items():
+        mean = np.mean(values, axis=0) if values else (float("nan"), float("nan"))
+        out.update({f"HRV_SDNN_{kind}": float(mean[0]), f"HRV_RMSSD_{kind}": float(mean[1]),
+                    f"HRV_segments_{kind}": float(len(values))})
+    return out
 
 
 def cardiac_measures(rate: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0, *,

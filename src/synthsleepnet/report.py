@@ -237,7 +237,18 @@ def _cardiac_rows(cardiac: dict[str, float] | None) -> list[tuple[str, str]]:
                                         f"{_fmt(cardiac['HR_mean_R'])} bpm"),
             ("Sleep above 90 / below 40 bpm (30-s epochs)", f"{_fmt(cardiac['HR_over_90_sleep_min'])} / "
                                                             f"{_fmt(cardiac['HR_under_40_sleep_min'], ' min')}"),
-            ("Sleep with a heart rate", _fmt(cardiac["HR_known_sleep_pct"], " %"))]
+            ("Sleep with a heart rate", _fmt(cardiac["HR_known_sleep_pct"], " %")), *_hrv_rows(cardiac)]
+
+
+def _hrv_rows(cardiac: dict[str, float]) -> list[tuple[str, str]]:
+    """The variability rows, where the beats were kept (results saved before them have none)."""
+    if "HRV_RMSSD_NREM" not in cardiac:
+        return []
+    kinds = ("W", "NREM", "R")
+    return [(f"HRV {name} in wake / NREM / R (5-min segments)",
+             " / ".join(_fmt(cardiac[f"HRV_{name}_{kind}"]) for kind in kinds) + " ms")
+            for name in ("RMSSD", "SDNN")] + [
+            ("5-min segments in wake / NREM / R", " / ".join(f"{cardiac[f'HRV_segments_{kind}']:.0f}" for kind in kinds))]
 
 
 def _position_rows(position: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -201,8 +201,9 @@ class BatchSummary:
 #: Respiratory columns of the cohort table (``nights.csv``); empty where not measured.
 _RESPIRATORY_COLUMNS = ("AHI", "AHI_3pct", "AHI_4pct", "REI", "AHI_REM", "AHI_NREM", "AI", "HI", "OAI", "CAI", "MAI",
                         "ODI3", "ODI4", "T90_min", "spo2_mean", "spo2_min")
-#: Heart-rate columns of the cohort table; empty without an ECG.
-_CARDIAC_COLUMNS = ("HR_mean_sleep", "HR_min_sleep", "HR_max_sleep")
+#: Heart-rate and variability columns of the cohort table; empty without an ECG.
+_CARDIAC_COLUMNS = ("HR_mean_sleep", "HR_min_sleep", "HR_max_sleep", "HRV_RMSSD_NREM", "HRV_SDNN_NREM", "HRV_RMSSD_R",
+                    "HRV_SDNN_R")
 #: Body-position columns of the cohort table; empty without a readable position channel.
 _POSITION_COLUMNS = ("supine_sleep_pct", "AHI_supine", "AHI_nonsupine", "positional_osa")
 

@@ -41,6 +41,7 @@ class PreparedInput:
     spo2: list[float] | None
     reference_respiratory: bool = False  # the reference scoring covers respiratory events
     heart_rate: list[float] | None = None  # bpm at 1 Hz, from the ECG
+    r_peaks: list[float] | None = None  # the ECG's beats (s from the recording start)
     body_position: list[int] | None = None  # index in POSITIONS at 1 Hz (−1 unknown)
 
 
@@ -55,20 +56,22 @@ def _body_position_1hz(recording: Recording, channel_table: ChannelTable, report
     return None if found is None else found[0].tolist()
 
 
-def _heart_rate_1hz(recording: Recording, channel_table: ChannelTable, report: NightReport) -> list[float] | None:
-    """The night's heart rate (bpm) at 1 Hz from its first usable ECG
-    (:mod:`synthsleepnet.cardiac`); None without one (why is said in ``report``)."""
+def _heart_beats(recording: Recording, channel_table: ChannelTable, report: NightReport
+                 ) -> tuple[list[float], list[float]] | None:
+    """The night's heart rate (bpm) at 1 Hz and its R peaks (s, to the millisecond) from its
+    first usable ECG (:mod:`synthsleepnet.cardiac`); None without one (why is said in ``report``)."""
     from ..cardiac import detect_r_peaks, heart_rate
 
     for ch in map_channels(recording.labels, channel_table).channels:
         if ch.modality == "ecg":
             try:
                 data, sfreq, _, _ = channel_data(recording, ch)
-                rate = heart_rate(detect_r_peaks(data, sfreq), data.size / sfreq)
+                peaks = detect_r_peaks(data, sfreq)
+                rate = heart_rate(peaks, data.size / sfreq)
             except ValueError as err:  # unreadable samples, an unusable channel, too slow a rate
                 report.notes.append(f"no heart rate from {ch.name}: {str(err).removeprefix(f'{recording.path}: ')}")
                 continue
-            return [float(v) for v in np.round(rate, 1)]
+            return [float(v) for v in np.round(rate, 1)], [float(v) for v in np.round(peaks, 3)]
     return None
 
 
@@ -104,10 +107,10 @@ def prepare_input(recording: str | Path | Recording, annotations: str | Path | S
         annotations = read_scoring(annotations, epoch_s=config.epoch_s)
     annotations = annotations if annotations is not None else embedded_scoring(recording, config.epoch_s)
     night = prepare_recording(recording, annotations, config=config, channel_table=channel_table, only=channels)
+    rate, beats = _heart_beats(recording, channel_table, night.report) or (None, None)
     return PreparedInput(recording.path, tuple(recording.labels), recording.start, night, annotations is not None,
                          _spo2_1hz(recording, channel_table, night.report),
-                         annotations is not None and annotations.respiratory_scored,
-                         _heart_rate_1hz(recording, channel_table, night.report),
+                         annotations is not None and annotations.respiratory_scored, rate, beats,
                          _body_position_1hz(recording, channel_table, night.report))
 
 

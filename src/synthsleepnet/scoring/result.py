@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._atomic import atomic_write_text
 from .._config import EventDecoding, config_from_dict
-from ..cardiac import cardiac_measures, epoch_means
+from ..cardiac import cardiac_measures, epoch_means, hrv_measures
 from ..events import decode_events, event_agreement
 from ..metrics import classification_metrics, event_f1
 from ..positional import epoch_positions, position_measures
@@ -103,6 +103,9 @@ class ScoringResult:
     heart_rate : list of float | None
         Heart rate (bpm) at 1 Hz from the ECG when the recording has one (NaN where its beats
         could not be told: :mod:`synthsleepnet.cardiac`).
+    r_peaks : list of float | None
+        The ECG's R peaks, in seconds from the recording start (to the millisecond): the beats
+        the heart rate was measured from, and its variability is.
     body_position : list of int | None
         Body position at 1 Hz from a position channel whose codes are known: the index in
         :data:`~synthsleepnet.io.position_codes.POSITIONS` (supine, left, right, prone, upright),
@@ -134,6 +137,7 @@ class ScoringResult:
     decoding: EventDecoding = dataclasses.field(default_factory=EventDecoding)
     spo2: list[float] | None = None
     heart_rate: list[float] | None = None
+    r_peaks: list[float] | None = None
     body_position: list[int] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     second_proba: np.ndarray | None = None
@@ -236,12 +240,17 @@ class ScoringResult:
 
     def cardiac(self) -> dict[str, float] | None:
         """Mean, lowest and highest heart rate in sleep, the highest in the recording, the mean in
-        wake, NREM and R, over time in bed (:func:`~synthsleepnet.cardiac.cardiac_measures`); None
+        wake, NREM and R (:func:`~synthsleepnet.cardiac.cardiac_measures`), and with the beats its
+        variability in each (:func:`~synthsleepnet.cardiac.hrv_measures`), over time in bed; None
         without an ECG."""
         if self.heart_rate is None:
             return None
-        return cardiac_measures(np.asarray(self.heart_rate, dtype=float), self.as_int(), self.epoch_s,
-                                in_bed=self._bed())
+        measures = cardiac_measures(np.asarray(self.heart_rate, dtype=float), self.as_int(), self.epoch_s,
+                                    in_bed=self._bed())
+        if self.r_peaks is not None:
+            measures.update(hrv_measures(np.asarray(self.r_peaks, dtype=float), self.as_int(), self.epoch_s,
+                                         in_bed=self._bed()))
+        return measures
 
     def position(self) -> dict[str, Any] | None:
         """Sleep time and AHI by body position, supine and non-supine, over time in bed

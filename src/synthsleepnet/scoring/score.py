@@ -175,7 +175,8 @@ class NightScorer:
                              preprocessing_hash=str(next(iter(self.scorers.values())).meta.preprocessing_hash),
                              **_references(prepared),
                              threshold=0.5 if self.threshold is None else self.threshold, decoding=self._decoding(),
-                             spo2=prepared.spo2, heart_rate=prepared.heart_rate, body_position=prepared.body_position,
+                             spo2=prepared.spo2, heart_rate=prepared.heart_rate, r_peaks=prepared.r_peaks,
+                             body_position=prepared.body_position,
                              notes=_notes(prepared, runs.substitutions) + _lights_note(lights, whence, prepared.start),
                              second_proba=runs.second_proba, lights_off_s=lights[0], lights_on_s=lights[1])
 
