@@ -51,6 +51,7 @@ _API: dict[str, str] = {
     "detect_r_peaks": ".cardiac",
     "heart_rate": ".cardiac",
     "cardiac_measures": ".cardiac",
+    "hrv_measures": ".cardiac",
     "position_measures": ".positional",
     "read_body_position": ".io",
     "scoring_statistics": ".stats",
@@ -105,6 +106,7 @@ __all__ = [
     "find_recordings",
     "finetune",
     "heart_rate",
+    "hrv_measures",
     "load_channel_table",
     "load_classifier",
     "load_encoder",
@@ -151,7 +153,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         SignalQualityError,
         StoreError,
     )
-    from .cardiac import cardiac_measures, detect_r_peaks, heart_rate
+    from .cardiac import cardiac_measures, detect_r_peaks, heart_rate, hrv_measures
     from .demo import run_demo
     from .fetch import fetch
     from .io import (
