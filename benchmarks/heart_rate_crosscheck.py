@@ -9,7 +9,9 @@ movement bursts; each detector's beats are matched to the true ones (within 50 m
 each 5-minute segment of one stage's RMSSD and SDNN with those of the true beats (as they lie
 on the samples) by NeuroKit2's ``hrv_time``: ours from our beats and normal intervals
 (``synthsleepnet.cardiac``), NeuroKit2's from ``ecg_peaks`` as it is and with its artefact
-correction (``correct_artifacts=True``, Kubios), and ``hrv_time``. Prints sensitivity, positive predictive value, the epochs'
+correction (``correct_artifacts=True``, Kubios), and ``hrv_time``; then each RMSSD of YASA's
+``hrv_stage`` (its beats from SleepECG, on its own 5-minute periods of one stage) beside ours
+and the truth's on the same periods. Prints sensitivity, positive predictive value, the epochs'
 heart-rate error, the segments' RMSSD and SDNN errors, and seconds per 8 hours of ECG, side by
 side in one run. No real ECG is in ``../shared/data``: on real nights
 the numbers will be lower for both.
@@ -125,6 +127,28 @@ def _neurokit_corrected(ecg: np.ndarray, sfreq: float) -> np.ndarray:
     return np.sort(np.asarray(info["ECG_R_Peaks"], dtype=float)) / sfreq
 
 
+def _yasa_rmssd_errors(ours: np.ndarray, ecg: np.ndarray, sfreq: float, truth: np.ndarray,
+                       hypnogram: np.ndarray) -> tuple[float, float, float, float]:
+    """YASA's ``hrv_stage`` RMSSD on its 5-minute periods of one stage, and ours on the same
+    periods: each one's mean absolute error against the true beats' and share of periods measured."""
+    import yasa
+
+    periods, _ = yasa.hrv_stage(ecg, sfreq, hypno=np.repeat(hypnogram, int(30 * sfreq))[:ecg.size],
+                                include=(0, 1, 2, 3, 4), threshold="5min", equal_length=True)
+    rr, normal = normal_intervals(ours)
+    errors: dict[str, list[float]] = {"ours": [], "YASA": []}
+    for start, duration, theirs in zip(periods["start"], periods["duration"], periods["hrv_rmssd"], strict=True):
+        segment = (float(start), float(start + duration))
+        true = _neurokit_hrv(truth, sfreq, segment)[1]
+        first, last = np.searchsorted(ours, segment)
+        mine = segment_hrv(rr[first:max(last - 1, first)], normal[first:max(last - 1, first)], float(duration))[1]
+        errors["ours"].append(abs(mine - true))
+        errors["YASA"].append(abs(float(theirs) - true))
+    values = {name: np.asarray(found) for name, found in errors.items()}
+    return (float(np.nanmean(values["ours"])), float(np.mean(np.isfinite(values["ours"]))),
+            float(np.nanmean(values["YASA"])), float(np.mean(np.isfinite(values["YASA"]))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=4)
@@ -135,6 +159,7 @@ def main() -> None:
                                                       for col in ("sens", "PPV", "HR err", "s/8h")))
     totals: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in detectors}
     hrv: dict[tuple[float, str], dict[str, list[tuple[float, float, float]]]] = {}
+    yasa_rows: dict[tuple[float, str], list[tuple[float, float, float, float]]] = {}
     for sfreq in (125.0, 256.0, 512.0):
         rows: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {}
         for subject in range(args.subjects):
@@ -154,6 +179,8 @@ def main() -> None:
                 errors = _hrv_errors(found["ours"][0], neurokit, on_samples, sfreq, _segments(hypnogram))
                 for name, values in errors.items():
                     hrv.setdefault((sfreq, condition), {}).setdefault(name, []).append(values)
+                yasa_rows.setdefault((sfreq, condition), []).append(
+                    _yasa_rmssd_errors(found["ours"][0], signal, sfreq, on_samples, hypnogram))
         for condition, by_name in rows.items():
             cells = [f"{value:>17.4f}" if i < 2 else f"{value:>17.2f}"
                      for name in detectors for i, value in enumerate(np.mean(by_name[name], axis=0))]
@@ -173,6 +200,15 @@ def main() -> None:
         m = np.nanmean([v for errors_by_name in hrv.values() for v in errors_by_name[name]], axis=0)
         print(f"mean over everything, {name}: SDNN error {m[0]:.2f} ms, RMSSD error {m[1]:.2f} ms, {100 * m[2]:.0f} % "
               "of segments measured")
+    print("\nRMSSD on YASA's 5-minute periods of one stage (hrv_stage, threshold 5min, equal_length): mean absolute "
+          "error (ms) against the true beats', and the share of periods measured")
+    print(f"{'rate':>6} {'condition':<14} " + " ".join(f"{col:>18}" for col in ("ours RMSSD err", "ours measured",
+                                                                               "YASA RMSSD err", "YASA measured")))
+    for (sfreq, condition), rows_here in yasa_rows.items():
+        print(f"{sfreq:>6g} {condition:<14} " + " ".join(f"{v:>18.2f}" for v in np.nanmean(rows_here, axis=0)))
+    m = np.nanmean([row for rows_here in yasa_rows.values() for row in rows_here], axis=0)
+    print(f"mean over everything: ours RMSSD error {m[0]:.2f} ms ({100 * m[1]:.0f} % measured), YASA {m[2]:.2f} ms "
+          f"({100 * m[3]:.0f} % measured)")
 
 
 if __name__ == "__main__":
