@@ -12,7 +12,7 @@ import pytest
 
 from synthsleepnet import PreprocessingConfig
 from synthsleepnet._validation import PSGReadError
-from synthsleepnet.cardiac import cardiac_measures, detect_r_peaks, heart_rate, hrv_measures
+from synthsleepnet.cardiac import cardiac_measures, detect_r_peaks, heart_rate, hrv_measures, hrv_segments
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.io.recording import Recording, Signal
 from synthsleepnet.scoring.prepare import PreparedInput, prepare_input
@@ -150,6 +150,14 @@ def test_heart_rate_variability_is_measured_on_whole_segments_of_one_kind() -> N
     assert (m["HRV_RMSSD_W"], m["HRV_RMSSD_NREM"], m["HRV_RMSSD_R"]) == pytest.approx((60.0, 160 / 3, 50.0))
     # alternating intervals: half their difference, times √(n / (n − 1))
     assert (m["HRV_SDNN_W"], m["HRV_SDNN_NREM"], m["HRV_SDNN_R"]) == pytest.approx((30.0, 80 / 3, 25.0), abs=0.2)
+    table = hrv_segments(beats_s, stages, in_bed=slice(10, 80))  # each segment, and why one does not count
+    assert list(table["onset_s"]) == [300, 600, 900, 1200, 1800, 2100] and list(table["kind"]) == [
+        "W", "NREM", "NREM", "NREM", "R", "R"]
+    assert list(table["stages"][:4]) == ["W", "N2", "N3", "N1"] and table["nn_coverage_pct"].iloc[-1] < 80
+    assert table["RMSSD_ms"].isna().tolist() == [False] * 5 + [True]
+    # the intervals between its beats, less the missed beat's long one and the extra beat's two halves
+    assert table["intervals"].iloc[2] == np.count_nonzero((beats_s >= 900) & (beats_s < 1200)) - 1 - 3
+    assert table["HR_mean_bpm"].iloc[0] == pytest.approx(60 / 0.83, abs=0.05)
     none = hrv_measures(beats_s, np.full(80, 2), in_bed=slice(0, 5))
     assert none["HRV_segments_NREM"] == 0.0 and np.isnan(none["HRV_RMSSD_NREM"])  # no whole segment in bed
 

@@ -203,6 +203,10 @@ def test_exports_exist_and_agree(scored: ScoringResult, tmp_path: Path) -> None:
     assert lines[0] == "Onset,Duration,Annotation" and len(lines) == len(bids) + 1
     events = pd.read_csv(paths["respiratory"])
     assert list(events.columns[:4]) == ["onset_s", "time", "duration_s", "event"]
+    segments = pd.read_csv(paths["hrv"])  # the simulated night has an ECG
+    assert list(segments.columns) == ["onset_s", "time", "kind", "stages", "intervals", "nn_coverage_pct",
+                                      "HR_mean_bpm", "SDNN_ms", "RMSSD_ms"]
+    assert len(segments) == len(scored.hrv_segments()) and (segments["onset_s"] % 300 == 0).all()
     assert len(events) == len(scored.respiratory_events()) and {"desaturation_pct", "confirmed_by"} <= set(events)
     desaturations = bids[bids["trial_type"].str.startswith("SpO2 desaturation")]
     assert len(desaturations) == len(scored.desaturations()) > 0
@@ -469,7 +473,7 @@ def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path
     assert proc.returncode == 0, proc.stderr
     assert "sim-0012.edf.missing" in proc.stderr and "Traceback" not in proc.stderr
     score_night(edf, scorers, tmp_path / "here", annotations=xml)  # torch is imported: no worker
-    for name in ("epochs.csv", "events.tsv", "respiratory_events.csv"):
+    for name in ("epochs.csv", "events.tsv", "respiratory_events.csv", "hrv_segments.csv"):
         assert (tmp_path / "worker" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
     assert {p.name for p in (tmp_path / "worker").iterdir()} == {p.name for p in (tmp_path / "here").iterdir()}
     assert json.loads((tmp_path / "worker" / "summary.json").read_text()) == json.loads(

@@ -38,12 +38,13 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from .respiratory import seconds_in_bed
 from .tasks import STAGES
 
 __all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "epoch_means", "heart_rate", "hrv_measures",
-           "normal_intervals", "segment_hrv"]
+           "hrv_segments", "normal_intervals", "segment_hrv"]
 
 #: Beat-to-beat intervals a heart produces (30–200 bpm) ...
 RR_RANGE_S = (0.3, 2.0)
@@ -172,26 +173,19 @@ def segment_hrv(rr: np.ndarray, normal: np.ndarray, span_s: float) -> tuple[floa
     return 1000 * float(np.std(nn, ddof=1)), 1000 * rmssd
 
 
-def hrv_measures(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0, *,
-                 in_bed: slice | None = None) -> dict[str, float]:
-    """Heart-rate variability in wake, NREM and R (see the module's definitions): for each,
-    ``HRV_SDNN_<kind>`` and ``HRV_RMSSD_<kind>`` in ms (NaN without a segment) and
-    ``HRV_segments_<kind>``, the number of 5-minute segments they average.
-
-    Examples
-    --------
-    >>> beats = np.cumsum(np.tile([1.0, 1.1], 300))  # 11 minutes of N2, intervals alternating by 100 ms
-    >>> m = hrv_measures(beats, np.full(22, 2))
-    >>> round(m["HRV_RMSSD_NREM"], 1), round(m["HRV_SDNN_NREM"], 1), m["HRV_segments_NREM"], m["HRV_segments_R"]
-    (100.0, 50.1, 2.0, 0.0)
-    """
+def hrv_segments(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0, *,
+                 in_bed: slice | None = None) -> pd.DataFrame:
+    """One row per 5-minute segment of one kind (wake, NREM or R) in bed (see the module's
+    definitions): ``onset_s``, ``kind``, ``stages`` (e.g. ``N2+N3``), ``intervals`` (its normal
+    ones), ``nn_coverage_pct`` (the share of the segment they span), ``HR_mean_bpm`` (60 / their
+    mean), ``SDNN_ms`` and ``RMSSD_ms`` (NaN where they span less than :data:`MIN_NN_COVERAGE`)."""
     beats = np.asarray(r_peaks_s, dtype=float)
     rr, normal = normal_intervals(beats)
     codes = np.asarray(stages, dtype=int)
     bed = np.zeros(codes.size, dtype=bool)
     bed[in_bed or slice(0, codes.size)] = True
     per_segment = max(int(round(HRV_SEGMENT_S / epoch_s)), 1)
-    found: dict[str, list[tuple[float, float]]] = {kind: [] for kind in HRV_STAGES}
+    rows = []
     for first in range(0, codes.size - per_segment + 1, per_segment):
         epochs = slice(first, first + per_segment)
         kind = next((k for k, c in HRV_STAGES.items() if np.isin(codes[epochs], c).all()), None)
@@ -200,14 +194,38 @@ def hrv_measures(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.
         start, end = first * epoch_s, (first + per_segment) * epoch_s
         inside = slice(np.searchsorted(beats, start), np.searchsorted(beats, end))  # beats, then intervals between them
         intervals = slice(inside.start, max(inside.stop - 1, inside.start))
-        measured = segment_hrv(rr[intervals], normal[intervals], end - start)
-        if np.isfinite(measured[0]):
-            found[kind].append(measured)
+        nn = rr[intervals][normal[intervals]]
+        sdnn, rmssd = segment_hrv(rr[intervals], normal[intervals], end - start)
+        rows.append({"onset_s": start, "kind": kind, "stages": "+".join(STAGES[c] for c in np.unique(codes[epochs])),
+                     "intervals": nn.size, "nn_coverage_pct": 100 * float(nn.sum()) / (end - start),
+                     "HR_mean_bpm": 60 / float(nn.mean()) if nn.size else float("nan"),
+                     "SDNN_ms": sdnn, "RMSSD_ms": rmssd})
+    return pd.DataFrame(rows, columns=["onset_s", "kind", "stages", "intervals", "nn_coverage_pct", "HR_mean_bpm",
+                                       "SDNN_ms", "RMSSD_ms"])
+
+
+def hrv_measures(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0, *,
+                 in_bed: slice | None = None) -> dict[str, float]:
+    """Heart-rate variability in wake, NREM and R (see the module's definitions): for each,
+    ``HRV_SDNN_<kind>`` and ``HRV_RMSSD_<kind>`` in ms, the means over its segments of
+    :func:`hrv_segments` that were measured (NaN without one), and ``HRV_segments_<kind>``, how
+    many they are.
+
+    Examples
+    --------
+    >>> beats = np.cumsum(np.tile([1.0, 1.1], 300))  # 11 minutes of N2, intervals alternating by 100 ms
+    >>> m = hrv_measures(beats, np.full(22, 2))
+    >>> round(m["HRV_RMSSD_NREM"], 1), round(m["HRV_SDNN_NREM"], 1), m["HRV_segments_NREM"], m["HRV_segments_R"]
+    (100.0, 50.1, 2.0, 0.0)
+    """
+    segments = hrv_segments(r_peaks_s, stages, epoch_s, in_bed=in_bed)
+    measured = segments[segments["SDNN_ms"].notna()]
     out: dict[str, float] = {}
-    for kind, values in found.items():
-        mean = np.mean(values, axis=0) if values else (float("nan"), float("nan"))
-        out.update({f"HRV_SDNN_{kind}": float(mean[0]), f"HRV_RMSSD_{kind}": float(mean[1]),
-                    f"HRV_segments_{kind}": float(len(values))})
+    for kind in HRV_STAGES:
+        rows = measured[measured["kind"] == kind]
+        out.update({f"HRV_SDNN_{kind}": float(rows["SDNN_ms"].mean()) if len(rows) else float("nan"),
+                    f"HRV_RMSSD_{kind}": float(rows["RMSSD_ms"].mean()) if len(rows) else float("nan"),
+                    f"HRV_segments_{kind}": float(len(rows))})
     return out
 
 

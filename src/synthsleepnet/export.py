@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._atomic import atomic_write_bytes as _atomic
 from ._json import strict_json
 from .scoring.result import ScoringResult
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["EXPORT_FILES", "check_outputs", "export_all", "write_bids_events", "write_edf_annotations",
-           "write_edfbrowser_annotations", "write_epochs_csv", "write_respiratory_events_csv", "write_summary_json"]
+           "write_edfbrowser_annotations", "write_epochs_csv", "write_hrv_segments_csv", "write_respiratory_events_csv",
+           "write_summary_json"]
 
 #: What :func:`export_all` writes, by kind.
 EXPORT_FILES: dict[str, str] = {"epochs": "epochs.csv", "summary": "summary.json", "edf": "annotations.edf",
                                 "bids": "events.tsv", "edfbrowser": "annotations_edfbrowser.txt",
-                                "respiratory": "respiratory_events.csv", "result": "result.json"}
+                                "respiratory": "respiratory_events.csv", "hrv": "hrv_segments.csv",
+                                "result": "result.json"}
 
 
 def write_epochs_csv(result: ScoringResult, path: str | Path) -> Path:
@@ -24,16 +31,27 @@ def write_epochs_csv(result: ScoringResult, path: str | Path) -> Path:
     return _atomic(Path(path), result.to_dataframe().to_csv(index=False, float_format="%.4f").encode())
 
 
+def _with_clock_times(result: ScoringResult, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the clock time of each ``onset_s`` beside it."""
+    table.insert(1, "time", [(result.start + dt.timedelta(seconds=float(o))).isoformat() for o in table["onset_s"]])
+    return table
+
+
 def write_respiratory_events_csv(result: ScoringResult, path: str | Path) -> Path:
     """One row per respiratory event: onset (seconds and clock time), duration, type, stage at
     onset, the linked desaturation and what confirms a hypopnea (header only when none)."""
-    import datetime as dt
-
-    events = result.respiratory_events()
+    events = _with_clock_times(result, result.respiratory_events())
     stages = result.stages
-    events.insert(1, "time", [(result.start + dt.timedelta(seconds=float(o))).isoformat() for o in events["onset_s"]])
     events["stage"] = [stages[min(int(o // result.epoch_s), len(stages) - 1)] for o in events["onset_s"]]
     return _atomic(Path(path), events.to_csv(index=False, float_format="%.1f").encode())
+
+
+def write_hrv_segments_csv(result: ScoringResult, path: str | Path) -> Path:
+    """One row per 5-minute segment of wake, NREM or R in bed: onset (seconds and clock time),
+    kind, stages, normal intervals, their coverage, mean heart rate, SDNN and RMSSD (header only
+    without the ECG's beats)."""
+    table = _with_clock_times(result, result.hrv_segments())
+    return _atomic(Path(path), table.to_csv(index=False, float_format="%.2f").encode())
 
 
 def write_summary_json(result: ScoringResult, path: str | Path) -> Path:
@@ -97,5 +115,6 @@ def export_all(result: ScoringResult, out_dir: str | Path, *, overwrite: bool = 
     write_bids_events(result, targets["bids"])
     write_edfbrowser_annotations(result, targets["edfbrowser"])
     write_respiratory_events_csv(result, targets["respiratory"])
+    write_hrv_segments_csv(result, targets["hrv"])
     _atomic(targets["result"], result.to_json().encode())
     return targets

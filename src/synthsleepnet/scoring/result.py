@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._atomic import atomic_write_text
 from .._config import EventDecoding, config_from_dict
-from ..cardiac import cardiac_measures, epoch_means, hrv_measures
+from ..cardiac import cardiac_measures, epoch_means, hrv_measures, hrv_segments
 from ..events import decode_events, event_agreement
 from ..metrics import classification_metrics, event_f1
 from ..positional import epoch_positions, position_measures
@@ -251,6 +251,13 @@ class ScoringResult:
             measures.update(hrv_measures(np.asarray(self.r_peaks, dtype=float), self.as_int(), self.epoch_s,
                                          in_bed=self._bed()))
         return measures
+
+    def hrv_segments(self) -> pd.DataFrame:
+        """The heart-rate variability of each 5-minute segment of wake, NREM or R in bed
+        (:func:`~synthsleepnet.cardiac.hrv_segments`; no rows without the ECG's beats)."""
+        if self.r_peaks is None:
+            return hrv_segments(np.empty(0), np.empty(0, dtype=int), self.epoch_s)
+        return hrv_segments(np.asarray(self.r_peaks, dtype=float), self.as_int(), self.epoch_s, in_bed=self._bed())
 
     def position(self) -> dict[str, Any] | None:
         """Sleep time and AHI by body position, supine and non-supine, over time in bed
