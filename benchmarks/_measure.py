@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,3 +68,22 @@ def scoring_model(preset: str) -> SleepClassifier:
 
     torch.manual_seed(0)
     return fuse_for_inference(SleepClassifier(CHANNELS, get_preset(preset), 5, "sequence"))
+
+
+def matmul_peak() -> dict[str, float]:
+    """What this machine's cores reach at best: a 4096³ matrix product (no start-up) in fp32 and,
+    where the CPU has bf16 units (then ``auto`` scores in bf16), in bf16; emulated bf16 is no peak
+    and takes minutes."""
+    import torch
+
+    from synthsleepnet._device import cpu_supports_bf16
+
+    a = torch.randn(4096, 4096)
+    out = {}
+    for name, x in (("fp32", a), *((("bf16", a.bfloat16()),) if cpu_supports_bf16() else ())):
+        x @ x
+        t0 = time.perf_counter()
+        for _ in range(3):
+            x @ x
+        out[name] = 3 * 2 * 4096 ** 3 / (time.perf_counter() - t0) / 1e12
+    return out

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from _measure import CHANNELS, describe_cpu, peak_rss_mb
+from _measure import CHANNELS, describe_cpu, matmul_peak, peak_rss_mb
 
 if TYPE_CHECKING:  # the timed children import only what scoring imports
     from synthsleepnet._config import ModelConfig
@@ -116,28 +116,9 @@ def _yasa(edf: str) -> dict[str, float]:
     return {"model_seconds": time.perf_counter() - t0, "epochs": len(getattr(pred, "hypno", pred))}
 
 
-def _matmul_peak() -> dict[str, float]:
-    """What this machine's cores reach at best: a 4096³ matrix product (no start-up) in fp32 and,
-    where the CPU has bf16 units (then ``auto`` scores in bf16), in bf16; emulated bf16 is no peak
-    and takes minutes."""
-    import torch
-
-    from synthsleepnet._device import cpu_supports_bf16
-
-    a = torch.randn(4096, 4096)
-    out = {}
-    for name, x in (("fp32", a), *((("bf16", a.bfloat16()),) if cpu_supports_bf16() else ())):
-        x @ x
-        t0 = time.perf_counter()
-        for _ in range(3):
-            x @ x
-        out[name] = 3 * 2 * 4096 ** 3 / (time.perf_counter() - t0) / 1e12
-    return out
-
-
 def _child(kind: str, edf: str, workdir: str) -> None:
     if kind == "peak":
-        sys.stdout.write(json.dumps(_matmul_peak()) + "\n")
+        sys.stdout.write(json.dumps(matmul_peak()) + "\n")
         return
     out = _yasa(edf) if kind == "yasa" else _ours(edf, kind, workdir)
     out["peak_rss_mb"] = peak_rss_mb()
