@@ -66,9 +66,9 @@ MIN_ECG_SFREQ = 50.0
 HRV_SEGMENT_S = 300.0
 #: The least share of a segment its normal intervals must span for its variability to count.
 MIN_NN_COVERAGE = 0.8
-#: The kinds of epoch whose variability is measured: their stage codes.
-HRV_STAGES = {"W": (0,), "NREM": (1, 2, 3), "R": (STAGES.index("R"),)}
 _R = STAGES.index("R")
+#: The kinds of epoch whose variability is measured: their stage codes.
+HRV_STAGES = {"W": (0,), "NREM": (1, 2, 3), "R": (_R,)}
 
 
 def detect_r_peaks(ecg: np.ndarray, sfreq: float, *, chunk_s: float = 3600.0) -> np.ndarray:
