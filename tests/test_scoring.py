@@ -223,6 +223,8 @@ def test_report_png_and_self_contained_html(scored: ScoringResult, tmp_path: Pat
     assert "<h2>Heart rate</h2>" in text and "Highest in the recording" in text  # the simulated night has an ECG
     assert "Sleep above 90 / below 40 bpm (30-s epochs)" in text
     assert "HRV RMSSD in wake / NREM / R (5-min segments)" in text and "5-min segments in wake / NREM / R" in text
+    titles = [ax.get_title("left") for ax in plot_report(scored).axes]
+    assert any(t.startswith("heart rate in sleep") and "; RMSSD NREM " in t for t in titles)
     assert "no usable ECG (see the notes)" in _html(dataclasses.replace(scored, heart_rate=None), b"")
 
 

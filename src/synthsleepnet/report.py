@@ -162,7 +162,9 @@ def _plot_heart_rate(ax: Any, result: ScoringResult) -> None:
     cardiac = result.cardiac() or {}
     ax.set_title(f"heart rate in sleep: mean {_fmt(cardiac.get('HR_mean_sleep', np.nan))}, lowest "
                  f"{_fmt(cardiac.get('HR_min_sleep', np.nan))}, highest {_fmt(cardiac.get('HR_max_sleep', np.nan))} bpm; "
-                 f"highest in the recording {_fmt(cardiac.get('HR_max_recording', np.nan))} bpm", loc="left", fontsize=9)
+                 f"highest in the recording {_fmt(cardiac.get('HR_max_recording', np.nan))} bpm"
+                 + (f"; RMSSD NREM {_fmt(cardiac['HRV_RMSSD_NREM'])}, R {_fmt(cardiac['HRV_RMSSD_R'])} ms"
+                    if "HRV_RMSSD_NREM" in cardiac else ""), loc="left", fontsize=9)
     ax.set_ylabel("bpm")
     finite = rate[np.isfinite(rate)]
     if finite.size:
