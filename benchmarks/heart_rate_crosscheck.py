@@ -6,7 +6,8 @@ The simulator's ECG (its beats returned with it) for several subjects, at the ra
 record (125, 256, 512 Hz), as simulated, with the lead reversed, with muscle noise, and with
 movement bursts; each detector's beats are matched to the true ones (within 50 ms), and each
 30-s epoch's heart rate (60 / the median interval of its beats) compared with the truth's, and
-each 5-minute segment of one stage's RMSSD and SDNN with those of the true beats (as they lie
+each of our 5-minute segments' RMSSD and SDNN (``cardiac.hrv_segments`` on the true hypnogram:
+each stretch of wake, NREM or R cut from its start) with those of the true beats (as they lie
 on the samples) by NeuroKit2's ``hrv_time``: ours from our beats and normal intervals
 (``synthsleepnet.cardiac``), NeuroKit2's from ``ecg_peaks`` as it is and with its artefact
 correction (``correct_artifacts=True``, Kubios), and ``hrv_time``; then each RMSSD of YASA's
@@ -27,7 +28,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from synthsleepnet.cardiac import HRV_SEGMENT_S, detect_r_peaks, normal_intervals, segment_hrv
+from synthsleepnet.cardiac import (
+    HRV_SEGMENT_S,
+    detect_r_peaks,
+    hrv_segments,
+    normal_intervals,
+    segment_hrv,
+)
 from synthsleepnet.simulate.architecture import SubjectProfile, simulate_hypnogram
 from synthsleepnet.simulate.signals import simulate_ecg
 
@@ -46,11 +53,8 @@ def _ours(ecg: np.ndarray, sfreq: float) -> np.ndarray:
 
 
 def _segments(hypnogram: np.ndarray) -> list[tuple[float, float]]:
-    """The 5-minute segments whose epochs are all of one stage (W, N1–N3 together, or R)."""
-    per = int(HRV_SEGMENT_S // 30)
-    kinds = np.select([hypnogram == 0, hypnogram == 4], [0, 2], 1)
-    return [(first * 30.0, (first + per) * 30.0) for first in range(0, hypnogram.size - per + 1, per)
-            if np.unique(kinds[first:first + per]).size == 1]
+    """Our 5-minute segments of the true hypnogram (each stretch of wake, NREM or R cut from its start)."""
+    return [(onset, onset + HRV_SEGMENT_S) for onset in hrv_segments(np.empty(0), hypnogram)["onset_s"]]
 
 
 def _neurokit_hrv(peaks_s: np.ndarray, sfreq: float, segment: tuple[float, float]) -> tuple[float, float]:
@@ -188,7 +192,7 @@ def main() -> None:
     print("mean over everything: " + "; ".join(
         f"{name}: sensitivity {m[0]:.4f}, PPV {m[1]:.4f}, epoch HR error {m[2]:.2f} bpm, {m[3]:.2f} s per 8 h"
         for name, m in ((name, np.mean(values, axis=0)) for name, values in totals.items())))
-    print("\nheart-rate variability, 5-minute segments of one stage: mean absolute error (ms) against the true "
+    print("\nheart-rate variability, our 5-minute segments of one kind: mean absolute error (ms) against the true "
           "beats' (NeuroKit2's hrv_time), and the share of segments measured")
     scorers = ("ours", "NeuroKit2", "NK2 corrected")
     print(f"{'rate':>6} {'condition':<14} " + " ".join(f"{name + ' ' + col:>23}" for name in scorers

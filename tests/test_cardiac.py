@@ -12,7 +12,13 @@ import pytest
 
 from synthsleepnet import PreprocessingConfig
 from synthsleepnet._validation import PSGReadError
-from synthsleepnet.cardiac import cardiac_measures, detect_r_peaks, heart_rate, hrv_measures, hrv_segments
+from synthsleepnet.cardiac import (
+    cardiac_measures,
+    detect_r_peaks,
+    heart_rate,
+    hrv_measures,
+    hrv_segments,
+)
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.io.recording import Recording, Signal
 from synthsleepnet.scoring.prepare import PreparedInput, prepare_input
@@ -128,38 +134,36 @@ def test_measures_are_over_sleep_in_bed() -> None:
 
 
 def test_heart_rate_variability_is_measured_on_whole_segments_of_one_kind() -> None:
-    # 5-minute segments: out of bed (W), W, N2, N3 with a missed beat and an extra one, N1, N2|R
-    # mixed, R, R with two minutes of no beats (an electrode off); the intervals alternate
-    kinds = ["W", "W", "N2", "N3", "N1", "mixed", "R", "R"]
-    pairs = {"W": (0.8, 0.86), "N2": (1.0, 1.1), "N3": (1.0, 1.04), "N1": (1.0, 1.02), "mixed": (0.9, 0.9),
-             "R": (0.9, 0.95)}
+    # 5 minutes of wake out of bed, 5 of wake, 15 of NREM (N2, N3 with a missed beat and an extra
+    # one, N1), 2.5 more of N2, then 12.5 of R, with two minutes of no beats (an electrode off)
+    stages = np.repeat([0, 0, 2, 3, 1, 2, 4], [10, 10, 10, 10, 10, 5, 25])
+    pairs = {0: (0.8, 0.86), 2: (1.0, 1.1), 3: (1.0, 1.04), 1: (1.0, 1.02), 4: (0.9, 0.95)}  # alternating intervals
     beats, t = [], 0.3
-    while t < 300 * len(kinds):
+    while t < 30 * stages.size:
         beats.append(t)
-        t += pairs[kinds[int(t // 300)]][len(beats) % 2]
+        t += pairs[stages[int(t // 30)]][len(beats) % 2]
     beats_s = np.asarray(beats)
     n3 = np.flatnonzero((beats_s > 1000) & (beats_s < 1100))
     beats_s = np.delete(beats_s, n3[0])  # a missed beat: one interval twice as long
     beats_s = np.sort(np.r_[beats_s, beats_s[n3[40]:n3[40] + 2].mean()])  # a T wave taken for a beat: two halves
-    beats_s = beats_s[(beats_s < 2150) | (beats_s > 2270)]  # 120 s without beats: 60 % of the segment
-    stages = np.repeat([0, 0, 2, 3, 1, 2, 4, 4], 10)
-    stages[55:60] = 4
+    beats_s = beats_s[(beats_s < 2100) | (beats_s > 2220)]  # 120 s without beats
     m = hrv_measures(beats_s, stages, in_bed=slice(10, 80))
     assert [m[f"HRV_segments_{kind}"] for kind in ("W", "NREM", "R")] == [1.0, 3.0, 1.0]
     # successive differences 60, then 100, 40 (the pairs with a wrong interval left out) and 20, and 50 ms
     assert (m["HRV_RMSSD_W"], m["HRV_RMSSD_NREM"], m["HRV_RMSSD_R"]) == pytest.approx((60.0, 160 / 3, 50.0))
     # alternating intervals: half their difference, times √(n / (n − 1))
     assert (m["HRV_SDNN_W"], m["HRV_SDNN_NREM"], m["HRV_SDNN_R"]) == pytest.approx((30.0, 80 / 3, 25.0), abs=0.2)
-    table = hrv_segments(beats_s, stages, in_bed=slice(10, 80))  # each segment, and why one does not count
-    assert list(table["onset_s"]) == [300, 600, 900, 1200, 1800, 2100] and list(table["kind"]) == [
+    # each stretch of one kind is cut from its start (R from 27.5 min); the rest under 5 minutes is left
+    table = hrv_segments(beats_s, stages, in_bed=slice(10, 80))
+    assert list(table["onset_s"]) == [300, 600, 900, 1200, 1650, 1950] and list(table["kind"]) == [
         "W", "NREM", "NREM", "NREM", "R", "R"]
     assert list(table["stages"][:4]) == ["W", "N2", "N3", "N1"] and table["nn_coverage_pct"].iloc[-1] < 80
-    assert table["RMSSD_ms"].isna().tolist() == [False] * 5 + [True]
+    assert table["RMSSD_ms"].isna().tolist() == [False] * 5 + [True]  # the electrode off: 60 % of its segment
     # the intervals between its beats, less the missed beat's long one and the extra beat's two halves
     assert table["intervals"].iloc[2] == np.count_nonzero((beats_s >= 900) & (beats_s < 1200)) - 1 - 3
     assert table["HR_mean_bpm"].iloc[0] == pytest.approx(60 / 0.83, abs=0.05)
-    none = hrv_measures(beats_s, np.full(80, 2), in_bed=slice(0, 5))
-    assert none["HRV_segments_NREM"] == 0.0 and np.isnan(none["HRV_RMSSD_NREM"])  # no whole segment in bed
+    none = hrv_measures(beats_s, np.full(80, 2), in_bed=slice(0, 9))
+    assert none["HRV_segments_NREM"] == 0.0 and np.isnan(none["HRV_RMSSD_NREM"])  # no 5 minutes in bed
 
 
 def test_a_night_is_scored_with_its_heart_rate_or_says_why_not() -> None:

@@ -23,8 +23,9 @@ Definitions
   sinus tachycardia during sleep and for bradycardia: a flag for review, not a rhythm diagnosis),
   and the share of sleep with a heart rate (the rest is artefact, or no ECG).
 - Heart-rate variability (time domain, as the Task Force of 1996 defines it for short-term
-  recordings): the night is cut into 5-minute segments from the recording start; a segment
-  counts for wake, NREM or R when all its epochs are in bed and of that kind, and when its
+  recordings): each stretch of consecutive epochs in bed of one kind — wake, NREM (N1–N3) or R
+  — is cut into 5-minute segments from its start (what is left under 5 minutes is not used, as
+  YASA's ``hrv_stage`` with ``equal_length=True`` does); a segment is measured when its
   normal-to-normal (NN) intervals — the intervals the heart rate uses — span at least
   :data:`MIN_NN_COVERAGE` of it. In each, SDNN is the standard deviation of its NN intervals and
   RMSSD the root mean square of the differences between successive NN intervals (two intervals
@@ -182,16 +183,9 @@ def hrv_segments(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.
     beats = np.asarray(r_peaks_s, dtype=float)
     rr, normal = normal_intervals(beats)
     codes = np.asarray(stages, dtype=int)
-    bed = np.zeros(codes.size, dtype=bool)
-    bed[in_bed or slice(0, codes.size)] = True
-    per_segment = max(int(round(HRV_SEGMENT_S / epoch_s)), 1)
     rows = []
-    for first in range(0, codes.size - per_segment + 1, per_segment):
-        epochs = slice(first, first + per_segment)
-        kind = next((k for k, c in HRV_STAGES.items() if np.isin(codes[epochs], c).all()), None)
-        if kind is None or not bed[epochs].all():
-            continue
-        start, end = first * epoch_s, (first + per_segment) * epoch_s
+    for kind, epochs in _segments_of_one_kind(codes, in_bed or slice(0, codes.size), HRV_SEGMENT_S / epoch_s):
+        start, end = epochs.start * epoch_s, epochs.stop * epoch_s
         inside = slice(np.searchsorted(beats, start), np.searchsorted(beats, end))  # beats, then intervals between them
         intervals = slice(inside.start, max(inside.stop - 1, inside.start))
         nn = rr[intervals][normal[intervals]]
@@ -202,6 +196,23 @@ def hrv_segments(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.
                      "SDNN_ms": sdnn, "RMSSD_ms": rmssd})
     return pd.DataFrame(rows, columns=["onset_s", "kind", "stages", "intervals", "nn_coverage_pct", "HR_mean_bpm",
                                        "SDNN_ms", "RMSSD_ms"])
+
+
+def _segments_of_one_kind(codes: np.ndarray, in_bed: slice, segment_epochs: float) -> list[tuple[str, slice]]:
+    """The kind and epochs of each segment: every stretch of one kind in bed, cut from its start."""
+    kinds = np.full(codes.size, -1)
+    for index, stage_codes in enumerate(HRV_STAGES.values()):
+        kinds[np.isin(codes, stage_codes)] = index
+    outside = np.ones(codes.size, dtype=bool)
+    outside[in_bed] = False
+    kinds[outside] = -1
+    per_segment = max(int(round(segment_epochs)), 1)
+    names = list(HRV_STAGES)
+    starts = np.flatnonzero(np.diff(kinds, prepend=-2) != 0)
+    stops = np.append(starts[1:], codes.size)
+    return [(names[kinds[run_start]], slice(first, first + per_segment))
+            for run_start, run_stop in zip(starts, stops, strict=True) if kinds[run_start] >= 0
+            for first in range(run_start, run_stop - per_segment + 1, per_segment)]
 
 
 def hrv_measures(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0, *,
