@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from synthsleepnet._config import PRESETS
@@ -59,6 +60,28 @@ def test_stats_gives_a_scorings_own_ahi_by_the_hypopnea_rules(sim_dir: Path,
     arousals = night.events[night.events["event"] == "arousal"]
     aroused = night.hypnogram[(arousals["onset_s"] // night.epoch_s).astype(int)] > 0
     assert aroused.any() and stats["ArI"] == pytest.approx(aroused.sum() / hours)  # its arousal index
+
+
+def test_stats_with_its_recording_gives_the_heart_rate_by_the_scorers_stages(
+        sim_dir: Path, real_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from synthsleepnet.cardiac import cardiac_measures, detect_r_peaks, heart_rate, hrv_measures
+    from synthsleepnet.io import read_recording
+    from synthsleepnet.simulate import simulate_night
+
+    edf, xml = sim_dir / "sim-0012.edf", sim_dir / "sim-0012-nsrr.xml"
+    assert main(["stats", str(xml), "--recording", str(edf), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    ecg = read_recording(edf).signal("ECG")
+    beats, hypnogram = detect_r_peaks(ecg.data, ecg.sfreq), simulate_night(12, hours=40 / 60, ahi=30.0).hypnogram
+    expected = {**cardiac_measures(heart_rate(beats, ecg.duration_s), hypnogram), **hrv_measures(beats, hypnogram)}
+    assert expected["HRV_segments_NREM"] > 0 and stats["TST_min"] == pytest.approx(np.sum(hypnogram > 0) / 2)
+    for key in ("HR_mean_sleep", "HR_max_recording", "HR_mean_NREM", "HRV_RMSSD_NREM", "HRV_SDNN_NREM",
+                "HRV_segments_NREM", "HRV_segments_W"):
+        assert stats[key] == pytest.approx(expected[key], abs=1e-6), key
+    assert main(["stats", str(xml), "--recording", str(real_data / "sleep-edf" / "short_psg.edf")]) == 2
+    assert "short_psg.edf: no heart rate: no channel reads as an ECG" in capsys.readouterr().err
+    assert main(["stats", str(xml), str(xml), "--recording", str(edf)]) == 2
+    assert "--recording goes with one scoring, not 2" in capsys.readouterr().err
 
 
 def test_json_outputs_are_strict_json_with_null_for_undefined_numbers(tmp_path: Path,

@@ -387,12 +387,13 @@ def test_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 # --- the command line -----------------------------------------------------------------------
-def test_help_info_stats_and_inspect_do_not_import_torch(real_data: Path, small_store: Path) -> None:
+def test_help_info_stats_and_inspect_do_not_import_torch(real_data: Path, small_store: Path, sim_dir: Path) -> None:
     code = (
         "import sys, contextlib, io\n"
         "from synthsleepnet.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    for argv in (['info', sys.argv[1]], ['stats', sys.argv[2]], ['inspect', sys.argv[3]]):\n"
+        "    for argv in (['info', sys.argv[1]], ['stats', sys.argv[2]], ['inspect', sys.argv[3]],\n"
+        "                 ['stats', sys.argv[4] + '-nsrr.xml', '--recording', sys.argv[4] + '.edf']):\n"
         "        assert main(argv) == 0, argv\n"
         "    try:\n"
         "        main(['--help'])\n"
@@ -401,7 +402,8 @@ def test_help_info_stats_and_inspect_do_not_import_torch(real_data: Path, small_
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code, str(real_data / "sleep-edf" / "short_psg.edf"),
-                    str(real_data / "hmc" / "SN001_sleepscoring.edf"), str(small_store)], check=True)
+                    str(real_data / "hmc" / "SN001_sleepscoring.edf"), str(small_store), str(sim_dir / "sim-0011")],
+                   check=True)
 
 
 def test_help_imports_no_numerical_library_and_shows_each_functions_docstring(

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,8 +45,12 @@ import pandas as pd
 from .respiratory import seconds_in_bed
 from .tasks import STAGES
 
+if TYPE_CHECKING:
+    from .io.channels import ChannelTable
+    from .io.recording import Recording
+
 __all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "epoch_means", "heart_rate", "hrv_measures",
-           "hrv_segments", "normal_intervals", "segment_hrv"]
+           "hrv_segments", "normal_intervals", "recording_beats", "segment_hrv"]
 
 #: Beat-to-beat intervals a heart produces (30–200 bpm) ...
 RR_RANGE_S = (0.3, 2.0)
@@ -96,6 +101,23 @@ def detect_r_peaks(ecg: np.ndarray, sfreq: float, *, chunk_s: float = 3600.0) ->
         peaks = _peaks_in(ecg[first:start + step + margin], sfreq) + first / sfreq
         found.append(peaks[(peaks >= start / sfreq) & (peaks < (start + step) / sfreq)])
     return np.concatenate(found)
+
+
+def recording_beats(recording: Recording, channel_table: ChannelTable, notes: list[str]
+                    ) -> tuple[np.ndarray, float] | None:
+    """The R peaks (s from the recording start) of the recording's first usable ECG, and that
+    ECG's length (s); None without one. Why each ECG could not be used is appended to ``notes``."""
+    from .io.channels import map_channels
+    from .preprocessing.pipeline import channel_data
+
+    for channel in map_channels(recording.labels, channel_table).channels:
+        if channel.modality == "ecg":
+            try:
+                data, sfreq, _, _ = channel_data(recording, channel)
+                return detect_r_peaks(data, sfreq), data.size / sfreq
+            except ValueError as err:  # unreadable samples, an unusable channel, too slow a rate
+                notes.append(f"no heart rate from {channel.name}: {str(err).removeprefix(f'{recording.path}: ')}")
+    return None
 
 
 def _peaks_in(ecg: np.ndarray, sfreq: float) -> np.ndarray:

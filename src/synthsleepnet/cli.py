@@ -323,8 +323,20 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from .stats import scoring_statistics
 
     lights = (args.lights_off, args.lights_on)
+    if args.recording and len(args.hypnogram) != 1:
+        raise ValueError(f"--recording goes with one scoring, not {len(args.hypnogram)}: its heart rate is measured by "
+                         "that scoring's stages")
+
+    def statistics(path: str) -> dict[str, Any]:
+        if not args.recording:
+            return scoring_statistics(path, lights=lights)
+        from .io.channels import load_channel_table
+
+        return scoring_statistics(path, lights=lights, recording=args.recording,
+                                  channel_table=load_channel_table(args.channel_file))
+
     if len(args.hypnogram) == 1 and not args.out:
-        stats = scoring_statistics(args.hypnogram[0], lights=lights)
+        stats = statistics(args.hypnogram[0])
         if args.json:
             _print(strict_json(stats))
             return 0
@@ -337,7 +349,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     rows, failed = [], {}
     for path in args.hypnogram:  # one unreadable scoring never stops the others
         try:
-            rows.append({"scoring": path, **scoring_statistics(path, lights=lights)})
+            rows.append({"scoring": path, **statistics(path)})
         except Exception as err:  # reported in its row and the exit status, as a batch's nights are
             failed[path] = failure_text(err, path)
             rows.append({"scoring": path, "error": failed[path]})
@@ -552,6 +564,9 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("hypnogram", nargs="+", help="scoring files the data layer reads; several give a table")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.add_argument("--out", metavar="TABLE.csv", help="write the table (one row per scoring) to this file")
+    q.add_argument("--recording", metavar="EDF",
+                   help="the scoring's recording: adds the heart rate and its variability by the scoring's stages")
+    q.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases (with --recording)")
     _add_lights_flags(q)
 
     q = _sub(sub, "embed", "scoring.embed", "embed_epochs", _cmd_embed)

@@ -34,6 +34,8 @@ from .tasks import STAGES, UNSCORED
 
 if TYPE_CHECKING:
     from .io.annotations import Scoring
+    from .io.channels import ChannelTable
+    from .io.recording import Recording
 
 __all__ = ["in_bed", "place_lights", "scoring_statistics", "sleep_statistics"]
 
@@ -152,20 +154,26 @@ def sleep_statistics(stages: np.ndarray, epoch_s: float = 30.0, *, lights_off_s:
 
 
 def scoring_statistics(scoring: str | Path | Scoring, *,
-                       lights: tuple[dt.time | None, dt.time | None] = (None, None)) -> dict[str, Any]:
-    """AASM sleep statistics of a scoring file, with the scorer's own AHI when it scores breathing.
+                       lights: tuple[dt.time | None, dt.time | None] = (None, None),
+                       recording: str | Path | Recording | None = None,
+                       channel_table: ChannelTable | None = None) -> dict[str, Any]:
+    """AASM sleep statistics of a scoring file, with the scorer's own AHI when it scores breathing,
+    and with its ``recording`` the heart rate and its variability by the scorer's stages.
 
     :func:`sleep_statistics` of its hypnogram within its lights marks (or ``lights`` given as
     clock times, :func:`place_lights`), and, when it scores respiratory events, the scorer's own
     indices (:func:`~synthsleepnet.respiratory.scored_indices`: AHI, AI, HI, OAI, CAI, MAI and,
     where the file states each desaturation's depth, the AHI by the AASM 3 % and 4 % rules and
-    the ODI3 and ODI4; where it marks arousals, the arousal index). What reading changed is logged
-    as warnings.
+    the ODI3 and ODI4; where it marks arousals, the arousal index). With ``recording`` (and the
+    ``channel_table`` that maps its labels), the cardiac measures and the heart-rate variability
+    of its first usable ECG (:mod:`synthsleepnet.cardiac`), the scoring aligned to the recording
+    as for training. What reading changed is logged as warnings.
 
     Raises
     ------
     ValueError
-        Naming the file: it cannot be read, holds no stages, or the lights cannot be placed.
+        Naming the file: it cannot be read, holds no stages, the lights cannot be placed, the
+        recording has no usable ECG or the scoring belongs to another recording.
     FileNotFoundError
         If the file does not exist.
     """
@@ -187,4 +195,33 @@ def scoring_statistics(scoring: str | Path | Scoring, *,
         stats.update({key: indices[key] for key in SCORED_INDICES if key in indices})
     for note in scoring.notes:
         logger.warning("%s: %s", source, note)
+    if recording is not None:
+        stats.update(_cardiac_by_scoring(scoring, recording, lights, channel_table))
     return stats
+
+
+def _cardiac_by_scoring(scoring: Scoring, recording: str | Path | Recording,
+                        lights: tuple[dt.time | None, dt.time | None], channel_table: ChannelTable | None
+                        ) -> dict[str, float]:
+    """The recording's heart rate and its variability by the scoring's stages, aligned to it."""
+    from .cardiac import cardiac_measures, heart_rate, hrv_measures, recording_beats
+    from .io.channels import load_channel_table
+    from .io.recording import Recording, read_recording
+    from .preprocessing.labels import align_scoring
+
+    recording = recording if isinstance(recording, Recording) else read_recording(recording)
+    notes: list[str] = []
+    found = recording_beats(recording, channel_table or load_channel_table(), notes)
+    if found is None:
+        raise ValueError(f"{recording.path}: no heart rate: " + ("; ".join(notes) or "no channel reads as an ECG"))
+    beats, duration_s = found
+    n_epochs = int(duration_s // scoring.epoch_s)
+    aligned = align_scoring(scoring, recording.start, n_epochs, scoring.epoch_s, source=str(recording.path))
+    for note in aligned.notes[len(scoring.notes):]:  # the scoring's own are said already
+        logger.warning("%s: %s", recording.path, note)
+    marks = place_lights(lights, recording.start, n_epochs * scoring.epoch_s, marked=aligned.lights_s,
+                         source=str(recording.path))
+    stages = aligned.labels[:, aligned.names.index("stage")]
+    bed = in_bed(n_epochs, scoring.epoch_s, *marks)
+    return {**cardiac_measures(heart_rate(beats, duration_s), stages, scoring.epoch_s, in_bed=bed),
+            **hrv_measures(beats, stages, scoring.epoch_s, in_bed=bed)}

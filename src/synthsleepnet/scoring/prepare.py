@@ -23,7 +23,7 @@ from ..io.body_position import read_body_position
 from ..io.channels import ChannelTable, load_channel_table, map_channels
 from ..io.recording import Recording, read_recording
 from ..models.meta import CheckpointMeta, read_checkpoint_meta
-from ..preprocessing.pipeline import NightReport, PreparedNight, channel_data, prepare_recording
+from ..preprocessing.pipeline import NightReport, PreparedNight, prepare_recording
 from ..preprocessing.signal import resample, spo2_percent
 
 __all__ = ["PreparedInput", "prepare_for_checkpoints", "prepare_input", "shared_preparation"]
@@ -59,20 +59,15 @@ def _body_position_1hz(recording: Recording, channel_table: ChannelTable, report
 def _heart_beats(recording: Recording, channel_table: ChannelTable, report: NightReport
                  ) -> tuple[list[float], list[float]] | None:
     """The night's heart rate (bpm) at 1 Hz and its R peaks (s, to the millisecond) from its
-    first usable ECG (:mod:`synthsleepnet.cardiac`); None without one (why is said in ``report``)."""
-    from ..cardiac import detect_r_peaks, heart_rate
+    first usable ECG (:func:`synthsleepnet.cardiac.recording_beats`); None without one (why is
+    said in ``report``)."""
+    from ..cardiac import heart_rate, recording_beats
 
-    for ch in map_channels(recording.labels, channel_table).channels:
-        if ch.modality == "ecg":
-            try:
-                data, sfreq, _, _ = channel_data(recording, ch)
-                peaks = detect_r_peaks(data, sfreq)
-                rate = heart_rate(peaks, data.size / sfreq)
-            except ValueError as err:  # unreadable samples, an unusable channel, too slow a rate
-                report.notes.append(f"no heart rate from {ch.name}: {str(err).removeprefix(f'{recording.path}: ')}")
-                continue
-            return [float(v) for v in np.round(rate, 1)], [float(v) for v in np.round(peaks, 3)]
-    return None
+    found = recording_beats(recording, channel_table, report.notes)
+    if found is None:
+        return None
+    peaks, duration_s = found
+    return [float(v) for v in np.round(heart_rate(peaks, duration_s), 1)], [float(v) for v in np.round(peaks, 3)]
 
 
 def _spo2_1hz(recording: Recording, channel_table: ChannelTable, report: NightReport) -> list[float] | None:
