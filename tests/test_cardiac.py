@@ -164,6 +164,9 @@ def test_heart_rate_variability_is_measured_on_whole_segments_of_one_kind() -> N
     assert table["HR_mean_bpm"].iloc[0] == pytest.approx(60 / 0.83, abs=0.05)
     none = hrv_measures(beats_s, np.full(80, 2), in_bed=slice(0, 9))
     assert none["HRV_segments_NREM"] == 0.0 and np.isnan(none["HRV_RMSSD_NREM"])  # no 5 minutes in bed
+    beatless = hrv_segments(np.empty(0), stages)  # an ECG whose beats could not be told: segments, none measured
+    assert len(beatless) == 7 and beatless["SDNN_ms"].isna().all() and (beatless["intervals"] == 0).all()
+    assert hrv_segments(np.empty(0), np.empty(0, dtype=int)).empty  # no hypnogram, no segments
 
 
 def test_a_night_is_scored_with_its_heart_rate_or_says_why_not() -> None:

@@ -20,7 +20,7 @@ from helpers import embed_stages
 from synthsleepnet import CheckpointError, PreprocessingConfig
 from synthsleepnet._config import get_preset
 from synthsleepnet.cli import main
-from synthsleepnet.export import export_all
+from synthsleepnet.export import export_all, write_hrv_segments_csv
 from synthsleepnet.models import CheckpointMeta, ModelSpec, build_model, save_checkpoint
 from synthsleepnet.positional import epoch_positions
 from synthsleepnet.report import _html, plot_report, write_report
@@ -207,6 +207,10 @@ def test_exports_exist_and_agree(scored: ScoringResult, tmp_path: Path) -> None:
     assert list(segments.columns) == ["onset_s", "time", "kind", "stages", "intervals", "nn_coverage_pct",
                                       "HR_mean_bpm", "SDNN_ms", "RMSSD_ms"]
     assert len(segments) == len(scored.hrv_segments()) and (segments["onset_s"] % 300 == 0).all()
+    no_ecg = dataclasses.replace(scored, heart_rate=None, r_peaks=None)  # a night without an ECG: a header only
+    write_hrv_segments_csv(no_ecg, tmp_path / "no-ecg.csv")
+    assert pd.read_csv(tmp_path / "no-ecg.csv").columns.tolist() == segments.columns.tolist()
+    assert no_ecg.hrv_segments().empty
     assert len(events) == len(scored.respiratory_events()) and {"desaturation_pct", "confirmed_by"} <= set(events)
     desaturations = bids[bids["trial_type"].str.startswith("SpO2 desaturation")]
     assert len(desaturations) == len(scored.desaturations()) > 0

@@ -230,8 +230,8 @@ def _segments_of_one_kind(codes: np.ndarray, in_bed: slice, segment_epochs: floa
     kinds[outside] = -1
     per_segment = max(int(round(segment_epochs)), 1)
     names = list(HRV_STAGES)
-    starts = np.flatnonzero(np.diff(kinds, prepend=-2) != 0)
-    stops = np.append(starts[1:], codes.size)
+    starts = np.flatnonzero(np.diff(kinds, prepend=-2) != 0)  # empty for an empty hypnogram
+    stops = np.append(starts[1:], codes.size)[:starts.size]
     return [(names[kinds[run_start]], slice(first, first + per_segment))
             for run_start, run_stop in zip(starts, stops, strict=True) if kinds[run_start] >= 0
             for first in range(run_start, run_stop - per_segment + 1, per_segment)]
