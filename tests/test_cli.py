@@ -83,6 +83,28 @@ def test_stats_with_its_recording_gives_the_heart_rate_by_the_scorers_stages(
     assert main(["stats", str(xml), str(xml), "--recording", str(edf)]) == 2
     assert "--recording goes with one scoring, not 2" in capsys.readouterr().err
 
+    # a scoring that starts a minute after its recording is moved onto it, as prepare moves it
+    import dataclasses
+    import datetime as dt
+
+    from synthsleepnet import read_scoring, scoring_statistics
+
+    recording = read_recording(edf)
+    assert recording.start is not None
+    later = dataclasses.replace(read_scoring(xml), start=recording.start + dt.timedelta(seconds=60))
+    shifted = np.r_[[-1, -1], hypnogram[:-2]]  # two epochs later on the recording
+    moved = scoring_statistics(later, recording=recording)
+    for key, value in {**cardiac_measures(heart_rate(beats, ecg.duration_s), shifted),
+                       **hrv_measures(beats, shifted)}.items():
+        assert moved[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+    # lights given as clock times bound time in bed for the heart rate too
+    off, on = ((recording.start + dt.timedelta(minutes=m)).time() for m in (5, 35))
+    bounded = scoring_statistics(xml, recording=recording, lights=(off, on))  # the XML states no start: the EDF's
+    assert bounded["TIB_min"] == 30.0
+    for key, value in {**cardiac_measures(heart_rate(beats, ecg.duration_s), hypnogram, in_bed=slice(10, 70)),
+                       **hrv_measures(beats, hypnogram, in_bed=slice(10, 70))}.items():
+        assert bounded[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+
 
 def test_json_outputs_are_strict_json_with_null_for_undefined_numbers(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:

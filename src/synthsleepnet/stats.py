@@ -184,7 +184,13 @@ def scoring_statistics(scoring: str | Path | Scoring, *,
     source = str(scoring.source or "scoring")
     if scoring.n_epochs == 0:
         raise ValueError(f"{source}: holds no sleep stages, so there are no statistics to compute")
-    marks = place_lights(lights, scoring.start, scoring.n_epochs * scoring.epoch_s,
+    if recording is not None:
+        from .io.recording import Recording, read_recording
+
+        recording = recording if isinstance(recording, Recording) else read_recording(recording)
+    # a scoring that states no start begins with its recording, whose start then places clock times
+    start = scoring.start if scoring.start is not None or recording is None else recording.start
+    marks = place_lights(lights, start, scoring.n_epochs * scoring.epoch_s,
                          marked=(scoring.lights_off_s, scoring.lights_on_s), source=source)
     stats: dict[str, Any] = sleep_statistics(scoring.stages, scoring.epoch_s, lights_off_s=marks[0],
                                              lights_on_s=marks[1])
@@ -200,16 +206,13 @@ def scoring_statistics(scoring: str | Path | Scoring, *,
     return stats
 
 
-def _cardiac_by_scoring(scoring: Scoring, recording: str | Path | Recording,
-                        lights: tuple[dt.time | None, dt.time | None], channel_table: ChannelTable | None
-                        ) -> dict[str, float]:
+def _cardiac_by_scoring(scoring: Scoring, recording: Recording, lights: tuple[dt.time | None, dt.time | None],
+                        channel_table: ChannelTable | None) -> dict[str, float]:
     """The recording's heart rate and its variability by the scoring's stages, aligned to it."""
     from .cardiac import cardiac_measures, heart_rate, hrv_measures, recording_beats
     from .io.channels import load_channel_table
-    from .io.recording import Recording, read_recording
     from .preprocessing.labels import align_scoring
 
-    recording = recording if isinstance(recording, Recording) else read_recording(recording)
     notes: list[str] = []
     found = recording_beats(recording, channel_table or load_channel_table(), notes)
     if found is None:
