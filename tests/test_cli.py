@@ -106,6 +106,30 @@ def test_stats_with_its_recording_gives_the_heart_rate_by_the_scorers_stages(
         assert bounded[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
 
 
+def test_stats_of_a_folder_of_recordings_pairs_each_with_its_scoring(sim_dir: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    import pandas as pd
+
+    folder = tmp_path / "cohort"
+    shutil.copytree(sim_dir, folder)
+    shutil.copy(folder / "sim-0011.edf", folder / "unscored.edf")  # no scoring beside it
+    assert main(["stats", "--recordings", str(folder), "--out", str(tmp_path / "table.csv")]) == 1  # one failed
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert [Path(r).name for r in table["recording"]] == ["sim-0011.edf", "sim-0012.edf", "sim-0013.edf", "unscored.edf"]
+    assert [Path(s).name for s in table["scoring"][:3]] == [f"sim-00{n}-nsrr.xml" for n in (11, 12, 13)]
+    assert "unscored.edf: no scoring found beside it" in table["error"].iloc[3] and table["error"][:3].isna().all()
+    capsys.readouterr()
+    assert main(["stats", str(folder / "sim-0012-nsrr.xml"), "--recording", str(folder / "sim-0012.edf"), "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert table.iloc[1][["TST_min", "AHI", "HR_mean_sleep", "HRV_RMSSD_NREM"]].tolist() == pytest.approx(
+        [one["TST_min"], one["AHI"], one["HR_mean_sleep"], one["HRV_RMSSD_NREM"]])  # as one at a time
+    assert main(["stats", str(folder / "sim-0012-nsrr.xml"), "--recordings", str(folder)]) == 2
+    assert "give scoring files or --recordings FOLDER, not both" in capsys.readouterr().err
+    assert main(["stats"]) == 2 and "give a scoring file (or several), or --recordings FOLDER" in capsys.readouterr().err
+
+
 def test_json_outputs_are_strict_json_with_null_for_undefined_numbers(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     hypnogram = tmp_path / "no-rem.csv"  # no REM: its R latency is undefined

@@ -319,40 +319,64 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats_inputs(args: argparse.Namespace) -> list[tuple[str | None, str | None]]:
+    """The (scoring, recording) pairs ``stats`` is asked for: scoring files (one with
+    ``--recording``), or the recordings of a folder each with the scoring found beside it."""
+    if args.recordings:
+        from .io.discover import find_recordings
+
+        if args.hypnogram or args.recording:
+            raise ValueError("give scoring files or --recordings FOLDER, not both")
+        found = find_recordings(args.recordings, scoring_dirs=args.scoring_dir)
+        if not found:
+            raise ValueError(f"{args.recordings}: holds no recordings")
+        return [(None if f.scoring is None else str(f.scoring), str(f.recording)) for f in found]
+    if not args.hypnogram:
+        raise ValueError("give a scoring file (or several), or --recordings FOLDER")
+    if args.recording and len(args.hypnogram) != 1:
+        raise ValueError(f"--recording goes with one scoring, not {len(args.hypnogram)}: its heart rate is measured by "
+                         "that scoring's stages (--recordings FOLDER pairs many)")
+    return [(path, args.recording) for path in args.hypnogram]
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from .stats import scoring_statistics
 
     lights = (args.lights_off, args.lights_on)
-    if args.recording and len(args.hypnogram) != 1:
-        raise ValueError(f"--recording goes with one scoring, not {len(args.hypnogram)}: its heart rate is measured by "
-                         "that scoring's stages")
-
-    def statistics(path: str) -> dict[str, Any]:
-        if not args.recording:
-            return scoring_statistics(path, lights=lights)
+    pairs = _stats_inputs(args)
+    channel_table = None
+    if any(recording for _, recording in pairs):
         from .io.channels import load_channel_table
 
-        return scoring_statistics(path, lights=lights, recording=args.recording,
-                                  channel_table=load_channel_table(args.channel_file))
+        channel_table = load_channel_table(args.channel_file)
 
-    if len(args.hypnogram) == 1 and not args.out:
-        stats = statistics(args.hypnogram[0])
+    def statistics(scoring: str | None, recording: str | None) -> dict[str, Any]:
+        if scoring is None:
+            raise ValueError(f"{recording}: no scoring found beside it (--scoring-dir says where else to look)")
+        if recording is None:
+            return scoring_statistics(scoring, lights=lights)
+        return scoring_statistics(scoring, lights=lights, recording=recording, channel_table=channel_table)
+
+    if len(pairs) == 1 and not args.out and not args.recordings:
+        stats = statistics(*pairs[0])
         if args.json:
             _print(strict_json(stats))
             return 0
-        _print(f"{args.hypnogram[0]}:")
+        _print(f"{pairs[0][0]}:")
         for key, value in stats.items():
             _print(f"  {key:<16} {value:9.2f}" if isinstance(value, float) else f"  {key:<16} {value:>9}")
         return 0
     import pandas as pd
 
     rows, failed = [], {}
-    for path in args.hypnogram:  # one unreadable scoring never stops the others
+    for scoring, recording in pairs:  # one unreadable file never stops the others
+        row = {"scoring": scoring, **({"recording": recording} if args.recordings else {})}
         try:
-            rows.append({"scoring": path, **statistics(path)})
+            rows.append({**row, **statistics(scoring, recording)})
         except Exception as err:  # reported in its row and the exit status, as a batch's nights are
-            failed[path] = failure_text(err, path)
-            rows.append({"scoring": path, "error": failed[path]})
+            name = str(scoring or recording)
+            failed[name] = failure_text(err, scoring, recording)
+            rows.append({**row, "error": failed[name]})
     table = pd.DataFrame(rows)
     if args.out:
         from ._atomic import atomic_write_text
@@ -561,12 +585,15 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_runtime_flags(q)
 
     q = _sub(sub, "stats", "stats", "scoring_statistics", _cmd_stats)
-    q.add_argument("hypnogram", nargs="+", help="scoring files the data layer reads; several give a table")
+    q.add_argument("hypnogram", nargs="*", help="scoring files the data layer reads; several give a table")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.add_argument("--out", metavar="TABLE.csv", help="write the table (one row per scoring) to this file")
     q.add_argument("--recording", metavar="EDF",
                    help="the scoring's recording: adds the heart rate and its variability by the scoring's stages")
-    q.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases (with --recording)")
+    q.add_argument("--recordings", metavar="FOLDER",
+                   help="every recording in FOLDER with the scoring beside it: a table with their heart rates")
+    q.add_argument("--scoring-dir", action="append", default=[], help="extra folder to search for scorings")
+    q.add_argument("--channel-file", help="TOML/YAML file of extra channel aliases (with --recording(s))")
     _add_lights_flags(q)
 
     q = _sub(sub, "embed", "scoring.embed", "embed_epochs", _cmd_embed)
