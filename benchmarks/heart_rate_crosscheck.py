@@ -32,6 +32,7 @@ from synthsleepnet.cardiac import (
     HRV_SEGMENT_S,
     detect_r_peaks,
     hrv_segments,
+    intervals_within,
     normal_intervals,
     segment_hrv,
 )
@@ -75,8 +76,8 @@ def _hrv_errors(ours: np.ndarray, neurokit: dict[str, np.ndarray], truth: np.nda
     errors: dict[str, list[tuple[float, float]]] = {"ours": [], **{name: [] for name in neurokit}}
     for segment in segments:
         true = np.asarray(_neurokit_hrv(truth, sfreq, segment))
-        first, last = np.searchsorted(ours, segment)
-        ours_hrv = segment_hrv(rr[first:max(last - 1, first)], normal[first:max(last - 1, first)], HRV_SEGMENT_S)
+        inside = intervals_within(ours, *segment)
+        ours_hrv = segment_hrv(rr[inside], normal[inside], HRV_SEGMENT_S)
         errors["ours"].append(tuple(np.abs(np.asarray(ours_hrv) - true)))
         for name, beats in neurokit.items():
             errors[name].append(tuple(np.abs(np.asarray(_neurokit_hrv(beats, sfreq, segment)) - true)))
@@ -144,8 +145,8 @@ def _yasa_rmssd_errors(ours: np.ndarray, ecg: np.ndarray, sfreq: float, truth: n
     for start, duration, theirs in zip(periods["start"], periods["duration"], periods["hrv_rmssd"], strict=True):
         segment = (float(start), float(start + duration))
         true = _neurokit_hrv(truth, sfreq, segment)[1]
-        first, last = np.searchsorted(ours, segment)
-        mine = segment_hrv(rr[first:max(last - 1, first)], normal[first:max(last - 1, first)], float(duration))[1]
+        inside = intervals_within(ours, *segment)
+        mine = segment_hrv(rr[inside], normal[inside], float(duration))[1]
         errors["ours"].append(abs(mine - true))
         errors["YASA"].append(abs(float(theirs) - true))
     values = {name: np.asarray(found) for name, found in errors.items()}

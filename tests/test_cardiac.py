@@ -167,6 +167,8 @@ def test_heart_rate_variability_is_measured_on_whole_segments_of_one_kind() -> N
     beatless = hrv_segments(np.empty(0), stages)  # an ECG whose beats could not be told: segments, none measured
     assert len(beatless) == 7 and beatless["SDNN_ms"].isna().all() and (beatless["intervals"] == 0).all()
     assert hrv_segments(np.empty(0), np.empty(0, dtype=int)).empty  # no hypnogram, no segments
+    in_time = hrv_segments(beats_s, np.repeat([4, 2, 0, 2], 10))  # R, NREM, W, NREM: rows in time order
+    assert list(in_time["kind"]) == ["R", "NREM", "W", "NREM"] and list(in_time["onset_s"]) == [0, 300, 600, 900]
 
 
 def test_a_night_is_scored_with_its_heart_rate_or_says_why_not() -> None:

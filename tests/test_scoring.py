@@ -249,7 +249,8 @@ def test_the_nights_heart_rate_comes_from_its_ecg(scored: ScoringResult) -> None
     assert 60 / np.median(np.diff(scored.r_peaks)) == pytest.approx(np.nanmedian(scored.heart_rate), abs=1.0)
     np.testing.assert_array_equal(ScoringResult.from_json(scored.to_json()).r_peaks, scored.r_peaks)
     assert {f"HRV_{m}_{kind}" for m in ("SDNN", "RMSSD", "segments") for kind in ("W", "NREM", "R")} <= set(cardiac)
-    assert all(5 < cardiac[f"HRV_RMSSD_{kind}"] < 300 for kind in ("W", "NREM", "R") if cardiac[f"HRV_segments_{kind}"])
+    measured = [kind for kind in ("W", "NREM", "R") if cardiac[f"HRV_segments_{kind}"]]
+    assert measured and all(5 < cardiac[f"HRV_RMSSD_{kind}"] < 300 for kind in measured)  # 40 minutes: some segments
     assert "HRV_RMSSD_NREM" not in (dataclasses.replace(scored, r_peaks=None).cardiac() or {})  # results saved before
 
 

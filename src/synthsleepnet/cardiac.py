@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .metrics import events_from_flags
 from .respiratory import seconds_in_bed
 from .tasks import STAGES
 
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from .io.recording import Recording
 
 __all__ = ["cardiac_measures", "describe_cardiac", "detect_r_peaks", "epoch_means", "heart_rate", "hrv_measures",
-           "hrv_segments", "normal_intervals", "recording_beats", "segment_hrv"]
+           "hrv_segments", "intervals_within", "normal_intervals", "recording_beats", "segment_hrv"]
 
 #: Beat-to-beat intervals a heart produces (30–200 bpm) ...
 RR_RANGE_S = (0.3, 2.0)
@@ -185,6 +186,13 @@ def normal_intervals(r_peaks_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rr, (rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1]) & (np.abs(rr - typical) <= RR_MAX_DEVIATION * typical)
 
 
+def intervals_within(beats: np.ndarray, start_s: float, end_s: float) -> slice:
+    """The intervals (indices into :func:`normal_intervals`' arrays) between successive beats that
+    both lie in [``start_s``, ``end_s``)."""
+    first, last = np.searchsorted(beats, (start_s, end_s))
+    return slice(int(first), int(max(last - 1, first)))
+
+
 def segment_hrv(rr: np.ndarray, normal: np.ndarray, span_s: float) -> tuple[float, float]:
     """SDNN and RMSSD (ms) of one segment's successive intervals (NaN, NaN when its normal
     intervals span less than :data:`MIN_NN_COVERAGE` of ``span_s``)."""
@@ -208,8 +216,7 @@ def hrv_segments(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.
     rows = []
     for kind, epochs in _segments_of_one_kind(codes, in_bed or slice(0, codes.size), HRV_SEGMENT_S / epoch_s):
         start, end = epochs.start * epoch_s, epochs.stop * epoch_s
-        inside = slice(np.searchsorted(beats, start), np.searchsorted(beats, end))  # beats, then intervals between them
-        intervals = slice(inside.start, max(inside.stop - 1, inside.start))
+        intervals = intervals_within(beats, start, end)
         nn = rr[intervals][normal[intervals]]
         sdnn, rmssd = segment_hrv(rr[intervals], normal[intervals], end - start)
         rows.append({"onset_s": start, "kind": kind, "stages": "+".join(STAGES[c] for c in np.unique(codes[epochs])),
@@ -221,20 +228,16 @@ def hrv_segments(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.
 
 
 def _segments_of_one_kind(codes: np.ndarray, in_bed: slice, segment_epochs: float) -> list[tuple[str, slice]]:
-    """The kind and epochs of each segment: every stretch of one kind in bed, cut from its start."""
-    kinds = np.full(codes.size, -1)
-    for index, stage_codes in enumerate(HRV_STAGES.values()):
-        kinds[np.isin(codes, stage_codes)] = index
-    outside = np.ones(codes.size, dtype=bool)
-    outside[in_bed] = False
-    kinds[outside] = -1
+    """The kind and epochs of each segment, in time order: every stretch of one kind in bed, cut
+    from its start."""
+    bed = np.zeros(codes.size, dtype=bool)
+    bed[in_bed] = True
     per_segment = max(int(round(segment_epochs)), 1)
-    names = list(HRV_STAGES)
-    starts = np.flatnonzero(np.diff(kinds, prepend=-2) != 0)  # empty for an empty hypnogram
-    stops = np.append(starts[1:], codes.size)[:starts.size]
-    return [(names[kinds[run_start]], slice(first, first + per_segment))
-            for run_start, run_stop in zip(starts, stops, strict=True) if kinds[run_start] >= 0
-            for first in range(run_start, run_stop - per_segment + 1, per_segment)]
+    segments = [(kind, slice(first, first + per_segment))
+                for kind, stage_codes in HRV_STAGES.items()
+                for start, length in events_from_flags(bed & np.isin(codes, stage_codes), epoch_s=1.0)
+                for first in range(int(start), int(start + length) - per_segment + 1, per_segment)]
+    return sorted(segments, key=lambda segment: segment[1].start)
 
 
 def hrv_measures(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.0, *,

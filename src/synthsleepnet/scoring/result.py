@@ -15,7 +15,7 @@ from .._atomic import atomic_write_text
 from .._config import EventDecoding, config_from_dict
 from ..cardiac import cardiac_measures, epoch_means, hrv_measures, hrv_segments
 from ..events import decode_events, event_agreement
-from ..metrics import classification_metrics, event_f1
+from ..metrics import classification_metrics, event_f1, events_from_flags
 from ..positional import epoch_positions, position_measures
 from ..respiratory import (
     confirm_hypopneas,
@@ -38,12 +38,6 @@ _CODES = {name: code for code, name in enumerate(STAGES)} | {"UNS": UNSCORED, "A
 _AHIS = ("AHI", "AHI_3pct", "AHI_4pct")
 #: ... and by body position, where it is known.
 _POSITIONAL = ("AHI_supine", "AHI_nonsupine")
-
-
-def _runs(flags: np.ndarray, epoch_s: float) -> list[tuple[float, float]]:
-    edges = np.diff(np.r_[0, flags.astype(int), 0])
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [(float(a * epoch_s), float((b - a) * epoch_s)) for a, b in zip(starts, stops, strict=True)]
 
 
 @dataclasses.dataclass
@@ -105,7 +99,9 @@ class ScoringResult:
         could not be told: :mod:`synthsleepnet.cardiac`).
     r_peaks : list of float | None
         The ECG's R peaks, in seconds from the recording start (to the millisecond): the beats
-        the heart rate was measured from, and its variability is.
+        the heart rate was measured from, and its variability is. ``heart_rate`` is derived from
+        them when a night is scored and kept beside them: results saved before the beats were
+        kept have the trace alone.
     body_position : list of int | None
         Body position at 1 Hz from a position channel whose codes are known: the index in
         :data:`~synthsleepnet.io.position_codes.POSITIONS` (supine, left, right, prone, upright),
@@ -194,7 +190,7 @@ class ScoringResult:
         for task in self.event_proba:
             if set(TASKS[task].events) <= set(RESPIRATORY_EVENTS):
                 flags = (self.event_proba[task] > self.threshold).astype(int)
-                rows += [(o, d, task) for o, d in _runs(flags, self.epoch_s)]
+                rows += [(o, d, task) for o, d in events_from_flags(flags, self.epoch_s)]
         table = pd.DataFrame(rows, columns=["onset_s", "duration_s", "event"])
         table = table.sort_values("onset_s", kind="stable").reset_index(drop=True)
         return confirm_hypopneas(table, self.desaturations())
