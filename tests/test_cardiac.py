@@ -18,6 +18,7 @@ from synthsleepnet.cardiac import (
     heart_rate,
     hrv_measures,
     hrv_segments,
+    normal_intervals,
 )
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.io.recording import Recording, Signal
@@ -92,6 +93,20 @@ def test_missed_and_extra_beats_do_not_become_heart_rate() -> None:
     rate = heart_rate(gap, 300)
     assert np.isnan(rate[104:157]).all() and np.isfinite(rate[:99]).all() and np.isfinite(rate[162:]).all()
     assert np.isnan(heart_rate(np.array([1.0, 2.0]), 10)).all()  # one interval: no rate to trust
+
+
+@pytest.mark.parametrize("n_beats", [3, 5, 9, 10, 11, 2000])
+def test_a_normal_interval_is_within_30_percent_of_the_median_of_the_nine_around_it(n_beats: int) -> None:
+    """The median of the nine intervals centred on each, the first and last repeated at the
+    ends (SciPy's ``median_filter(size=9, mode="nearest")``, which the rule is defined by)."""
+    from scipy.ndimage import median_filter
+
+    rr = np.random.default_rng(n_beats).uniform(0.25, 2.2, n_beats - 1)
+    typical = median_filter(rr, size=9, mode="nearest")
+    expected = (rr >= 0.3) & (rr <= 2.0) & (np.abs(rr - typical) <= 0.3 * typical)
+    found_rr, normal = normal_intervals(np.r_[0.0, np.cumsum(rr)])
+    assert np.allclose(found_rr, rr) and (normal == expected).all()
+    assert n_beats < 100 or 0.3 < expected.mean() < 0.9  # the long night has both kinds
 
 
 def test_an_electrode_off_leaves_the_heart_rate_unknown_not_zero() -> None:

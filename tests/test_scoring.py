@@ -472,6 +472,7 @@ def test_a_fresh_score_process_prepares_the_night_in_a_worker(scorers: list[Path
         "assert main(['score', sys.argv[1], '--annotations', sys.argv[2], '--out', sys.argv[3], *models]) == 0\n"
         "assert handed == [True], 'the night was not prepared in a worker and handed over in a file'\n"
         "assert 'matplotlib' not in sys.modules, 'the report was not drawn in the worker'\n"
+        "assert 'scipy' not in sys.modules, 'SciPy was imported: only the worker needs it'\n"
         "assert main(['score', sys.argv[1] + '.missing', '--out', sys.argv[3] + '-bad', *models]) == 2\n"
     )
     edf, xml = sim_dir / "sim-0012.edf", sim_dir / "sim-0012-nsrr.xml"

@@ -384,7 +384,9 @@ class ScoringResult:
     # --- serialisation ---
     def to_json(self, path: str | Path | None = None) -> str:
         """Serialise everything (round-trips through :meth:`from_json`)."""
-        data = dataclasses.asdict(self)
+        # One level deep: ``asdict`` would copy each of a night's ≈ 120,000 numbers (0.5 s)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["decoding"] = dataclasses.asdict(self.decoding)
         data["start"] = self.start.isoformat()
         data["stage_proba"] = None if self.stage_proba is None else np.asarray(self.stage_proba).tolist()
         data["event_proba"] = {k: np.asarray(v).tolist() for k, v in self.event_proba.items()}
