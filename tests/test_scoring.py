@@ -36,12 +36,12 @@ CHANNELS = ["C4-M1", "E1-M2", "Chin", "ECG"]
 
 @pytest.fixture(scope="module")
 def scorers(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Untrained tiny stage (sequence), apnea and hypopnea (epoch) checkpoints: scoring mechanics only."""
+    """Untrained fast stage (sequence), apnea and hypopnea (epoch) checkpoints: scoring mechanics only."""
     out = tmp_path_factory.mktemp("scorers")
     paths = []
     for task, context, n in (("stage", "sequence", 5), ("apnea", "epoch", 2), ("hypopnea", "epoch", 2)):
         torch.manual_seed(len(paths))
-        spec = ModelSpec("sleep_classifier", get_preset("tiny"), tuple(CHANNELS), n, context)
+        spec = ModelSpec("sleep_classifier", get_preset("fast"), tuple(CHANNELS), n, context)
         phase = "finetune" if context == "sequence" else "probe"
         meta = CheckpointMeta(phase=phase, spec=spec, task=task, preprocessing=PreprocessingConfig())
         paths.append(save_checkpoint(out / f"{task}.safetensors", build_model(spec), meta))
