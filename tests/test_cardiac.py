@@ -25,16 +25,18 @@ from synthsleepnet.io.recording import Recording, Signal
 from synthsleepnet.scoring.prepare import PreparedInput, prepare_input
 
 
-def _ecg(beats_s: np.ndarray, seconds: float, sfreq: float, *, t_wave: float = 0.3, seed: int = 0) -> np.ndarray:
-    """An ECG in µV with a QRS complex at each of ``beats_s`` and a T wave ``t_wave`` times the
-    R wave's height 0.25 s later, over baseline wander and noise."""
+def _ecg(beats_s: np.ndarray, seconds: float, sfreq: float, *, t_wave: float = 0.3, seed: int = 0,
+         heights: np.ndarray | None = None) -> np.ndarray:
+    """An ECG in µV with a QRS complex at each of ``beats_s`` (R waves of 1000 µV, or
+    ``heights``) and a T wave ``t_wave`` times the R wave's height 0.25 s later, over baseline
+    wander and noise."""
     t = np.arange(int(seconds * sfreq)) / sfreq
     x = 300 * np.sin(2 * np.pi * 0.2 * t) + np.random.default_rng(seed).normal(0, 30, t.size)
-    for beat in beats_s:
+    for beat, height in zip(beats_s, np.full(len(beats_s), 1000.0) if heights is None else heights, strict=True):
         near = slice(max(int((beat - 0.2) * sfreq), 0), int((beat + 0.5) * sfreq))
         u = t[near] - beat
-        x[near] += (1000 * np.exp(-0.5 * (u / 0.012) ** 2) - 250 * np.exp(-0.5 * ((u - 0.03) / 0.012) ** 2)
-                    + t_wave * 1000 * np.exp(-0.5 * ((u - 0.25) / 0.045) ** 2))
+        x[near] += height * (np.exp(-0.5 * (u / 0.012) ** 2) - 0.25 * np.exp(-0.5 * ((u - 0.03) / 0.012) ** 2)
+                             + t_wave * np.exp(-0.5 * ((u - 0.25) / 0.045) ** 2))
     return x
 
 
@@ -64,6 +66,22 @@ def test_every_beat_is_found_once(sfreq: float, t_wave: float, sign: int) -> Non
     rate, true_rate = heart_rate(found, 1200), heart_rate(truth, 1200)
     assert np.nanmax(np.abs(rate - true_rate)) < 1.0  # bpm, every second
     assert np.isnan(rate).sum() == np.isnan(true_rate).sum() <= 2  # only before the first interval's midpoint
+
+
+@pytest.mark.parametrize("sfreq", [256.0, 125.0])
+def test_normal_beats_beside_far_larger_ectopic_ones_are_found(sfreq: float) -> None:
+    """Premature beats twice the normal ones' height (frequent ventricular ectopy, as in MIT-BIH
+    record 208) set their blocks' level; the normal beats whose height breathing lowers fall
+    below its primary threshold, and are searched back in the long intervals they leave (without
+    that, 21–23 % of these beats were missed; now at most two in a hundred, where two missed beats
+    and a premature one share an interval no longer than the rhythm's own)."""
+    normal = _beats(600, seed=5)
+    early = np.array([b + 0.5 * (after - b) for i, (b, after) in enumerate(zip(normal[:-1], normal[1:], strict=True))
+                      if i % 6 == 0 and (b // 60) % 2 == 0])  # every sixth beat, in every other minute
+    truth = np.sort(np.r_[normal, early])
+    heights = np.where(np.isin(truth, early), 2000.0, 1000 * (1 + 0.3 * np.sin(2 * np.pi * truth / 4)))
+    found = detect_r_peaks(_ecg(truth, 600, sfreq, seed=5, heights=heights), sfreq)
+    assert _matched(found, truth) == found.size >= 0.98 * truth.size  # and no false beat
 
 
 @pytest.mark.parametrize("sfreq", [256.0, 102.4])

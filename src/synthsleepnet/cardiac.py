@@ -11,7 +11,12 @@ Definitions
   block whose level strays :data:`BLOCK_LEVEL_RATIO` times from that of the five minutes around
   it (a movement, an electrode off), nor in a 2-s window that spends more than
   :data:`MAX_QRS_SHARE` of its time above 30 % of that level (muscle or movement noise: no
-  heart's QRS complexes fill so much).
+  heart's QRS complexes fill so much). Then a search back, as Pan and Tompkins's: in an interval
+  over :data:`SEARCH_BACK_GAP` times the typical one (the median of the nine around it, or of the
+  hour if shorter), the strongest weaker peak, down to :data:`SEARCH_BACK_LEVEL` of its block's
+  level and at least half the typical interval from both ends (a T wave lies closer), is a
+  beat too: a normal beat beside far larger ectopic ones, or in a block whose level an artefact
+  set, stays below 30 % of it.
 - Heart rate: 60 / RR for each interval between consecutive beats that a heart can produce
   (:data:`RR_RANGE_S`, 30–200 bpm) and that differs by at most :data:`RR_MAX_DEVIATION` from
   the median of the nine intervals around it (a missed beat doubles an interval, an artefact
@@ -67,6 +72,12 @@ MAX_QRS_SHARE = 0.4
 #: Heart rates whose epochs of sleep are counted: above the AASM's sustained sinus tachycardia
 #: during sleep (adults), below its bradycardia (from 6 years of age).
 TACHYCARDIA_BPM, BRADYCARDIA_BPM = 90.0, 40.0
+#: Where an interval between beats is this many times the typical one, a beat weaker than the
+#: primary threshold is searched for in it (a normal beat beside large ectopic ones, or in a
+#: block whose 99th percentile an artefact set) ...
+SEARCH_BACK_GAP = 1.3
+#: ... down to this share of its block's level (the primary threshold is 0.3).
+SEARCH_BACK_LEVEL = 0.1
 #: The lowest ECG rate whose QRS complex (5–20 Hz) can be found.
 MIN_ECG_SFREQ = 50.0
 #: The heart-rate variability's segments (s): the Task Force's short-term recordings.
@@ -139,15 +150,47 @@ def _peaks_in(ecg: np.ndarray, sfreq: float) -> np.ndarray:
     window = max(grid.shape[1] // 5, 1)  # five 2-s windows to a block
     busy = (grid[:, :5 * window].reshape(n_blocks, -1, window) > 0.3 * typical[:, None, None]).mean(axis=2) \
         > MAX_QRS_SHARE
-    candidates, _ = find_peaks(energy, height=0.3 * levels.min(), distance=max(int(0.25 * sfreq), 1))
+    candidates, _ = find_peaks(energy, height=SEARCH_BACK_LEVEL * levels.min(), distance=max(int(0.25 * sfreq), 1))
     in_block = np.minimum(candidates // block, n_blocks - 1)
     in_window = np.minimum((candidates - in_block * block) // window, busy.shape[1] - 1)
-    candidates = candidates[usable[in_block] & ~busy[in_block, in_window]
-                            & (energy[candidates] >= 0.3 * levels[in_block])]
+    clean = usable[in_block] & ~busy[in_block, in_window]
+    primary = energy[candidates] >= 0.3 * levels[in_block]
+    candidates = _search_back(candidates[clean & primary], candidates[clean & ~primary & (
+        energy[candidates] >= SEARCH_BACK_LEVEL * levels[in_block])], energy)
     reach = int(round(0.06 * sfreq))
     around = np.clip(candidates[:, None] + np.arange(-reach, reach + 1), 0, qrs.size - 1)
     peaks = np.unique(around[np.arange(candidates.size), np.argmax(np.abs(qrs[around]), axis=1)])
     return (peaks + _vertex(np.abs(qrs), peaks)) / sfreq
+
+
+def _search_back(beats: np.ndarray, weaker: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """``beats`` (samples) with the beats the primary threshold missed: in each interval over
+    :data:`SEARCH_BACK_GAP` times the typical one (the median of the nine around it, or the
+    median of all if shorter: where beats were missed, the nine are too long), the strongest of
+    the ``weaker`` peaks at least half of it from both ends (T waves lie closer); again while
+    one is found (up to ten times), as an interval may have missed several."""
+    for _ in range(10):
+        if beats.size < 3 or weaker.size == 0:
+            break
+        rr = np.diff(beats)
+        typical = np.minimum(_median_of_nine(rr.astype(float)), np.median(rr))
+        found = []
+        for i in np.flatnonzero(rr > SEARCH_BACK_GAP * typical):
+            margin = typical[i] / 2
+            inside = weaker[np.searchsorted(weaker, beats[i] + margin):np.searchsorted(weaker, beats[i + 1] - margin,
+                                                                                      side="right")]
+            if inside.size:
+                found.append(inside[np.argmax(energy[inside])])
+        if not found:
+            break
+        beats = np.sort(np.r_[beats, found])
+    return beats
+
+
+def _median_of_nine(x: np.ndarray) -> np.ndarray:
+    """Each value's median of the nine centred on it, the first and last repeated at the ends
+    (SciPy's ``median_filter(size=9, mode="nearest")``, in NumPy)."""
+    return np.median(np.lib.stride_tricks.sliding_window_view(np.pad(x, 4, mode="edge"), 9), axis=1)
 
 
 def _vertex(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
@@ -180,8 +223,7 @@ def normal_intervals(r_peaks_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rr = np.diff(np.asarray(r_peaks_s, dtype=float))
     if rr.size < 2:
         return rr, np.zeros(rr.size, dtype=bool)
-    # NumPy, not SciPy's median filter: the scoring process exports the variability without SciPy
-    typical = np.median(np.lib.stride_tricks.sliding_window_view(np.pad(rr, 4, mode="edge"), 9), axis=1)
+    typical = _median_of_nine(rr)  # NumPy: the scoring process exports the variability without SciPy
     return rr, (rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1]) & (np.abs(rr - typical) <= RR_MAX_DEVIATION * typical)
 
 
