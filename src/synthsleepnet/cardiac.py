@@ -94,7 +94,8 @@ def detect_r_peaks(ecg: np.ndarray, sfreq: float, *, chunk_s: float = 3600.0) ->
 
     The ECG is searched ``chunk_s`` seconds at a time, each with three minutes around it, so that
     memory does not grow with the night (a 512-Hz night at once took 0.6 GB more); the chunks
-    start on 10-s blocks and see the same neighbourhood, so the beats are those of one pass.
+    start on 10-s blocks and see the same neighbourhood, so the beats are those of one pass (but
+    where the search back takes the typical interval from the median of the whole chunk).
 
     Raises
     ------
@@ -155,8 +156,8 @@ def _peaks_in(ecg: np.ndarray, sfreq: float) -> np.ndarray:
     in_window = np.minimum((candidates - in_block * block) // window, busy.shape[1] - 1)
     clean = usable[in_block] & ~busy[in_block, in_window]
     primary = energy[candidates] >= 0.3 * levels[in_block]
-    candidates = _search_back(candidates[clean & primary], candidates[clean & ~primary & (
-        energy[candidates] >= SEARCH_BACK_LEVEL * levels[in_block])], energy)
+    weaker = ~primary & (energy[candidates] >= SEARCH_BACK_LEVEL * levels[in_block])
+    candidates = _search_back(candidates[clean & primary], candidates[clean & weaker], energy)
     reach = int(round(0.06 * sfreq))
     around = np.clip(candidates[:, None] + np.arange(-reach, reach + 1), 0, qrs.size - 1)
     peaks = np.unique(around[np.arange(candidates.size), np.argmax(np.abs(qrs[around]), axis=1)])
