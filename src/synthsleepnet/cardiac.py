@@ -12,10 +12,9 @@ Definitions
   it (a movement, an electrode off), nor in a 2-s window that spends more than
   :data:`MAX_QRS_SHARE` of its time above 30 % of that level (muscle or movement noise: no
   heart's QRS complexes fill so much). Then a search back, as Pan and Tompkins's: in an interval
-  over :data:`SEARCH_BACK_GAP` times the typical one (the median of the nine around it, or of the
-  hour if shorter), the strongest weaker peak, down to :data:`SEARCH_BACK_LEVEL` of its block's
-  level and at least half the typical interval from both ends (a T wave lies closer), is a
-  beat too: a normal beat beside far larger ectopic ones, or in a block whose level an artefact
+  over :data:`SEARCH_BACK_GAP` times the median of the nine around it, the strongest weaker
+  peak, down to :data:`SEARCH_BACK_LEVEL` of its block's level and at least half that median
+  from both ends (a T wave lies closer), is a beat too: a normal beat beside far larger ectopic ones, or in a block whose level an artefact
   set, stays below 30 % of it.
 - Heart rate: 60 / RR for each interval between consecutive beats that a heart can produce
   (:data:`RR_RANGE_S`, 30–200 bpm) and that differs by at most :data:`RR_MAX_DEVIATION` from
@@ -72,9 +71,9 @@ MAX_QRS_SHARE = 0.4
 #: Heart rates whose epochs of sleep are counted: above the AASM's sustained sinus tachycardia
 #: during sleep (adults), below its bradycardia (from 6 years of age).
 TACHYCARDIA_BPM, BRADYCARDIA_BPM = 90.0, 40.0
-#: Where an interval between beats is this many times the typical one, a beat weaker than the
-#: primary threshold is searched for in it (a normal beat beside large ectopic ones, or in a
-#: block whose 99th percentile an artefact set) ...
+#: Where an interval between beats is this many times the median of the nine around it, a beat
+#: weaker than the primary threshold is searched for in it (a normal beat beside large ectopic
+#: ones, or in a block whose 99th percentile an artefact set) ...
 SEARCH_BACK_GAP = 1.3
 #: ... down to this share of its block's level (the primary threshold is 0.3).
 SEARCH_BACK_LEVEL = 0.1
@@ -94,8 +93,7 @@ def detect_r_peaks(ecg: np.ndarray, sfreq: float, *, chunk_s: float = 3600.0) ->
 
     The ECG is searched ``chunk_s`` seconds at a time, each with three minutes around it, so that
     memory does not grow with the night (a 512-Hz night at once took 0.6 GB more); the chunks
-    start on 10-s blocks and see the same neighbourhood, so the beats are those of one pass (but
-    where the search back takes the typical interval from the median of the whole chunk).
+    start on 10-s blocks and see the same neighbourhood, so the beats are those of one pass.
 
     Raises
     ------
@@ -166,15 +164,16 @@ def _peaks_in(ecg: np.ndarray, sfreq: float) -> np.ndarray:
 
 def _search_back(beats: np.ndarray, weaker: np.ndarray, energy: np.ndarray) -> np.ndarray:
     """``beats`` (samples) with the beats the primary threshold missed: in each interval over
-    :data:`SEARCH_BACK_GAP` times the typical one (the median of the nine around it, or the
-    median of all if shorter: where beats were missed, the nine are too long), the strongest of
-    the ``weaker`` peaks at least half of it from both ends (T waves lie closer); again while
-    one is found (up to ten times), as an interval may have missed several."""
+    :data:`SEARCH_BACK_GAP` times the median of the nine around it (the typical one), the
+    strongest of the ``weaker`` peaks at least half of that from both ends (T waves lie closer);
+    again while one is found (up to ten times), as an interval may have missed several. Not the
+    hour's median interval where it is shorter: in ten minutes of bradycardia every interval
+    would be searched, and noise taken for beats."""
     for _ in range(10):
         if beats.size < 3 or weaker.size == 0:
             break
         rr = np.diff(beats)
-        typical = np.minimum(_median_of_nine(rr.astype(float)), np.median(rr))
+        typical = _median_of_nine(rr.astype(float))
         found = []
         for i in np.flatnonzero(rr > SEARCH_BACK_GAP * typical):
             margin = typical[i] / 2
