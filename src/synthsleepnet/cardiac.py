@@ -14,8 +14,8 @@ Definitions
   heart's QRS complexes fill so much). Then a search back, as Pan and Tompkins's: in an interval
   over :data:`SEARCH_BACK_GAP` times the median of the nine around it, the strongest weaker
   peak, down to :data:`SEARCH_BACK_LEVEL` of its block's level and at least half that median
-  from both ends (a T wave lies closer), is a beat too: a normal beat beside far larger ectopic ones, or in a block whose level an artefact
-  set, stays below 30 % of it.
+  from both ends (a T wave lies closer), is a beat too: a normal beat beside far larger
+  ectopic ones, or in a block whose level an artefact set, stays below 30 % of it.
 - Heart rate: 60 / RR for each interval between consecutive beats that a heart can produce
   (:data:`RR_RANGE_S`, 30–200 bpm) and that differs by at most :data:`RR_MAX_DEVIATION` from
   the median of the nine intervals around it (a missed beat doubles an interval, an artefact
