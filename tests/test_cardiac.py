@@ -19,6 +19,7 @@ from synthsleepnet.cardiac import (
     hrv_measures,
     hrv_segments,
     normal_intervals,
+    segment_hrv,
 )
 from synthsleepnet.io.channels import load_channel_table
 from synthsleepnet.io.recording import Recording, Signal
@@ -41,12 +42,13 @@ def _ecg(beats_s: np.ndarray, seconds: float, sfreq: float, *, t_wave: float = 0
 
 
 def _beats(seconds: float, seed: int = 0) -> np.ndarray:
-    """Beat times whose rate wanders between about 48 and 92 bpm."""
+    """A sinus rhythm whose rate wanders between about 45 and 95 bpm, with a respiratory sinus
+    arrhythmia (± 3 bpm, 15 breaths a minute) and a little beat-to-beat noise."""
     rng = np.random.default_rng(seed)
     times, t = [], 0.5
     while t < seconds - 1:
         times.append(t)
-        t += 60 / (70 + 22 * np.sin(2 * np.pi * t / 600) + rng.normal(0, 1))
+        t += 60 / (70 + 22 * np.sin(2 * np.pi * t / 600) + 3 * np.sin(2 * np.pi * t / 4) + rng.normal(0, 0.3))
     return np.asarray(times)
 
 
@@ -136,15 +138,60 @@ def test_missed_and_extra_beats_do_not_become_heart_rate() -> None:
 @pytest.mark.parametrize("n_beats", [3, 5, 9, 10, 11, 2000])
 def test_a_normal_interval_is_within_30_percent_of_the_median_of_the_nine_around_it(n_beats: int) -> None:
     """The median of the nine intervals centred on each, the first and last repeated at the
-    ends (SciPy's ``median_filter(size=9, mode="nearest")``, which the rule is defined by)."""
+    ends (SciPy's ``median_filter(size=9, mode="nearest")``, which the rule is defined by); and
+    not beside an ectopic beat (tested below)."""
     from scipy.ndimage import median_filter
+
+    from synthsleepnet.cardiac import _beside_ectopic_beats
 
     rr = np.random.default_rng(n_beats).uniform(0.25, 2.2, n_beats - 1)
     typical = median_filter(rr, size=9, mode="nearest")
     expected = (rr >= 0.3) & (rr <= 2.0) & (np.abs(rr - typical) <= 0.3 * typical)
     found_rr, normal = normal_intervals(np.r_[0.0, np.cumsum(rr)])
-    assert np.allclose(found_rr, rr) and (normal == expected).all()
+    assert np.allclose(found_rr, rr) and (normal == expected & ~_beside_ectopic_beats(rr, typical)).all()
     assert n_beats < 100 or 0.3 < expected.mean() < 0.9  # the long night has both kinds
+
+
+def _with_early_beats(truth: np.ndarray, every: int, seed: int, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``truth`` with every ``every``-th beat 8–28 % early (passing the median rule), and where
+    they are: a ventricular beat leaves the sinus rhythm as it was (a compensatory pause follows),
+    an atrial one (``reset``) resets it, so the beats after it come as much earlier."""
+    beats = truth.copy()
+    early = np.arange(every, truth.size - 2, every)
+    for k, share in zip(early, np.random.default_rng(seed).uniform(0.08, 0.28, early.size), strict=True):
+        shift = share * (beats[k] - beats[k - 1])
+        beats[k:] -= shift if reset else 0.0
+        beats[k] -= 0.0 if reset else shift
+    return beats, early
+
+
+def test_premature_beats_and_their_pauses_are_no_normal_intervals() -> None:
+    """Ventricular premature beats 8–28 % early with their compensatory pauses (2.5 % of the
+    beats): the two intervals around each pass the median rule, but over 90 % of them are not
+    normal now, while 98 % of the sinus rhythm's own intervals are; RMSSD is within 4 % of the
+    rhythm's (by the median rule alone it read 65 % high)."""
+    truth = _beats(3600, seed=3)
+    beats, early = _with_early_beats(truth, 40, seed=3, reset=False)
+    rr, normal = normal_intervals(beats)
+    beside = np.zeros(rr.size, dtype=bool)
+    beside[np.r_[early - 1, early]] = True
+    assert normal[beside].mean() < 0.1 and normal[~beside].mean() > 0.98
+    true_rr, true_normal = normal_intervals(truth)
+    assert true_normal.all()  # a sinus rhythm loses none
+    rmssd, true_rmssd = segment_hrv(rr, normal, 3600)[1], segment_hrv(true_rr, true_normal, 3600)[1]
+    assert rmssd == pytest.approx(true_rmssd, rel=0.04)
+
+
+def test_an_early_beat_that_resets_the_rhythm_is_no_normal_interval() -> None:
+    """Atrial premature beats 8–28 % early that reset the rhythm (no pause after them; 2.5 % of
+    the beats): the short interval before most of them (over 70 %) is not normal, and RMSSD is
+    within 8 % of the rhythm's (by the median rule alone it read 30 % high)."""
+    truth = _beats(3600, seed=4)
+    beats, early = _with_early_beats(truth, 40, seed=4, reset=True)
+    rr, normal = normal_intervals(beats)
+    assert normal[early - 1].mean() < 0.3 and np.delete(normal, np.r_[early - 1, early]).mean() > 0.99
+    true_rr, true_normal = normal_intervals(truth)
+    assert segment_hrv(rr, normal, 3600)[1] == pytest.approx(segment_hrv(true_rr, true_normal, 3600)[1], rel=0.08)
 
 
 def test_an_electrode_off_leaves_the_heart_rate_unknown_not_zero() -> None:
@@ -190,7 +237,9 @@ def test_heart_rate_variability_is_measured_on_whole_segments_of_one_kind() -> N
     # 5 minutes of wake out of bed, 5 of wake, 15 of NREM (N2, N3 with a missed beat and an extra
     # one, N1), 2.5 more of N2, then 12.5 of R, with two minutes of no beats (an electrode off)
     stages = np.repeat([0, 0, 2, 3, 1, 2, 4], [10, 10, 10, 10, 10, 5, 25])
-    pairs = {0: (0.8, 0.86), 2: (1.0, 1.1), 3: (1.0, 1.04), 1: (1.0, 1.02), 4: (0.9, 0.95)}  # alternating intervals
+    # alternating intervals, their steps under 20 ms (larger ones alternating beat by beat would
+    # be bigeminy: every other beat ectopic)
+    pairs = {0: (0.8, 0.815), 2: (1.0, 1.018), 3: (1.0, 1.01), 1: (1.0, 1.005), 4: (0.9, 0.912)}
     beats, t = [], 0.3
     while t < 30 * stages.size:
         beats.append(t)
@@ -202,10 +251,10 @@ def test_heart_rate_variability_is_measured_on_whole_segments_of_one_kind() -> N
     beats_s = beats_s[(beats_s < 2100) | (beats_s > 2220)]  # 120 s without beats
     m = hrv_measures(beats_s, stages, in_bed=slice(10, 80))
     assert [m[f"HRV_segments_{kind}"] for kind in ("W", "NREM", "R")] == [1.0, 3.0, 1.0]
-    # successive differences 60, then 100, 40 (the pairs with a wrong interval left out) and 20, and 50 ms
-    assert (m["HRV_RMSSD_W"], m["HRV_RMSSD_NREM"], m["HRV_RMSSD_R"]) == pytest.approx((60.0, 160 / 3, 50.0))
+    # successive differences 15, then 18, 10 (the pairs with a wrong interval left out) and 5, and 12 ms
+    assert (m["HRV_RMSSD_W"], m["HRV_RMSSD_NREM"], m["HRV_RMSSD_R"]) == pytest.approx((15.0, 11.0, 12.0))
     # alternating intervals: half their difference, times √(n / (n − 1))
-    assert (m["HRV_SDNN_W"], m["HRV_SDNN_NREM"], m["HRV_SDNN_R"]) == pytest.approx((30.0, 80 / 3, 25.0), abs=0.2)
+    assert (m["HRV_SDNN_W"], m["HRV_SDNN_NREM"], m["HRV_SDNN_R"]) == pytest.approx((7.5, 5.5, 6.0), abs=0.05)
     # each stretch of one kind is cut from its start (R from 27.5 min); the rest under 5 minutes is left
     table = hrv_segments(beats_s, stages, in_bed=slice(10, 80))
     assert list(table["onset_s"]) == [300, 600, 900, 1200, 1650, 1950] and list(table["kind"]) == [
@@ -214,7 +263,7 @@ def test_heart_rate_variability_is_measured_on_whole_segments_of_one_kind() -> N
     assert table["RMSSD_ms"].isna().tolist() == [False] * 5 + [True]  # the electrode off: 60 % of its segment
     # the intervals between its beats, less the missed beat's long one and the extra beat's two halves
     assert table["intervals"].iloc[2] == np.count_nonzero((beats_s >= 900) & (beats_s < 1200)) - 1 - 3
-    assert table["HR_mean_bpm"].iloc[0] == pytest.approx(60 / 0.83, abs=0.05)
+    assert table["HR_mean_bpm"].iloc[0] == pytest.approx(60 / 0.8075, abs=0.05)
     none = hrv_measures(beats_s, np.full(80, 2), in_bed=slice(0, 9))
     assert none["HRV_segments_NREM"] == 0.0 and np.isnan(none["HRV_RMSSD_NREM"])  # no 5 minutes in bed
     beatless = hrv_segments(np.empty(0), stages)  # an ECG whose beats could not be told: segments, none measured
