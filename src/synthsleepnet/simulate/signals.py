@@ -7,6 +7,7 @@ generated per epoch in Python.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -203,21 +204,28 @@ def simulate_ecg(hyp: np.ndarray, profile: SubjectProfile, heart_rate_offset: np
 
     Heart rate falls with NREM depth, varies more in REM and wake, follows breathing (sinus
     arrhythmia) and adds ``heart_rate_offset`` (bpm, at 1 Hz: bradycardia during apneas, a surge
-    at their end).
+    at their end). Each beat follows the rate at its own time, interpolated between the seconds
+    (a rate held for whole seconds would change in steps, which a sinus node's does not: HRV
+    tools read such steps as ectopic beats). The ECG draws from a generator spawned from
+    ``rng``, so the signals drawn after it do not depend on how many beats it has.
     """
+    rng = rng.spawn(1)[0]
     n = int(round(hyp.size * epoch_s * sfreq))
     hr_epoch = profile.heart_rate_bpm + _by_stage(hyp, {W: 0, N1: -3, N2: -6, N3: -8, REM: -2})
     seconds = np.arange(int(hyp.size * epoch_s))
     hr = np.repeat(hr_epoch, int(epoch_s))[:seconds.size]
     variability = hrv_gain * _by_stage(hyp, {W: 3, N1: 2, N2: 1.5, N3: 1, REM: 3.5})
     hr = hr + np.repeat(variability, int(epoch_s))[:seconds.size] * colored_noise(seconds.size, 1.0, 2.0, rng, 0.005)
-    hr = hr + 3 * np.sin(2 * np.pi * breathing_hz * seconds) + heart_rate_offset[:seconds.size]
-    hr = np.clip(hr, 40, 130)
+    hr = hr + heart_rate_offset[:seconds.size]
+    per_second = np.r_[hr, hr[-1]].tolist()  # the last second repeated: every beat has a next one
     beat_times = []
     t = rng.uniform(0, 1)
     while t < seconds.size:
         beat_times.append(t)
-        t += 60 / hr[min(int(t), hr.size - 1)]
+        second = int(t)
+        rate = per_second[second] + (t - second) * (per_second[second + 1] - per_second[second])
+        rate += 3 * math.sin(2 * math.pi * breathing_hz * t)
+        t += 60 / min(max(rate, 40.0), 130.0)
     ecg = np.zeros(n)
     template = _beat(sfreq)
     offset = int(0.25 * sfreq)
