@@ -14,7 +14,7 @@ correction (``correct_artifacts=True``, Kubios), and ``hrv_time``; then each RMS
 ``hrv_stage`` (its beats from SleepECG, on its own 5-minute periods of one stage) beside ours
 and the truth's on the same periods. Prints sensitivity, positive predictive value, the epochs'
 heart-rate error, the segments' RMSSD and SDNN errors, and seconds per 8 hours of ECG, side by
-side in one run. No real ECG is in ``../shared/data``: on real nights
+side in one run; and the simulated rhythms' own RMSSD and SDNN by kind of epoch. No real ECG is in ``../shared/data``: on real nights
 the numbers will be lower for both.
 
     .venv-bench/bin/python benchmarks/heart_rate_crosscheck.py [--subjects 4] [--hours 2]
@@ -31,6 +31,7 @@ import numpy as np
 from synthsleepnet.cardiac import (
     HRV_SEGMENT_S,
     detect_r_peaks,
+    hrv_measures,
     hrv_segments,
     intervals_within,
     normal_intervals,
@@ -165,6 +166,7 @@ def main() -> None:
     totals: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in detectors}
     hrv: dict[tuple[float, str], dict[str, list[tuple[float, float, float]]]] = {}
     yasa_rows: dict[tuple[float, str], list[tuple[float, float, float, float]]] = {}
+    rhythms: list[dict[str, float]] = []  # the true beats' variability, each subject's
     for sfreq in (125.0, 256.0, 512.0):
         rows: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {}
         for subject in range(args.subjects):
@@ -174,6 +176,8 @@ def main() -> None:
             n_seconds = int(hypnogram.size * 30)
             ecg, truth = simulate_ecg(hypnogram, profile, np.zeros(n_seconds), 0.25, sfreq, rng)
             on_samples = np.floor(truth * sfreq) / sfreq  # where the simulator put each R wave
+            if sfreq == 125.0:
+                rhythms.append(hrv_measures(truth, hypnogram))
             for condition, signal in _conditions(ecg, sfreq, rng).items():
                 found = {name: _detect(detector, signal, sfreq) for name, detector in detectors.items()}
                 for name, (beats, seconds) in found.items():
@@ -193,6 +197,10 @@ def main() -> None:
     print("mean over everything: " + "; ".join(
         f"{name}: sensitivity {m[0]:.4f}, PPV {m[1]:.4f}, epoch HR error {m[2]:.2f} bpm, {m[3]:.2f} s per 8 h"
         for name, m in ((name, np.mean(values, axis=0)) for name, values in totals.items())))
+    print("\nthe simulated rhythms (the true beats, by kind of epoch: lowest–highest subject mean, ms): " + "; ".join(
+        f"{measure} {kind} {np.nanmin([r[f'HRV_{measure}_{kind}'] for r in rhythms]):.0f}–"
+        f"{np.nanmax([r[f'HRV_{measure}_{kind}'] for r in rhythms]):.0f}" for measure in ("RMSSD", "SDNN")
+        for kind in ("W", "NREM", "R")))
     print("\nheart-rate variability, our 5-minute segments of one kind: mean absolute error (ms) against the true "
           "beats' (NeuroKit2's hrv_time), and the share of segments measured")
     scorers = ("ours", "NeuroKit2", "NK2 corrected")

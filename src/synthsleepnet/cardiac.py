@@ -343,10 +343,13 @@ def hrv_measures(r_peaks_s: np.ndarray, stages: np.ndarray, epoch_s: float = 30.
 
     Examples
     --------
-    >>> beats = np.cumsum(np.tile([1.0, 1.1], 300))  # 11 minutes of N2, intervals alternating by 100 ms
+    >>> beats = np.cumsum(np.tile([1.0, 1.0, 1.1, 1.1], 150))  # 10.5 minutes of N2, two by two
     >>> m = hrv_measures(beats, np.full(22, 2))
     >>> round(m["HRV_RMSSD_NREM"], 1), round(m["HRV_SDNN_NREM"], 1), m["HRV_segments_NREM"], m["HRV_segments_R"]
-    (100.0, 50.1, 2.0, 0.0)
+    (70.8, 50.1, 2.0, 0.0)
+
+    Intervals alternating beat by beat (1.0, 1.1, 1.0, ...) would be bigeminy: every other beat
+    ectopic, no normal interval and no variability.
     """
     segments = hrv_segments(r_peaks_s, stages, epoch_s, in_bed=in_bed)
     measured = segments[segments["SDNN_ms"].notna()]
