@@ -115,7 +115,7 @@ def _simulated(subjects: int, hours: float) -> None:
                   "atrial 1 %": (0.01, True), "atrial 5 %": (0.05, True)}
     choosers = _choosers()
     errors: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    shares: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    shares: dict[tuple[str, str], list[tuple[float, float, float]]] = {}  # left out, beside, sinus kept
     for subject in range(subjects):
         rng = np.random.default_rng(300 + subject)
         profile = SubjectProfile.random(rng, ahi=float(rng.uniform(2, 40)))
@@ -127,8 +127,8 @@ def _simulated(subjects: int, hours: float) -> None:
                 errors.setdefault((condition, name), []).extend(_segment_errors(beats, sinus, chooser))
                 if name != "NeuroKit2 Kubios":
                     _, normal = chooser(beats)
-                    left_out = float(np.mean(~normal[beside])) if beside.any() else float("nan")
-                    shares.setdefault((condition, name), []).append((left_out, float(np.mean(normal[~beside]))))
+                    shares.setdefault((condition, name), []).append(
+                        (float(np.sum(~normal[beside])), float(beside.sum()), float(np.mean(normal[~beside]))))
     print(f"simulated sinus rhythms ({subjects} subjects, {hours:g} h each) with premature beats 8–28 % early: "
           "mean absolute error (ms) of each 5-minute segment's SDNN and RMSSD against the sinus rhythm's;\n"
           "for the two that leave intervals out, the share of the intervals beside an ectopic beat left out and "
@@ -137,8 +137,12 @@ def _simulated(subjects: int, hours: float) -> None:
           f"{'sinus kept':>11}")
     for (condition, name), values in errors.items():
         sdnn, rmssd = np.nanmean(values, axis=0)
-        out, kept = np.nanmean(shares[condition, name], axis=0) if (condition, name) in shares else (np.nan, np.nan)
-        print(f"{condition:<16} {name:<19} {sdnn:>9.2f} {rmssd:>10.2f} {out:>12.3f} {kept:>11.4f}")
+        out, kept = "", ""
+        if (condition, name) in shares:
+            left_out, beside, sinus_kept = np.sum(shares[condition, name], axis=0)
+            out = f"{left_out / beside:.3f}" if beside else "–"
+            kept = f"{sinus_kept / len(shares[condition, name]):.4f}"
+        print(f"{condition:<16} {name:<19} {sdnn:>9.2f} {rmssd:>10.2f} {out:>12} {kept:>11}")
 
 
 def _record_208() -> None:
