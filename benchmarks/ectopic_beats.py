@@ -156,7 +156,8 @@ def _record_208() -> None:
     for name, chooser in _choosers().items():
         rr, normal = chooser(beats)
         sdnn, rmssd = cardiac.segment_hrv(rr, normal, 0.0)
-        print(f"  {name:<19} {sdnn:6.1f} / {rmssd:6.1f}   {normal.mean():.3f}")
+        print(f"  {name:<19} {sdnn:6.1f} / {rmssd:6.1f}   {normal.mean():.3f}   (longest interval counted "
+              f"{rr[normal].max():.2f} s)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         classes, _ = nk.signal_fixpeaks(np.round(beats * sfreq).astype(int), sampling_rate=int(sfreq),
