@@ -29,8 +29,8 @@ Definitions
   before and after it exceeds 1 in size and both neighbouring differences go the other way by
   more than :data:`ECTOPIC_C1` times its size plus :data:`ECTOPIC_C2` (an early beat and its
   compensatory pause: short, long, short; or a late beat); a premature beat less than 30 %
-  early passes the median rule, but not this. An interval whose difference exceeds 1 and that strays from the
-  median of the nine around it (a shortening counted double) by more than
+  early passes the median rule, but not this. An interval whose difference exceeds 1 and that
+  strays from the median of the nine around it (a shortening counted double) by more than
   :data:`ECTOPIC_OUTLIER` times its own scaled spread is abnormal too (an early beat whose
   rhythm resets, with no pause).
 - Measures: mean, lowest and highest heart rate in sleep (epochs scored N1, N2, N3 or R within
